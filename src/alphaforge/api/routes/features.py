@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Response
+
+from alphaforge.api.deps import CtxDep
+from alphaforge.marketdata.bars import Timeframe
+from alphaforge.plugins.features import feature_plugins
+from alphaforge.schemas.features import (
+    FeatureCreate,
+    FeatureDatasetRead,
+    FeatureGenerateRequest,
+    FeatureGenerateResponse,
+    FeaturePluginCatalog,
+    FeatureRead,
+    FeatureUpdate,
+)
+from alphaforge.services import features as service
+from alphaforge.services import generation
+
+router = APIRouter(prefix="/features", tags=["features"])
+
+
+# Declared before /{feature_id} so "plugins" is never read as an id.
+@router.get("/plugins/available", response_model=FeaturePluginCatalog)
+def available_plugins() -> FeaturePluginCatalog:
+    """Registered plugin keys, plus each plugin's metadata (parameter schema, outputs, warm-up)."""
+    return FeaturePluginCatalog(
+        plugins=feature_plugins.keys(), metadata={cls.key: cls.describe() for cls in feature_plugins}
+    )
+
+
+@router.post("", response_model=FeatureRead, status_code=201)
+def create_feature(body: FeatureCreate, ctx: CtxDep) -> FeatureRead:
+    return FeatureRead.model_validate(service.create_feature(ctx, body))
+
+
+@router.get("", response_model=list[FeatureRead])
+def list_features(ctx: CtxDep, skip: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> list[FeatureRead]:
+    return [FeatureRead.model_validate(f) for f in service.list_features(ctx, skip, limit)]
+
+
+@router.get("/{feature_id}", response_model=FeatureRead)
+def get_feature(feature_id: uuid.UUID, ctx: CtxDep) -> FeatureRead:
+    return FeatureRead.model_validate(service.get_feature(ctx, feature_id))
+
+
+@router.patch("/{feature_id}", response_model=FeatureRead)
+def update_feature(feature_id: uuid.UUID, body: FeatureUpdate, ctx: CtxDep) -> FeatureRead:
+    return FeatureRead.model_validate(service.update_feature(ctx, feature_id, body))
+
+
+@router.delete("/{feature_id}", status_code=204)
+def delete_feature(feature_id: uuid.UUID, ctx: CtxDep) -> Response:
+    """Deletes the definition, its dataset rows and their stored Parquet objects."""
+    service.delete_feature(ctx, feature_id)
+    return Response(status_code=204)
+
+
+@router.post("/{feature_id}/generate", response_model=FeatureGenerateResponse)
+def generate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
+    """Return the dataset for this definition, symbol and range; computed only on a miss."""
+    return _response(generation.generate_dataset(ctx, feature_id, body))
+
+
+@router.post("/{feature_id}/regenerate", response_model=FeatureGenerateResponse)
+def regenerate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
+    """Re-read the bars and recompute; a new dataset version only when the hash changed."""
+    return _response(generation.generate_dataset(ctx, feature_id, body, force=True))
+
+
+@router.get("/{feature_id}/versions", response_model=list[FeatureDatasetRead])
+def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: str, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
+    """Every dataset of this feature for a symbol and timeframe, oldest first."""
+    rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)
+    return [FeatureDatasetRead.model_validate(r) for r in rows]
+
+
+def _response(result: generation.GenerateResult) -> FeatureGenerateResponse:
+    return FeatureGenerateResponse(
+        dataset=FeatureDatasetRead.model_validate(result.dataset), preview=result.preview, cached=result.cached
+    )

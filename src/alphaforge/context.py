@@ -1,0 +1,54 @@
+"""The services a running alphaforge holds, built once from settings (by the API at start,
+by a worker process at its start)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alphaforge.marketdata.local_store import LocalBarStore
+from alphaforge.marketdata.provider import BarProvider
+from alphaforge.settings import Settings
+from alphaforge.storage.db import Database
+from alphaforge.storage.object_store import ObjectStore
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    objects: ObjectStore
+    #: Where features read bars from: the local store, or an external HTTP service.
+    bars: BarProvider
+    #: The embedded bar store that ingestion writes to.
+    bar_store: LocalBarStore
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Context:
+        db = Database(settings.resolved_database_url)
+        objects = ObjectStore(
+            settings.resolved_object_store_url,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=(
+                settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+            ),
+            region=settings.s3_region,
+        )
+        bar_store = LocalBarStore(objects, db)
+        bars: BarProvider = bar_store
+        if settings.market_data_url:
+            from alphaforge.marketdata.http_provider import HttpBarProvider
+
+            bars = HttpBarProvider(
+                settings.market_data_url,
+                api_key=settings.market_data_api_key.get_secret_value() if settings.market_data_api_key else None,
+                timeout_s=settings.market_data_timeout_s,
+            )
+        return cls(settings=settings, db=db, objects=objects, bars=bars, bar_store=bar_store)
+
+    @property
+    def bars_are_local(self) -> bool:
+        return self.bars is self.bar_store
+
+    def close(self) -> None:
+        self.db.dispose()

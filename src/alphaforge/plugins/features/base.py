@@ -1,0 +1,118 @@
+"""The feature-plugin contract.
+
+A plugin turns bars into one or more float64 columns, index-aligned with the bars. It is
+causal: the value at bar t may only use bars up to t. It declares its parameters (a
+pydantic model, so the API can validate them and a UI can build a form), its output
+columns, its warm-up and the libraries whose versions go into every dataset's hash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+
+from alphaforge.marketdata.bars import BAR_COLUMNS
+from alphaforge.plugins.base import PluginParams, Registry, library_version, validate_params
+
+FeatureCategory = Literal["technical", "statistical", "automated", "news", "fundamental", "macro"]
+FEATURE_CATEGORIES: tuple[str, ...] = FeatureCategory.__args__  # type: ignore[attr-defined]
+
+PriceColumn = Literal["open", "high", "low", "close", "volume"]
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bars as contiguous numpy arrays: what plugins compute on."""
+
+    timestamps: np.ndarray  # int64 nanoseconds, UTC
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Bars:
+        arrays = {c: np.ascontiguousarray(frame[c].to_numpy(dtype="float64")) for c in BAR_COLUMNS}
+        return cls(timestamps=pd.DatetimeIndex(frame.index).asi8, **arrays)
+
+    def column(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+
+@dataclass(frozen=True)
+class FeatureInputs:
+    """Everything a plugin may read. Bars today; other data sources join here."""
+
+    bars: Bars
+
+
+class FeaturePlugin(ABC):
+    key: ClassVar[str]
+    category: ClassVar[FeatureCategory]
+    description: ClassVar[str]
+    #: Bump when a change to the code changes values: it is part of every version hash.
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[PluginParams]] = PluginParams
+    #: Distributions whose versions change the values (part of the version hash).
+    libraries: ClassVar[tuple[str, ...]] = ("numpy",)
+
+    def __init__(self, params: PluginParams) -> None:
+        self.params = params
+
+    @classmethod
+    def from_parameters(cls, raw: dict[str, Any] | None) -> Self:
+        return cls(validate_params(cls.Params, raw, cls.key))
+
+    @property
+    @abstractmethod
+    def output_columns(self) -> list[str]:
+        """Names of the columns ``compute`` returns, in order."""
+
+    @property
+    @abstractmethod
+    def lookback(self) -> int:
+        """Bars before the first one that can hold a value (the first ``lookback`` are NaN)."""
+
+    #: True when a value depends on every earlier bar (exponential smoothing, cumulative
+    #: sums): the engine then warms up over the whole stored history, so a value at t is
+    #: the same whatever range is requested.
+    recursive: ClassVar[bool] = False
+
+    @abstractmethod
+    def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
+        """Column name -> float64 array as long as the bars. Causal."""
+
+    def resolved_parameters(self) -> dict[str, Any]:
+        """Parameters with defaults filled in, JSON-ready."""
+        return self.params.model_dump(mode="json")
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        return {dist: library_version(dist) for dist in cls.libraries}
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Discovery metadata: enough for a UI to build a form."""
+        default = cls.from_parameters({})
+        return {
+            "key": cls.key,
+            "category": cls.category,
+            "description": cls.description,
+            "version": cls.version,
+            "parameters": cls.Params.model_json_schema(),
+            "output_columns": default.output_columns,
+            "lookback": default.lookback,
+            "recursive": cls.recursive,
+            "libraries": cls.library_versions(),
+        }
+
+
+feature_plugins: Registry[FeaturePlugin] = Registry("feature")

@@ -1,0 +1,201 @@
+"""Feature generation: bars -> version hash -> (cache hit | compute, store, record).
+
+The version hash is computed from the definition and the source bars *before* the plugin
+runs; a hit returns the stored dataset without computing anything. The Parquet object is
+written before its row is committed, and the row's identity is unique, so concurrent
+identical requests end with one row and one object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from alphaforge.context import Context
+from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.marketdata.bars import fingerprint, frame_to_records, normalize_symbol, to_utc
+from alphaforge.plugins.features import Bars, FeatureInputs, FeaturePlugin
+from alphaforge.schemas.features import FeatureGenerateRequest
+from alphaforge.services.features import NOT_FOUND, resolve_plugin
+from alphaforge.services.hashing import content_hash, utc_iso
+from alphaforge.storage.object_store import ObjectNotFound
+from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
+from alphaforge.storage.tables import Feature, FeatureDataset
+
+PREVIEW_ROWS = 10
+HASH_SCHEMA = "alphaforge.feature-dataset/1"
+#: Warm-up asked of the provider for recursive plugins: the whole stored history.
+FULL_HISTORY = 10**9
+
+
+@dataclass
+class GenerateResult:
+    dataset: FeatureDataset
+    preview: list[dict[str, Any]]
+    cached: bool
+
+
+@dataclass(frozen=True)
+class _Definition:
+    """A snapshot of the feature row, so no session stays open while computing."""
+
+    id: uuid.UUID
+    plugin: FeaturePlugin
+    storage_prefix: str
+
+
+def generate_dataset(
+    ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest, *, force: bool = False
+) -> GenerateResult:
+    """``force`` (regenerate) recomputes and rewrites the object even on a hit; a new row
+    is still only created when the hash changed."""
+    definition = _load_definition(ctx, feature_id)
+    plugin = definition.plugin
+    symbol = normalize_symbol(request.symbol)
+    start, end = to_utc(request.start_date), to_utc(request.end_date)
+    if end <= start:
+        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
+
+    warmup = FULL_HISTORY if plugin.recursive else plugin.lookback
+    bars = ctx.bars.get_bars(symbol, request.timeframe, start, end, warmup=warmup)
+    in_range = int((bars.index >= pd.Timestamp(start)).sum())
+    if in_range == 0:
+        raise InvalidInput(
+            f"no {request.timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
+            "check the symbol and range with GET /api/v1/market-data/symbols"
+        )
+
+    lineage = {
+        "schema": HASH_SCHEMA,
+        "plugin_key": plugin.key,
+        "plugin_version": plugin.version,
+        "parameters": plugin.resolved_parameters(),
+        "libraries": plugin.library_versions(),
+        "symbol": symbol,
+        "timeframe": request.timeframe.value,
+        "start": utc_iso(start),
+        "end": utc_iso(end),
+        "warmup_bars": len(bars) - in_range,
+        "source_fingerprint": fingerprint(bars),
+    }
+    version_hash = content_hash(lineage)
+
+    existing = _find(ctx, definition.id, version_hash)
+    if existing is not None and not force:
+        try:
+            return GenerateResult(existing, read_preview(ctx, existing.storage_uri), cached=True)
+        except ObjectNotFound:
+            pass  # the object was lost: recompute and store it again below
+
+    frame = compute_frame(plugin, bars, in_range)
+    key = f"{definition.storage_prefix}/{symbol}/{request.timeframe.value}/{version_hash}.parquet"
+    uri = ctx.objects.put(key, to_parquet_bytes(frame))
+    row = existing or _insert_or_get(
+        ctx,
+        FeatureDataset(
+            feature_id=definition.id,
+            symbol=symbol,
+            timeframe=request.timeframe.value,
+            start_date=start,
+            end_date=end,
+            version_hash=version_hash,
+            storage_uri=uri,
+            row_count=len(frame),
+            columns=list(frame.columns),
+            source_fingerprint=lineage["source_fingerprint"],
+            lineage=lineage,
+        ),
+    )
+    _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
+    return GenerateResult(row, preview_records(frame), cached=False)
+
+
+def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
+    symbol = normalize_symbol(symbol)
+    with ctx.db.session() as session:
+        if session.get(Feature, feature_id) is None:
+            raise NotFound(NOT_FOUND)
+        query = (
+            select(FeatureDataset)
+            .where(
+                FeatureDataset.feature_id == feature_id,
+                FeatureDataset.symbol == symbol,
+                FeatureDataset.timeframe == timeframe,
+            )
+            .order_by(FeatureDataset.created_at, FeatureDataset.id)
+        )
+        return list(session.scalars(query))
+
+
+def compute_frame(plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int) -> pd.DataFrame:
+    """Run the plugin over warm-up + range bars; keep the last ``in_range`` rows."""
+    values = plugin.compute(FeatureInputs(bars=Bars.from_frame(bars)))
+    columns = plugin.output_columns
+    if list(values) != columns:
+        raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")
+    for name, array in values.items():
+        if len(array) != len(bars):
+            raise RuntimeError(f"plugin {plugin.key} column {name} has {len(array)} rows for {len(bars)} bars")
+    frame = pd.DataFrame({c: np.asarray(values[c], dtype="float64") for c in columns}, index=bars.index)
+    return frame.iloc[len(frame) - in_range:]
+
+
+def read_frame(ctx: Context, uri: str) -> pd.DataFrame:
+    return from_parquet_bytes(ctx.objects.get(ctx.objects.key_of(uri)))
+
+
+def read_preview(ctx: Context, uri: str) -> list[dict[str, Any]]:
+    return preview_records(read_frame(ctx, uri))
+
+
+def preview_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame_to_records(frame.head(PREVIEW_ROWS))
+
+
+def _load_definition(ctx: Context, feature_id: uuid.UUID) -> _Definition:
+    with ctx.db.session() as session:
+        feature = session.get(Feature, feature_id)
+        if feature is None:
+            raise NotFound(NOT_FOUND)
+        plugin = resolve_plugin(feature.plugin_key, feature.type, feature.parameters)
+        prefix = ctx.objects.key_of(feature.storage_uri) if feature.storage_uri else f"features/{feature.id}"
+        return _Definition(id=feature.id, plugin=plugin, storage_prefix=prefix)
+
+
+def _find(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> FeatureDataset | None:
+    with ctx.db.session() as session:
+        return session.scalars(
+            select(FeatureDataset).where(
+                FeatureDataset.feature_id == feature_id, FeatureDataset.version_hash == version_hash
+            )
+        ).one_or_none()
+
+
+def _insert_or_get(ctx: Context, row: FeatureDataset) -> FeatureDataset:
+    try:
+        with ctx.db.session() as session:
+            session.add(row)
+        return row
+    except IntegrityError:
+        # A concurrent identical request committed first: same hash, same object key.
+        found = _find(ctx, row.feature_id, row.version_hash)
+        if found is None:  # the feature itself was deleted meanwhile
+            raise NotFound(NOT_FOUND) from None
+        return found
+
+
+def _set_storage_uri_once(ctx: Context, feature_id: uuid.UUID, prefix_uri: str) -> None:
+    """Record where the definition's datasets live; a system write, so no version bump."""
+    with ctx.db.session() as session:
+        session.execute(
+            update(Feature)
+            .where(Feature.id == feature_id, Feature.storage_uri.is_(None))
+            .values(storage_uri=prefix_uri)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,56 @@
+"""The one settings module: every knob is an ``ALPHAFORGE_*`` environment variable.
+
+With nothing set, alphaforge runs embedded: a SQLite file and a local object-store folder
+under ``data_dir``. Production points ``database_url`` at PostgreSQL and
+``object_store_url`` at ``s3://bucket/prefix`` (with an endpoint for MinIO).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALPHAFORGE_", env_file=".env", extra="ignore")
+
+    app_name: str = "alphaforge"
+    env: str = "local"
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    object_store_url: str | None = None
+
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+
+    # External market-data service; when unset, bars come from the local bar store.
+    market_data_url: str | None = None
+    market_data_api_key: SecretStr | None = None
+    market_data_timeout_s: float = 10.0
+
+    load_sample_data: bool = True
+    migrate_on_start: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # tsfresh windows per extraction chunk: bounds memory, never changes values.
+    tsfresh_chunk_windows: int = 500
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'alphaforge.db').resolve()}"
+
+    @cached_property
+    def resolved_object_store_url(self) -> str:
+        if self.object_store_url:
+            return self.object_store_url.rstrip("/")
+        return (self.data_dir / "objects").resolve().as_uri()

@@ -1,0 +1,82 @@
+"""Tables. The schema carries its rules: identities are unique, foreign keys say what a
+delete does, timestamps are UTC-aware."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from alphaforge.storage.db import Base, utcnow
+
+
+class Feature(Base):
+    """A feature definition: which plugin, with which parameters."""
+
+    __tablename__ = "features"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(32))
+    plugin_key: Mapped[str] = mapped_column(String(100))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    description: Mapped[str | None] = mapped_column(Text)
+    # Optimistic lock: user edits bump it; every UPDATE is a compare-and-swap on it.
+    version: Mapped[int] = mapped_column(default=1)
+    storage_uri: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    datasets: Mapped[list[FeatureDataset]] = relationship(
+        back_populates="feature", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class FeatureDataset(Base):
+    """One computed, stored instance of a feature definition, addressed by its version hash."""
+
+    __tablename__ = "feature_datasets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Deleting a feature deletes its datasets (the service removes their objects too).
+    feature_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(20))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    start_date: Mapped[datetime]
+    end_date: Mapped[datetime]
+    version_hash: Mapped[str] = mapped_column(String(64))
+    storage_uri: Mapped[str] = mapped_column(String(1000))
+    row_count: Mapped[int]
+    columns: Mapped[list[str]] = mapped_column(default=list)
+    source_fingerprint: Mapped[str] = mapped_column(String(64))
+    # The canonical document the version hash was computed from (plugin, resolved
+    # parameters, library versions, range, fingerprint): lineage in one place.
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    feature: Mapped[Feature] = relationship(back_populates="datasets")
+
+    __table_args__ = (
+        UniqueConstraint("feature_id", "version_hash", name="uq_feature_datasets_identity"),
+        Index("ix_feature_datasets_lookup", "feature_id", "symbol", "timeframe", "created_at"),
+    )
+
+
+class BarSeries(Base):
+    """Catalog of the bars held in the local bar store, one row per (symbol, timeframe)."""
+
+    __tablename__ = "bar_series"
+
+    symbol: Mapped[str] = mapped_column(String(20), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    first_bar: Mapped[datetime]
+    last_bar: Mapped[datetime]
+    n_bars: Mapped[int]
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    storage_uri: Mapped[str] = mapped_column(String(1000))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
