@@ -40,9 +40,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    # tsfresh windows per extraction chunk: bounds memory, never changes values.
-    tsfresh_chunk_windows: int = 500
-
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
