@@ -187,7 +187,7 @@ def aggregate_weekly(daily: pd.DataFrame) -> pd.DataFrame:
     if daily.empty:
         return empty_frame()
     index = pd.DatetimeIndex(daily.index)
-    week = (index.normalize() - pd.to_timedelta(index.dayofweek, unit="D")).asi8
+    week = (index.normalize() - pd.to_timedelta(index.day_of_week, unit="D")).asi8
     grouped = daily.groupby(week, sort=True)
     out = pd.DataFrame(
         {

@@ -46,7 +46,8 @@ class ObjectStore:
                 "secret": secret_access_key,
                 "use_listings_cache": False,
                 "skip_instance_cache": True,
-                "client_kwargs": {"region_name": region or "us-east-1"},
+                # us-east-1 is S3's default region and must not be named when creating a bucket.
+                "client_kwargs": {"region_name": region} if region and region != "us-east-1" else {},
                 "config_kwargs": {"retries": {"max_attempts": 2}, "connect_timeout": 5, "read_timeout": 30},
             }
             if endpoint_url:

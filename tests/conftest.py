@@ -1,0 +1,169 @@
+"""Shared fixtures: the two backends every API test runs on.
+
+- embedded: SQLite file + local object-store folder (always runs);
+- production: a PostgreSQL database created for this run + an S3 server over HTTP on
+  127.0.0.1 (moto's server: no real S3/MinIO can run here). Skipped with a message when
+  PostgreSQL or moto is missing, mandatory when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from alphaforge.api.app import create_app
+from alphaforge.settings import Settings
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ALPHAFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+S3_CREDENTIALS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
+
+
+def require(service: str, reason: str, how: str) -> None:
+    """Skip a leg whose service is missing, or fail it when CI=true makes it mandatory."""
+    message = f"{service} not available ({reason}); {how}"
+    if CI:
+        pytest.fail(f"CI=true makes this leg mandatory: {message}")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+class PostgresServer:
+    """Creates databases of our own for this test run and drops them at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+        self.created: list[str] = []
+
+    def new_database(self) -> str:
+        name = f"alphaforge_test_{uuid.uuid4().hex[:12]}"
+        with self.engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.engine.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer(POSTGRES_ADMIN_URL)
+        with server.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        require(
+            "PostgreSQL",
+            str(exc).splitlines()[0],
+            "start PostgreSQL on 127.0.0.1:5432 or set ALPHAFORGE_TEST_POSTGRES_URL",
+        )
+    yield server
+    server.drop_all()
+
+
+# -- S3 (moto's server over HTTP) ------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        require("moto S3 server", str(exc), "install the test extras: pip install -e '.[dev]'")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+# -- settings per backend -------------------------------------------------------------
+SettingsFactory = Callable[..., Settings]
+
+
+def _embedded_settings(tmp: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=tmp, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["embedded", "production"], scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SettingsFactory:
+    """A factory of fresh, isolated settings (own database, own bucket) for the backend."""
+
+    def factory(**overrides: object) -> Settings:
+        tmp = tmp_path_factory.mktemp(backend)
+        if backend == "embedded":
+            return _embedded_settings(tmp, **overrides)
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        values: dict[str, object] = {
+            "data_dir": tmp,
+            "database_url": pg.new_database(),
+            "object_store_url": f"s3://alphaforge-{uuid.uuid4().hex[:12]}/objects",
+            "s3_endpoint_url": endpoint,
+            **S3_CREDENTIALS,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return factory
+
+
+@pytest.fixture(scope="module")
+def client(make_settings: SettingsFactory) -> Iterator[TestClient]:
+    """One app per test module and backend; tests must not assume they are alone in it."""
+    with TestClient(create_app(make_settings())) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def fresh_client(make_settings: SettingsFactory) -> Iterator[TestClient]:
+    """An app with its own empty database and store, for tests that change shared data."""
+    with TestClient(create_app(make_settings())) as test_client:
+        yield test_client
+
+
+# -- API helpers ------------------------------------------------------------------------
+CreateFeature = Callable[..., dict]
+
+
+@pytest.fixture
+def create_feature() -> CreateFeature:
+    """POST a feature definition and return its JSON (asserting the 201)."""
+
+    def create(client: TestClient, plugin_key: str, parameters: dict | None = None, **fields: object) -> dict:
+        body = {
+            "name": fields.pop("name", plugin_key),
+            "type": fields.pop("type", plugin_key.split(".")[0]),
+            "plugin_key": plugin_key,
+            "parameters": parameters or {},
+            **fields,
+        }
+        response = client.post("/api/v1/features", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return create
