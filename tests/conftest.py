@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,26 +20,12 @@ from sqlalchemy.engine import make_url
 
 from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
+from support import free_port, require
 
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
     "ALPHAFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 S3_CREDENTIALS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
-
-
-def require(service: str, reason: str, how: str) -> None:
-    """Skip a leg whose service is missing, or fail it when CI=true makes it mandatory."""
-    message = f"{service} not available ({reason}); {how}"
-    if CI:
-        pytest.fail(f"CI=true makes this leg mandatory: {message}")
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

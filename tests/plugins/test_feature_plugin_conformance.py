@@ -1,0 +1,113 @@
+"""The contract every registered feature plugin must honour (one test suite, all plugins).
+
+Causality is a property: for a random t and a random change to every bar after t, no
+value at or before t may change.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alphaforge.marketdata.bars import parse_upload
+from alphaforge.marketdata.sample import sample_bars
+from alphaforge.plugins.features import FEATURE_CATEGORIES, Bars, FeatureInputs, FeaturePlugin, feature_plugins
+
+PLUGINS = list(feature_plugins)
+N_BARS = 400
+
+
+@pytest.fixture(scope="module")
+def gspc() -> pd.DataFrame:
+    frame, report = parse_upload(sample_bars("GSPC"))
+    assert report.ok
+    return frame.iloc[1500:1500 + N_BARS]
+
+
+def _compute(cls: type[FeaturePlugin], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return cls.from_parameters({}).compute(FeatureInputs(Bars.from_frame(frame)))
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+def test_metadata_is_complete_and_serializable(cls: type[FeaturePlugin]) -> None:
+    meta = json.loads(json.dumps(cls.describe()))
+    assert meta["key"] == cls.key and cls.key.startswith(f"{cls.category}.")
+    assert meta["category"] in FEATURE_CATEGORIES
+    assert meta["description"] and isinstance(meta["version"], str)
+    assert meta["parameters"]["type"] == "object"
+    assert meta["parameters"].get("additionalProperties") is False  # unknown names are refused
+    for name, spec in meta["parameters"].get("properties", {}).items():
+        assert "default" in spec, f"{cls.key}.{name} has no default"
+    assert meta["output_columns"] and len(set(meta["output_columns"])) == len(meta["output_columns"])
+    assert isinstance(meta["lookback"], int) and meta["lookback"] >= 0
+    assert meta["libraries"] and all(v != "not-installed" for v in meta["libraries"].values())
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+def test_outputs_are_declared_float64_columns_as_long_as_the_bars(cls: type[FeaturePlugin], gspc: pd.DataFrame) -> None:
+    values = _compute(cls, gspc)
+    assert list(values) == cls.from_parameters({}).output_columns
+    for name, array in values.items():
+        assert isinstance(array, np.ndarray) and array.dtype == np.float64, name
+        assert array.shape == (N_BARS,), name
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+def test_same_bars_same_values(cls: type[FeaturePlugin], gspc: pd.DataFrame) -> None:
+    first, second = _compute(cls, gspc), _compute(cls, gspc.copy())
+    for name in first:
+        assert np.array_equal(first[name], second[name], equal_nan=True), name
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+def test_declared_lookback_is_exactly_the_warm_up(cls: type[FeaturePlugin], gspc: pd.DataFrame) -> None:
+    plugin = cls.from_parameters({})
+    values = plugin.compute(FeatureInputs(Bars.from_frame(gspc)))
+    matrix = np.column_stack(list(values.values()))
+    lookback = plugin.lookback
+    assert not np.isnan(matrix[lookback]).any(), "row `lookback` must hold every value"
+    if lookback > 0:
+        assert np.isnan(matrix[lookback - 1]).any(), "lookback is larger than needed"
+
+
+PERTURBATIONS = st.sampled_from(["scale", "noise", "reverse", "spike"])
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(t=st.integers(min_value=0, max_value=N_BARS - 2), how=PERTURBATIONS, seed=st.integers(0, 2**32 - 1))
+def test_values_up_to_t_ignore_every_bar_after_t(
+    cls: type[FeaturePlugin], gspc: pd.DataFrame, t: int, how: str, seed: int
+) -> None:
+    changed = _perturb_after(gspc, t, how, np.random.default_rng(seed))
+    before, after = _compute(cls, gspc), _compute(cls, changed)
+    for name in before:
+        assert np.array_equal(before[name][: t + 1], after[name][: t + 1], equal_nan=True), (
+            f"{cls.key}.{name} changed at or before t={t} when only later bars changed ({how})"
+        )
+
+
+def _perturb_after(frame: pd.DataFrame, t: int, how: str, rng: np.random.Generator) -> pd.DataFrame:
+    """A valid OHLCV frame equal to ``frame`` up to row t and different after it."""
+    out = frame.copy()
+    tail = out.iloc[t + 1:].copy()
+    n = len(tail)
+    if how == "scale":
+        factor = rng.uniform(0.5, 2.0)
+        tail[["open", "high", "low", "close"]] *= factor
+        tail["volume"] *= rng.uniform(0.1, 10.0)
+    elif how == "noise":
+        tail[["open", "high", "low", "close"]] *= np.exp(rng.normal(0, 0.05, size=(n, 1)))
+        tail["volume"] = rng.uniform(1e8, 5e9, size=n)
+    elif how == "reverse":
+        tail = pd.DataFrame(tail.to_numpy()[::-1], index=tail.index, columns=tail.columns)
+    else:  # one huge bar right after t
+        tail.iloc[0, :4] = tail.iloc[0, :4] * 3.0
+        tail.iloc[0, 4] = tail.iloc[0, 4] * 50
+    out.iloc[t + 1:] = tail.to_numpy()
+    return out

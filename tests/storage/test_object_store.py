@@ -1,0 +1,75 @@
+"""The object store on both protocols: the local folder and S3 over HTTP (moto)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from alphaforge.errors import DependencyUnavailable
+from alphaforge.storage.object_store import ObjectNotFound, ObjectStore
+from support import free_port
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    if request.param == "file":
+        objects = ObjectStore((tmp_path / "objects").as_uri())
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        objects = ObjectStore(
+            f"s3://bucket-{uuid.uuid4().hex[:10]}/prefix",
+            endpoint_url=endpoint,
+            access_key_id="testing",
+            secret_access_key="testing",
+        )
+    objects.ensure_ready()
+    return objects
+
+
+def test_put_get_exists_list_delete(store: ObjectStore) -> None:
+    uri = store.put("a/b/one.bin", b"1")
+    store.put("a/two.bin", b"22")
+    assert uri == f"{store.url}/a/b/one.bin" and store.key_of(uri) == "a/b/one.bin"
+    assert store.get("a/b/one.bin") == b"1" and store.exists("a/two.bin")
+    assert store.list("a") == ["a/b/one.bin", "a/two.bin"]
+    store.put("a/two.bin", b"replaced")
+    assert store.get("a/two.bin") == b"replaced"
+    store.delete("a/two.bin")
+    store.delete("a/two.bin")  # deleting twice is fine
+    assert not store.exists("a/two.bin")
+    with pytest.raises(ObjectNotFound):
+        store.get("a/two.bin")
+    assert store.list("nothing-here") == []
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/../../b", "", "/", "a//b", "./a"])
+def test_keys_cannot_escape_the_store(store: ObjectStore, key: str) -> None:
+    with pytest.raises(ValueError):
+        store.put(key, b"x")
+
+
+def test_uris_outside_the_store_are_refused(store: ObjectStore) -> None:
+    with pytest.raises(ValueError):
+        store.key_of("s3://another-bucket/x")
+
+
+def test_local_put_leaves_no_partial_files(tmp_path: Path) -> None:
+    store = ObjectStore((tmp_path / "o").as_uri())
+    store.put("k/v.bin", b"x" * 1000)
+    assert sorted(p.name for p in (tmp_path / "o" / "k").iterdir()) == ["v.bin"]
+
+
+def test_unreachable_s3_is_a_503_naming_the_object_store() -> None:
+    store = ObjectStore(
+        "s3://bucket/prefix", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="x", secret_access_key="x"
+    )
+    with pytest.raises(DependencyUnavailable) as info:
+        store.put("k", b"x")
+    assert info.value.status_code == 503 and info.value.dependency == "object store"
+
+
+def test_only_file_and_s3_urls() -> None:
+    with pytest.raises(ValueError, match="file:// or s3://"):
+        ObjectStore("gs://bucket")
