@@ -37,7 +37,7 @@ def create_feature(body: FeatureCreate, ctx: CtxDep) -> FeatureRead:
 
 
 @router.get("", response_model=list[FeatureRead])
-def list_features(ctx: CtxDep, skip: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> list[FeatureRead]:
+def list_features(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = Query(100, ge=1, le=1000)) -> list[FeatureRead]:
     return [FeatureRead.model_validate(f) for f in service.list_features(ctx, skip, limit)]
 
 
