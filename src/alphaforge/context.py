@@ -51,4 +51,7 @@ class Context:
         return self.bars is self.bar_store
 
     def close(self) -> None:
+        close_bars = getattr(self.bars, "close", None)
+        if close_bars is not None and not self.bars_are_local:
+            close_bars()
         self.db.dispose()
