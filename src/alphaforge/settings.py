@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     market_data_api_key: SecretStr | None = None
     market_data_timeout_s: float = 10.0
 
+    # MLflow: unset -> a SQLite store (and artifact folder) in data_dir; production: an
+    # MLflow server (http://...) or a database URI.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "alphaforge"
+
     load_sample_data: bool = True
     migrate_on_start: bool = True
 
@@ -45,6 +50,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'alphaforge.db').resolve()}"
+
+    @cached_property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @cached_property
+    def mlflow_artifact_location(self) -> str | None:
+        """Where an experiment created by alphaforge keeps run artifacts (None: the server's default)."""
+        if self.mlflow_tracking_uri:
+            return None
+        return (self.data_dir / "mlartifacts").resolve().as_uri()
 
     @cached_property
     def resolved_object_store_url(self) -> str:
