@@ -1,0 +1,417 @@
+"""Ensembles of other model plugins: ``ensemble.mean`` and ``ensemble.stacking``.
+
+Members are ``{"plugin_key": ..., "parameters": {...}}`` entries. Each is validated
+against its own plugin's parameter model when the ensemble's parameters are validated
+(an unknown key, an ensemble as a member, or bad member parameters is an error located at
+``members.<index>``); member classes are looked up in the registry lazily, so the import
+order of plugin modules does not matter.
+
+- Member ``i`` is seeded with :func:`member_seed` ``(seed, i)`` (SHA-256 of both, 31 bits):
+  deterministic, different per member, independent of the other members.
+- ``history`` is passed through to every member. Members' ``extras`` (e.g. GARCH
+  volatility) are dropped: an ensemble forecasts the mean only.
+- The artifact is a zip: ``manifest.json`` (format, ensemble key, member keys, resolved
+  parameters, seeds, artifact file names and SHA-256, combiner weights) and each member's
+  own ``to_bytes()``. ``from_bytes`` checks the manifest against the parameters and every
+  member's SHA-256 before handing its bytes to that member's ``from_bytes``; a mismatch
+  raises :class:`ArtifactIntegrityError`.
+- ``libraries`` lists the ensemble's own dependencies only; a member's are reported by
+  :meth:`EnsemblePlugin.member_library_versions`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import zipfile
+from typing import Annotated, Any, ClassVar, Self
+
+import numpy as np
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from alphaforge.errors import InvalidInput
+from alphaforge.plugins.base import PluginParams, describe_validation_error, validate_params
+from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, model_plugins
+
+_MANIFEST = "manifest.json"
+_ARTIFACT_FORMAT = "alphaforge.ensemble/1"
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+class ArtifactIntegrityError(ValueError):
+    """An ensemble artifact does not match its manifest or its parameters."""
+
+
+def member_seed(seed: int, index: int) -> int:
+    """The seed of member ``index`` of an ensemble seeded with ``seed`` (0 … 2**31-1)."""
+    digest = hashlib.sha256(f"alphaforge.ensemble.member:{int(seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
+
+
+class MemberSpec(PluginParams):
+    plugin_key: str = Field(description="Key of a registered, non-ensemble model plugin", examples=["ml.ridge"])
+    parameters: dict[str, Any] = Field({}, description="That plugin's parameters (its defaults fill the rest)")
+
+    @model_validator(mode="after")
+    def _check_member(self) -> MemberSpec:
+        if self.plugin_key not in model_plugins:
+            raise ValueError(
+                f"unknown model plugin {self.plugin_key!r}; registered: {', '.join(model_plugins.keys())}"
+            )
+        cls = model_plugins.get(self.plugin_key)
+        if cls.family == "ensemble":
+            raise ValueError(f"{self.plugin_key!r} is an ensemble; ensembles cannot be members of an ensemble")
+        try:
+            cls.Params.model_validate(self.parameters)
+        except ValidationError as exc:
+            raise ValueError(
+                f"invalid parameters for member {self.plugin_key}: {describe_validation_error(exc, cls.Params)}"
+            ) from None
+        return self
+
+    def plugin(self) -> type[ModelPlugin]:
+        return model_plugins.get(self.plugin_key)
+
+    def validated(self) -> PluginParams:
+        cls = self.plugin()
+        return validate_params(cls.Params, self.parameters, cls.key)
+
+
+DEFAULT_MEMBERS: list[dict[str, Any]] = [
+    {"plugin_key": "ml.ridge", "parameters": {}},
+    {"plugin_key": "ml.lightgbm", "parameters": {"n_estimators": 100}},
+]
+
+_MEMBERS_FIELD = Field(
+    DEFAULT_MEMBERS,
+    min_length=2,
+    max_length=10,
+    validate_default=True,
+    description="Member models (2-10), each {plugin_key, parameters}; ensembles cannot be nested",
+)
+
+
+class EnsemblePlugin(ModelPlugin):
+    """What both ensembles share: members, their seeds, fitting, the zip artifact."""
+
+    family = "ensemble"
+    artifact_ext = "zip"
+
+    def __init__(self, params: PluginParams, seed: int = 0) -> None:
+        super().__init__(params, seed)
+        self.members: list[ModelPlugin] = []
+
+    # ---------------------------------------------------------------- members
+
+    @property
+    def member_specs(self) -> list[MemberSpec]:
+        return list(self.params.members)  # type: ignore[attr-defined]
+
+    def member_seeds(self) -> list[int]:
+        return [member_seed(self.seed, i) for i in range(len(self.member_specs))]
+
+    def _new_members(self) -> list[ModelPlugin]:
+        return [
+            spec.plugin()(spec.validated(), seed=s) for spec, s in zip(self.member_specs, self.member_seeds(), strict=True)
+        ]
+
+    def resolved_parameters(self) -> dict[str, Any]:
+        resolved = self.params.model_dump(mode="json")
+        resolved["members"] = [
+            {"plugin_key": spec.plugin_key, "parameters": spec.validated().model_dump(mode="json")}
+            for spec in self.member_specs
+        ]
+        return resolved
+
+    def member_library_versions(self) -> dict[str, dict[str, str]]:
+        return {spec.plugin_key: spec.plugin().library_versions() for spec in self.member_specs}
+
+    def lineage_libraries(self) -> dict[str, str]:
+        merged = dict(self.library_versions())
+        for versions in self.member_library_versions().values():
+            merged.update(versions)
+        return merged
+
+    def history_rows(self) -> int:
+        return max((m.plugin()(m.validated()).history_rows() for m in self.member_specs), default=0)
+
+    @staticmethod
+    def _check_xy(key: str, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if X.ndim != 2 or len(X) != len(y):
+            raise InvalidInput(f"{key}: X must be (n, k) with n = len(y); got {X.shape} and {y.shape}")
+        return X, y
+
+    def _member_predictions(self, members: list[ModelPlugin], X: np.ndarray, history: np.ndarray | None) -> np.ndarray:
+        """(n, n_members) point forecasts; members' extras are dropped."""
+        columns = []
+        for i, member in enumerate(members):
+            mean = np.asarray(member.predict(X, history=history).mean, dtype=np.float64).reshape(-1)
+            if len(mean) != len(X):
+                raise ValueError(f"{self.key}: member {i} ({member.key}) returned {len(mean)} forecasts for {len(X)} rows")
+            columns.append(mean)
+        return np.column_stack(columns) if columns else np.zeros((len(X), 0))
+
+    # ---------------------------------------------------------------- combiner (per subclass)
+
+    def _combiner_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_combiner(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- artifact
+
+    def to_bytes(self) -> bytes:
+        if not self.members:
+            raise InvalidInput(f"{self.key}: the model is not fitted")
+        entries = []
+        blobs: list[tuple[str, bytes]] = []
+        for i, (spec, member, seed) in enumerate(zip(self.member_specs, self.members, self.member_seeds(), strict=True)):
+            data = member.to_bytes()
+            name = f"member_{i}.{member.artifact_ext}"
+            blobs.append((name, data))
+            entries.append({
+                "index": i,
+                "plugin_key": spec.plugin_key,
+                "plugin_version": member.version,
+                "parameters": member.resolved_parameters(),
+                "seed": seed,
+                "artifact": name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+            })
+        manifest = {
+            "format": _ARTIFACT_FORMAT,
+            "ensemble": self.key,
+            "version": self.version,
+            "seed": self.seed,
+            "members": entries,
+            "combiner": self._combiner_state(),
+        }
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in [(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode()), *blobs]:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)  # fixed time: same model, same bytes
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, data)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, params: PluginParams, seed: int = 0) -> Self:
+        model = cls(params, seed)
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            manifest = json.loads(archive.read(_MANIFEST))
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            raise ArtifactIntegrityError(f"{cls.key}: not a readable ensemble artifact ({exc})") from exc
+        with archive:
+            if manifest.get("format") != _ARTIFACT_FORMAT or manifest.get("ensemble") != cls.key:
+                raise ArtifactIntegrityError(
+                    f"{cls.key}: artifact is {manifest.get('ensemble')!r} in format {manifest.get('format')!r}"
+                )
+            entries = manifest.get("members") or []
+            specs = model.member_specs
+            if len(entries) != len(specs):
+                raise ArtifactIntegrityError(f"{cls.key}: artifact has {len(entries)} members, parameters name {len(specs)}")
+            members = []
+            for i, (entry, spec) in enumerate(zip(entries, specs, strict=True)):
+                member_params = spec.validated()
+                if entry.get("plugin_key") != spec.plugin_key or entry.get("parameters") != member_params.model_dump(mode="json"):
+                    raise ArtifactIntegrityError(
+                        f"{cls.key}: member {i} of the artifact ({entry.get('plugin_key')}) does not match "
+                        f"the parameters ({spec.plugin_key} {member_params.model_dump(mode='json')})"
+                    )
+                try:
+                    blob = archive.read(entry["artifact"])
+                except KeyError as exc:
+                    raise ArtifactIntegrityError(f"{cls.key}: member {i} artifact {entry['artifact']!r} is missing") from exc
+                digest = hashlib.sha256(blob).hexdigest()
+                if digest != entry.get("sha256"):
+                    raise ArtifactIntegrityError(
+                        f"{cls.key}: member {i} ({spec.plugin_key}) artifact {entry['artifact']!r} fails its SHA-256 "
+                        f"check (manifest {entry.get('sha256')}, file {digest}); refusing to load it"
+                    )
+                members.append(spec.plugin().from_bytes(blob, member_params, member_seed(seed, i)))
+        model.members = members
+        model._load_combiner(manifest.get("combiner") or {})
+        return model
+
+
+# ==================================================================== mean
+
+
+class MeanParams(PluginParams):
+    members: list[MemberSpec] = _MEMBERS_FIELD
+    weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+        None, description="One non-negative weight per member (normalised to sum 1); default: equal weights"
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, weights: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if weights is None:
+            return None
+        members = info.data.get("members")  # absent when the members failed validation
+        if members is not None and len(weights) != len(members):
+            raise ValueError(f"weights has {len(weights)} entries for {len(members)} members: give one per member")
+        if not all(math.isfinite(w) for w in weights) or not math.fsum(weights) > 0:
+            raise ValueError("weights must be finite and not all zero")
+        return weights
+
+
+@model_plugins.register
+class MeanEnsemble(EnsemblePlugin):
+    key = "ensemble.mean"
+    short_name = "mean"
+    description = (
+        "Weighted average of the member models' forecasts (equal weights by default); "
+        "each member fitted on all training rows with its own derived seed."
+    )
+    version = "1"
+    Params = MeanParams
+    libraries = ("numpy",)
+    search_space: ClassVar[dict[str, ParamSpec]] = {}
+
+    params: MeanParams
+
+    @property
+    def weights(self) -> np.ndarray:
+        w = np.ones(len(self.member_specs)) if self.params.weights is None else np.asarray(self.params.weights, float)
+        return w / w.sum()
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        X, y = self._check_xy(self.key, X, y)
+        members = self._new_members()
+        for member in members:
+            member.fit(X, y)
+        self.members = members
+
+    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+        if not self.members:
+            raise InvalidInput(f"{self.key}: the model is not fitted")
+        return Prediction(mean=self._member_predictions(self.members, X, history) @ self.weights)
+
+    def _combiner_state(self) -> dict[str, Any]:
+        return {"weights": self.weights.tolist()}
+
+    def _load_combiner(self, state: dict[str, Any]) -> None:
+        if not np.allclose(state.get("weights", []), self.weights, rtol=0, atol=1e-12):
+            raise ArtifactIntegrityError(f"{self.key}: artifact weights {state.get('weights')} do not match the parameters")
+
+
+# ==================================================================== stacking
+
+
+class StackingParams(PluginParams):
+    members: list[MemberSpec] = _MEMBERS_FIELD
+    n_folds: int = Field(
+        3, ge=2, le=10,
+        description="Walk-forward folds inside the training rows that produce the out-of-fold forecasts",
+    )
+    purge: int = Field(
+        1, ge=0, le=10_000,
+        description="Rows dropped from the end of each fold's training rows (set it to the target horizon: "
+        "their labels reach into the out-of-fold block)",
+    )
+    fit_intercept: bool = Field(True, description="Fit an intercept beside the non-negative member weights")
+
+
+@model_plugins.register
+class StackingEnsemble(EnsemblePlugin):
+    key = "ensemble.stacking"
+    short_name = "stacking"
+    description = (
+        "Stacking: walk-forward out-of-fold forecasts of the members inside the training rows, "
+        "a non-negative least-squares meta-learner (optional intercept) on them, members refitted on all rows."
+    )
+    version = "1"
+    Params = StackingParams
+    libraries = ("numpy", "scipy")
+    search_space: ClassVar[dict[str, ParamSpec]] = {
+        "n_folds": ParamSpec(type="int", low=2, high=5),
+    }
+
+    params: StackingParams
+
+    def __init__(self, params: PluginParams, seed: int = 0) -> None:
+        super().__init__(params, seed)
+        self.meta_weights = np.zeros(0)
+        self.meta_intercept = 0.0
+        #: Row blocks ``(train_stop, oof_start, oof_stop)`` of the last fit: members fitted on
+        #: rows ``[0, train_stop)`` forecast rows ``[oof_start, oof_stop)``.
+        self.folds: list[tuple[int, int, int]] = []
+        self.oof_predictions = np.zeros((0, 0))
+
+    def check_target_horizon(self, horizon: int) -> None:
+        if self.params.purge < horizon:
+            raise InvalidInput(
+                f"{self.key}: parameters.purge={self.params.purge} is shorter than target_horizon={horizon}: "
+                "the members' out-of-fold training labels would reach into the blocks they forecast; "
+                f"set parameters.purge to at least {horizon}"
+            )
+
+    def fold_bounds(self, n: int) -> list[tuple[int, int, int]]:
+        """Expanding walk-forward blocks: rows split into ``n_folds + 1`` contiguous blocks;
+        fold ``j`` trains on the rows before block ``j`` minus the last ``purge`` and
+        forecasts block ``j`` (``j = 1 … n_folds``)."""
+        k, purge = self.params.n_folds, self.params.purge
+        edges = [(n * j) // (k + 1) for j in range(k + 2)]
+        if edges[1] - purge < 2 or any(edges[j + 1] <= edges[j] for j in range(k + 1)):
+            raise InvalidInput(
+                f"{self.key}: {n} training rows are too few for n_folds={k} with purge={purge}: the first fold "
+                f"would train on {edges[1] - purge} rows (needs >= 2). Use fewer folds, a smaller purge or more rows."
+            )
+        return [(edges[j] - purge, edges[j], edges[j + 1]) for j in range(1, k + 1)]
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from scipy.optimize import nnls
+
+        X, y = self._check_xy(self.key, X, y)
+        folds = self.fold_bounds(len(X))
+        oof_start = folds[0][1]
+        oof = np.zeros((len(X) - oof_start, len(self.member_specs)))
+        for train_stop, start, stop in folds:
+            members = self._new_members()
+            for member in members:
+                member.fit(X[:train_stop], y[:train_stop])
+            oof[start - oof_start : stop - oof_start] = self._member_predictions(members, X[start:stop], X[:start])
+        target = y[oof_start:]
+
+        if self.params.fit_intercept:
+            p_mean, y_mean = oof.mean(axis=0), float(target.mean())
+            A, b = oof - p_mean, target - y_mean
+        else:
+            p_mean, y_mean = np.zeros(oof.shape[1]), 0.0
+            A, b = oof, target
+        try:
+            weights, _ = nnls(A, b)
+        except RuntimeError:  # did not converge: fall back to the plain average
+            weights = np.full(oof.shape[1], 1.0 / oof.shape[1])
+        self.meta_weights = np.asarray(weights, dtype=np.float64)
+        self.meta_intercept = float(y_mean - p_mean @ self.meta_weights)
+        self.folds = folds
+        self.oof_predictions = oof
+
+        members = self._new_members()
+        for member in members:
+            member.fit(X, y)
+        self.members = members
+
+    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+        if not self.members:
+            raise InvalidInput(f"{self.key}: the model is not fitted")
+        return Prediction(mean=self.meta_intercept + self._member_predictions(self.members, X, history) @ self.meta_weights)
+
+    def _combiner_state(self) -> dict[str, Any]:
+        return {"weights": self.meta_weights.tolist(), "intercept": self.meta_intercept}
+
+    def _load_combiner(self, state: dict[str, Any]) -> None:
+        weights = np.asarray(state.get("weights", []), dtype=np.float64)
+        if weights.shape != (len(self.member_specs),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ArtifactIntegrityError(f"{self.key}: artifact meta weights {state.get('weights')} are invalid")
+        self.meta_weights = weights
+        self.meta_intercept = float(state.get("intercept", 0.0))
