@@ -1,0 +1,294 @@
+"""MLflow tracking: every model training is logged as one MLflow run.
+
+The upstream system meant to log each training but only did so on a path no endpoint took
+(see the reference, section 8.9). Here each training is one run with the model's params,
+per-fold and summary CV metrics, the naive baseline, tags, the model bytes under ``model/``
+and a ``lineage.json``.
+
+Each ``Tracker`` holds its own ``MlflowClient`` bound to its tracking URI, and never the
+global ``mlflow`` state, so several trackers (one per app or test) can live in one process.
+A store that cannot be reached, or that fails, becomes ``DependencyUnavailable("mlflow")``
+(503) naming the URI without its password.
+
+HTTP servers: retries and timeouts come from MLflow's own environment variables
+(``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, default 7 with exponential backoff, and
+``MLFLOW_HTTP_REQUEST_TIMEOUT``, default 120 s). So a server that is down holds a training
+request for minutes before the 503, unless the deployment lowers these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import re
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from alphaforge.errors import DependencyUnavailable
+
+if TYPE_CHECKING:
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from alphaforge.settings import Settings
+
+# MLflow's limits (mlflow.utils.validation); longer values would be refused.
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+_BAD_KEY_CHARS = re.compile(r"[^\w./\- :]")
+_ELLIPSIS = "..."
+
+# "Creating initial MLflow database tables..." and the like, on every fresh store.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """What a failing store, server or artifact folder raises (the rest is our bug).
+
+    mlflow is imported lazily throughout: its import alone takes seconds.
+    """
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (MlflowException, SQLAlchemyError, OSError)  # requests' errors are OSErrors
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one training logs; see ``Tracker.log_training`` for the MLflow names."""
+
+    run_name: str
+    params: dict[str, Any]
+    fold_metrics: list[dict[str, float | int | None]]
+    summary: dict[str, float | int | None]
+    baseline: dict[str, float | int | None]
+    tags: dict[str, str]
+    artifact: bytes
+    artifact_name: str
+    lineage: dict[str, Any]
+
+
+class Tracker:
+    """Logs trainings to one MLflow experiment at one tracking URI.
+
+    Nothing is contacted until the first ``log_training``: the client (for a database URI,
+    the store and MLflow's own migrations) and the experiment id are then created once
+    and kept.
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+        self._lock = threading.Lock()
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tracker:
+        return cls(
+            settings.resolved_mlflow_tracking_uri,
+            settings.mlflow_experiment,
+            settings.mlflow_artifact_location,
+        )
+
+    def log_training(self, run: TrainingRun) -> str:
+        """Log ``run`` as one FINISHED MLflow run and return its id.
+
+        Params: ``run.params`` flattened (``a.b``), stringified with ``str`` like
+        ``mlflow.log_params``, and cut to MLflow's length limits. Metrics: ``fold_<name>``
+        with step = fold index, ``cv_<name>`` and ``baseline_<name>``; None is skipped.
+        Tags: ``run_type=training`` plus ``run.tags``. Artifacts: ``model/<artifact_name>``
+        and ``lineage.json``. If logging fails after the run exists, the run is marked
+        FAILED before the error is raised.
+        """
+        # Everything that can be wrong with the input fails here, before a run exists.
+        params, metrics, tags = _entities(run)
+        lineage = json.dumps(
+            run.lineage, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False, default=str
+        )
+        _check_file_name(run.artifact_name)
+
+        client, experiment_id = self._connect()
+        run_id: str | None = None
+        try:
+            run_id = client.create_run(experiment_id, run_name=run.run_name).info.run_id
+            client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            with tempfile.TemporaryDirectory(prefix="alphaforge-mlflow-") as tmp:
+                path = Path(tmp) / run.artifact_name
+                path.write_bytes(run.artifact)
+                client.log_artifact(run_id, str(path), artifact_path="model")
+            client.log_text(run_id, lineage, "lineage.json")
+            client.set_terminated(run_id, "FINISHED")
+        except BaseException as exc:
+            if run_id is not None:
+                _mark_failed(client, run_id)
+            if isinstance(exc, _backend_errors()):
+                raise self._unavailable(f"logging the training run failed: {_first_line(exc)}") from exc
+            raise
+        return run_id
+
+    # -- connection -------------------------------------------------------------------
+    def _connect(self) -> tuple[MlflowClient, str]:
+        with self._lock:
+            try:
+                if self._client is None:
+                    self._client = self._new_client()
+                if self._experiment_id is None:
+                    self._experiment_id = self._get_or_create_experiment(self._client)
+            except _backend_errors() as exc:
+                raise self._unavailable(f"cannot reach the tracking store: {_first_line(exc)}") from exc
+            return self._client, self._experiment_id
+
+    def _new_client(self) -> MlflowClient:
+        # A research backend should not phone home; a deployment can set it to false.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        from mlflow.tracking import MlflowClient
+
+        _probe_database(self.tracking_uri)
+        # For a database URI the constructor builds the store and runs MLflow's migrations;
+        # MLflow's mappers raise a SQLAlchemy deprecation warning we can do nothing about.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"mlflow\.")
+            return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def _get_or_create_experiment(self, client: MlflowClient) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            try:
+                return client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+            except MlflowException:
+                # Another process may have created it since we looked.
+                experiment = client.get_experiment_by_name(self.experiment)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage != "active":
+            raise self._unavailable(
+                f"experiment {self.experiment!r} is deleted; restore it in MLflow "
+                "or set ALPHAFORGE_MLFLOW_EXPERIMENT to another name"
+            )
+        return experiment.experiment_id
+
+    def _unavailable(self, message: str) -> DependencyUnavailable:
+        uri = redact_uri(self.tracking_uri)
+        return DependencyUnavailable("mlflow", f"{message} (tracking URI {uri})", tracking_uri=uri)
+
+
+# -- helpers -------------------------------------------------------------------------
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; any other value (lists too) is a leaf."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        leaves = flatten_params(value, f"{name}.") if isinstance(value, Mapping) and value else {name: value}
+        for leaf, leaf_value in leaves.items():
+            if leaf in flat:
+                raise ValueError(f"parameter {leaf!r} is given twice (as a dotted key and nested)")
+            flat[leaf] = leaf_value
+    return flat
+
+
+def mlflow_key(raw: str) -> str:
+    """A key MLflow accepts: allowed characters, not a path that normalises away, <= 250."""
+    key = _BAD_KEY_CHARS.sub("_", raw) or "_"
+    if posixpath.normpath(key) != key or key.startswith("/"):
+        key = key.replace("/", "_")
+    if key.startswith("."):
+        key = f"_{key}"
+    if len(key) > MAX_KEY_LENGTH:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        key = f"{key[: MAX_KEY_LENGTH - 17]}-{digest}"
+    return key
+
+
+def _truncate(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - len(_ELLIPSIS)] + _ELLIPSIS
+
+
+def _entities(run: TrainingRun) -> tuple[list[Param], list[Metric], list[RunTag]]:
+    from mlflow.entities import Metric, Param, RunTag
+
+    params: dict[str, str] = {}
+    for raw, value in flatten_params(run.params).items():
+        key = mlflow_key(str(raw))
+        if key in params:
+            raise ValueError(f"parameters {raw!r} and another one both map to the MLflow key {key!r}")
+        params[key] = _truncate(str(value), MAX_PARAM_VALUE_LENGTH)
+
+    now = int(time.time() * 1000)
+    metrics: list[Metric] = []
+
+    def add(prefix: str, values: Mapping[str, float | int | None], step: int = 0) -> None:
+        for name, value in values.items():
+            if value is not None:
+                metrics.append(Metric(mlflow_key(f"{prefix}{name}"), float(value), now, step))
+
+    for index, fold in enumerate(run.fold_metrics):
+        add("fold_", fold, index)
+    add("cv_", run.summary)
+    add("baseline_", run.baseline)
+
+    tag_values = {"run_type": "training", **run.tags}
+    tags = [RunTag(mlflow_key(k), _truncate(str(v), MAX_TAG_VALUE_LENGTH)) for k, v in tag_values.items()]
+    return [Param(k, v) for k, v in params.items()], metrics, tags
+
+
+def _check_file_name(name: str) -> None:
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise ValueError(f"artifact_name must be a plain file name, got {name!r}")
+
+
+def _mark_failed(client: MlflowClient, run_id: str) -> None:
+    try:
+        client.set_terminated(run_id, "FAILED")
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        logging.getLogger(__name__).warning("could not mark MLflow run %s FAILED", run_id)
+
+
+def _probe_database(uri: str) -> None:
+    """Fail fast on an unreachable database server.
+
+    MLflow retries creating its engine ten times with backoff (about 100 s) before giving
+    up; one quick connection of our own tells us sooner.
+    """
+    scheme = urlsplit(uri).scheme.split("+")[0]
+    if scheme not in ("postgresql", "mysql", "mssql"):
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    connect_args = {"connect_timeout": 10} if scheme in ("postgresql", "mysql") else {}
+    engine = create_engine(uri, poolclass=NullPool, connect_args=connect_args)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its password masked and its query dropped, fit for messages and logs."""
+    base = uri.split("?", 1)[0].split("#", 1)[0]
+    parts = urlsplit(base)
+    if parts.password is None:
+        return base
+    host = parts.netloc.rsplit("@", 1)[1]
+    return base.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return _truncate(text[0] if text else type(exc).__name__, 300)
