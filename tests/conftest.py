@@ -109,6 +109,9 @@ def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path_factory
             "database_url": pg.new_database(),
             "object_store_url": f"s3://alphaforge-{uuid.uuid4().hex[:12]}/objects",
             "s3_endpoint_url": endpoint,
+            # MLflow's production store: a PostgreSQL database of its own (runs in a file folder).
+            "mlflow_tracking_uri": pg.new_database(),
+            "mlflow_artifact_root": (tmp / "mlartifacts").as_uri(),
             **S3_CREDENTIALS,
         }
         values.update(overrides)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from alphaforge.marketdata.local_store import LocalBarStore
 from alphaforge.marketdata.provider import BarProvider
+from alphaforge.services.tracking import Tracker
 from alphaforge.settings import Settings
 from alphaforge.storage.db import Database
 from alphaforge.storage.object_store import ObjectStore
@@ -21,6 +22,8 @@ class Context:
     bars: BarProvider
     #: The embedded bar store that ingestion writes to.
     bar_store: LocalBarStore
+    #: MLflow, connected on first use.
+    tracker: Tracker
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
@@ -44,7 +47,10 @@ class Context:
                 api_key=settings.market_data_api_key.get_secret_value() if settings.market_data_api_key else None,
                 timeout_s=settings.market_data_timeout_s,
             )
-        return cls(settings=settings, db=db, objects=objects, bars=bars, bar_store=bar_store)
+        return cls(
+            settings=settings, db=db, objects=objects, bars=bars, bar_store=bar_store,
+            tracker=Tracker.from_settings(settings),
+        )
 
     @property
     def bars_are_local(self) -> bool:

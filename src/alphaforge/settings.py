@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # MLflow server (http://...) or a database URI.
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "alphaforge"
+    # Artifact root of the experiment alphaforge creates (e.g. s3://bucket/mlflow); unset:
+    # the server's default for an http(s) tracking URI, else a folder in data_dir.
+    mlflow_artifact_root: str | None = None
 
     load_sample_data: bool = True
     migrate_on_start: bool = True
@@ -60,7 +63,9 @@ class Settings(BaseSettings):
     @cached_property
     def mlflow_artifact_location(self) -> str | None:
         """Where an experiment created by alphaforge keeps run artifacts (None: the server's default)."""
-        if self.mlflow_tracking_uri:
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        if self.mlflow_tracking_uri and self.mlflow_tracking_uri.startswith(("http://", "https://")):
             return None
         return (self.data_dir / "mlartifacts").resolve().as_uri()
 

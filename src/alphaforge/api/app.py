@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from alphaforge.api.errors import install_error_handlers
-from alphaforge.api.routes import features, health, market_data
+from alphaforge.api.routes import features, health, market_data, models
 from alphaforge.context import Context
 from alphaforge.settings import Settings
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(features.router)
     api.include_router(market_data.router)
+    api.include_router(models.router)
     app.include_router(health.router)
     app.include_router(api)
     return app

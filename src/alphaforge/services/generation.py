@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import fingerprint, frame_to_records, normalize_symbol, to_utc
+from alphaforge.marketdata.bars import Timeframe, fingerprint, frame_to_records, normalize_symbol, to_utc
 from alphaforge.plugins.features import Bars, FeatureInputs, FeaturePlugin
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.services.features import NOT_FOUND, resolve_plugin
@@ -37,8 +38,13 @@ FULL_HISTORY = 10**9
 @dataclass
 class GenerateResult:
     dataset: FeatureDataset
-    preview: list[dict[str, Any]]
+    #: The dataset's values (read back on a hit, as computed on a miss).
+    frame: pd.DataFrame
     cached: bool
+
+    @property
+    def preview(self) -> list[dict[str, Any]]:
+        return preview_records(self.frame)
 
 
 @dataclass(frozen=True)
@@ -62,14 +68,7 @@ def generate_dataset(
     if end <= start:
         raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
 
-    warmup = FULL_HISTORY if plugin.recursive else plugin.lookback
-    bars = ctx.bars.get_bars(symbol, request.timeframe, start, end, warmup=warmup)
-    in_range = int((bars.index >= pd.Timestamp(start)).sum())
-    if in_range == 0:
-        raise InvalidInput(
-            f"no {request.timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
-            "check the symbol and range with GET /api/v1/market-data/symbols"
-        )
+    bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
 
     lineage = {
         "schema": HASH_SCHEMA,
@@ -89,7 +88,7 @@ def generate_dataset(
     existing = _find(ctx, definition.id, version_hash)
     if existing is not None and not force:
         try:
-            return GenerateResult(existing, read_preview(ctx, existing.storage_uri), cached=True)
+            return GenerateResult(existing, read_frame(ctx, existing.storage_uri), cached=True)
         except ObjectNotFound:
             pass  # the object was lost: recompute and store it again below
 
@@ -113,7 +112,24 @@ def generate_dataset(
         ),
     )
     _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
-    return GenerateResult(row, preview_records(frame), cached=False)
+    return GenerateResult(row, frame, cached=False)
+
+
+def feature_bars(
+    ctx: Context, plugin: FeaturePlugin, symbol: str, timeframe: Timeframe, start: datetime, end: datetime,
+    extra_warmup: int = 0,
+) -> tuple[pd.DataFrame, int]:
+    """The bars a plugin needs for ``[start, end)``: the range plus its warm-up (and
+    ``extra_warmup`` more bars); also how many bars fall in the range (422 when none)."""
+    warmup = FULL_HISTORY if plugin.recursive else plugin.lookback + extra_warmup
+    bars = ctx.bars.get_bars(symbol, timeframe, start, end, warmup=warmup)
+    in_range = int((bars.index >= pd.Timestamp(start)).sum())
+    if in_range == 0:
+        raise InvalidInput(
+            f"no {timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
+            "check the symbol and range with GET /api/v1/market-data/symbols"
+        )
+    return bars, in_range
 
 
 def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
@@ -148,10 +164,6 @@ def compute_frame(plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int) -> p
 
 def read_frame(ctx: Context, uri: str) -> pd.DataFrame:
     return from_parquet_bytes(ctx.objects.get(ctx.objects.key_of(uri)))
-
-
-def read_preview(ctx: Context, uri: str) -> list[dict[str, Any]]:
-    return preview_records(read_frame(ctx, uri))
 
 
 def preview_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

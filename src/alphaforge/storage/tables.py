@@ -80,3 +80,31 @@ class BarSeries(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     storage_uri: Mapped[str] = mapped_column(String(1000))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Model(Base):
+    """A model definition and, once trained, where its artifact is and how it was made."""
+
+    __tablename__ = "models"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    #: As the user wrote it ("xgboost" or "ml.xgboost"); ``plugin_key`` is what it resolved to.
+    model_type: Mapped[str] = mapped_column(String(100))
+    plugin_key: Mapped[str] = mapped_column(String(100))
+    family: Mapped[str] = mapped_column(String(50))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Optimistic lock: bumped by every edit and every training.
+    version: Mapped[int] = mapped_column(default=1)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(255))
+    artifact_uri: Mapped[str | None] = mapped_column(String(1000))
+    #: SHA-256 of the artifact bytes, checked before every load.
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: How the stored artifact was trained: dataset hashes, columns in order, range, cv, libraries.
+    lineage: Mapped[dict[str, Any] | None] = mapped_column()
+    trained_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}

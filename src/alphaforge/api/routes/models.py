@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Response
+
+from alphaforge.api.deps import CtxDep
+from alphaforge.plugins.models import model_plugins
+from alphaforge.schemas.models import (
+    ModelCreate,
+    ModelPluginCatalog,
+    ModelRead,
+    ModelUpdate,
+    PredictRequest,
+    PredictResponse,
+    TrainRequest,
+    TrainResponse,
+)
+from alphaforge.services import models as service
+from alphaforge.services import prediction, training
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+# Declared before /{model_id} so "plugins" is never read as an id.
+@router.get("/plugins/available", response_model=ModelPluginCatalog)
+def available_plugins() -> ModelPluginCatalog:
+    """Registered plugin keys, plus each plugin's family, short name, parameter schema and search space."""
+    return ModelPluginCatalog(plugins=model_plugins.keys(), metadata={cls.key: cls.describe() for cls in model_plugins})
+
+
+@router.get("/plugins/search-spaces")
+def search_spaces() -> dict[str, dict[str, dict]]:
+    """Each plugin's default tuning space: ``{plugin_key: {param: ParamSpec}}``."""
+    return {cls.key: cls.describe()["search_space"] for cls in model_plugins}
+
+
+@router.post("", response_model=ModelRead, status_code=201)
+def create_model(body: ModelCreate, ctx: CtxDep) -> ModelRead:
+    return ModelRead.model_validate(service.create_model(ctx, body))
+
+
+@router.get("", response_model=list[ModelRead])
+def list_models(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = Query(100, ge=1, le=1000)) -> list[ModelRead]:
+    return [ModelRead.model_validate(m) for m in service.list_models(ctx, skip, limit)]
+
+
+@router.get("/{model_id}", response_model=ModelRead)
+def get_model(model_id: uuid.UUID, ctx: CtxDep) -> ModelRead:
+    return ModelRead.model_validate(service.get_model(ctx, model_id))
+
+
+@router.patch("/{model_id}", response_model=ModelRead)
+def update_model(model_id: uuid.UUID, body: ModelUpdate, ctx: CtxDep) -> ModelRead:
+    return ModelRead.model_validate(service.update_model(ctx, model_id, body))
+
+
+@router.delete("/{model_id}", status_code=204)
+def delete_model(model_id: uuid.UUID, ctx: CtxDep) -> Response:
+    """Deletes the definition and every artifact stored for it (its MLflow runs stay)."""
+    service.delete_model(ctx, model_id)
+    return Response(status_code=204)
+
+
+@router.post("/{model_id}/train", response_model=TrainResponse)
+def train(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TrainResponse:
+    """Cross-validate (purged walk-forward), fit on all rows, store the artifact, log to MLflow.
+
+    Runs in the server's worker threads, so the API stays responsive while it computes."""
+    result = training.train_model(ctx, model_id, body)
+    return TrainResponse.model_validate(result, from_attributes=True)
+
+
+@router.post("/{model_id}/predict", response_model=PredictResponse)
+def predict(model_id: uuid.UUID, body: PredictRequest, ctx: CtxDep) -> PredictResponse:
+    """Forecasts from the stored artifact, on features recomputed exactly as trained."""
+    return PredictResponse.model_validate(prediction.predict(ctx, model_id, body), from_attributes=True)

@@ -1,0 +1,187 @@
+"""Training data: feature datasets in request order, joined on time, with the forward-return target.
+
+Column names carry the definition (``technical.rsi(period=21).rsi``), so two RSIs with
+different periods are two columns and the same request always gives the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from alphaforge.context import Context
+from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.marketdata.bars import Timeframe, normalize_symbol, to_utc
+from alphaforge.plugins.features import FeaturePlugin
+from alphaforge.schemas.features import FeatureGenerateRequest
+from alphaforge.schemas.models import DatasetSpec
+from alphaforge.services import generation
+from alphaforge.services.features import resolve_plugin
+from alphaforge.services.hashing import utc_iso
+from alphaforge.storage.tables import Feature
+
+MIN_ROWS = 30
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a model needs to recompute one feature: recorded in the training lineage."""
+
+    feature_id: str
+    plugin_key: str
+    category: str
+    parameters: dict[str, Any]
+    plugin_version: str
+    columns: list[str]
+    dataset_version_hash: str | None = None
+
+    def plugin(self) -> FeaturePlugin:
+        return resolve_plugin(self.plugin_key, self.category, self.parameters)
+
+
+@dataclass
+class TrainingData:
+    X: np.ndarray  # (n, k) float64, rows in time order
+    y: np.ndarray  # (n,) forward returns
+    timestamps: pd.DatetimeIndex
+    columns: list[str]
+    features: list[FeatureSpec]
+    dropped_rows: int
+
+
+def column_name(plugin_key: str, parameters: dict[str, Any], column: str) -> str:
+    args = ",".join(f"{k}={json.dumps(v, sort_keys=True, separators=(',', ':'))}" for k, v in sorted(parameters.items()))
+    return f"{plugin_key}({args}).{column}"
+
+
+def load_feature_specs(ctx: Context, feature_ids: list[uuid.UUID]) -> list[FeatureSpec]:
+    """The definitions, in request order; 404 naming every unknown id, 422 on repeats."""
+    repeated = sorted({str(f) for f in feature_ids if feature_ids.count(f) > 1})
+    if repeated:
+        raise InvalidInput(f"feature id(s) listed more than once: {', '.join(repeated)}")
+    with ctx.db.session() as session:
+        rows = {f.id: f for f in session.scalars(select(Feature).where(Feature.id.in_(feature_ids)))}
+        missing = [str(f) for f in feature_ids if f not in rows]
+        if missing:
+            raise NotFound(f"Unknown feature id(s): {', '.join(missing)}")
+        specs = []
+        for fid in feature_ids:
+            row = rows[fid]
+            plugin = resolve_plugin(row.plugin_key, row.type, row.parameters)
+            specs.append(
+                FeatureSpec(
+                    feature_id=str(fid),
+                    plugin_key=plugin.key,
+                    category=row.type,
+                    parameters=plugin.resolved_parameters(),
+                    plugin_version=plugin.version,
+                    columns=[column_name(plugin.key, plugin.resolved_parameters(), c) for c in plugin.output_columns],
+                )
+            )
+    _refuse_duplicate_columns(specs)
+    return specs
+
+
+def assemble_training_data(ctx: Context, spec: DatasetSpec) -> TrainingData:
+    """Features from the dataset cache (generated on a miss) + target; warm-up and the last h rows dropped."""
+    features = load_feature_specs(ctx, spec.feature_ids)
+    request = FeatureGenerateRequest(
+        symbol=spec.symbol, timeframe=spec.timeframe, start_date=spec.start_date, end_date=spec.end_date
+    )
+    frames, recorded = [], []
+    for feature in features:
+        result = generation.generate_dataset(ctx, uuid.UUID(feature.feature_id), request)
+        frames.append(_renamed(result.frame, feature))
+        recorded.append(_with_hash(feature, result.dataset.version_hash))
+    bars = ctx.bars.get_bars(
+        normalize_symbol(spec.symbol), spec.timeframe, to_utc(spec.start_date), to_utc(spec.end_date), warmup=0
+    )
+    return _align(frames, bars["close"], spec.target_horizon, recorded)
+
+
+def assemble_prediction_rows(
+    ctx: Context, features: list[FeatureSpec], symbol: str, timeframe: Timeframe, start: datetime, end: datetime,
+    history_rows: int,
+) -> tuple[pd.DataFrame, int]:
+    """Feature rows for prediction, recomputed from the lineage (nothing is stored).
+
+    Returns ``history_rows`` complete rows before ``start`` (sequence models read their
+    first windows from them) followed by the rows in range, and how many precede ``start``.
+    """
+    symbol = normalize_symbol(symbol)
+    frames = []
+    for feature in features:
+        plugin = feature.plugin()
+        if plugin.version != feature.plugin_version:
+            raise InvalidInput(
+                f"feature plugin {feature.plugin_key} is now version {plugin.version}, the model was trained "
+                f"on version {feature.plugin_version}; retrain the model"
+            )
+        bars, in_range = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=history_rows)
+        full = generation.compute_frame(plugin, bars, len(bars))
+        frames.append(_renamed(full, feature))
+    joined = pd.concat(frames, axis=1, join="inner").dropna()
+    before = int((joined.index < pd.Timestamp(to_utc(start))).sum())
+    keep_from = max(0, before - history_rows)
+    return joined.iloc[keep_from:], before - keep_from
+
+
+def _renamed(frame: pd.DataFrame, feature: FeatureSpec) -> pd.DataFrame:
+    out = frame.copy(deep=False)
+    out.columns = feature.columns
+    return out
+
+
+def _with_hash(feature: FeatureSpec, version_hash: str) -> FeatureSpec:
+    return FeatureSpec(**{**feature.__dict__, "dataset_version_hash": version_hash})
+
+
+def _align(frames: list[pd.DataFrame], close: pd.Series, horizon: int, features: list[FeatureSpec]) -> TrainingData:
+    joined = pd.concat(frames, axis=1, join="inner")
+    target = (close.shift(-horizon) / close - 1.0).reindex(joined.index)
+    complete = joined.notna().all(axis=1).to_numpy() & target.notna().to_numpy()
+    n = int(complete.sum())
+    if n < MIN_ROWS:
+        incomplete = int((~joined.notna().all(axis=1)).sum())
+        raise InvalidInput(
+            f"only {n} aligned rows remain of {len(joined)} in the range ({incomplete} with a missing feature value, "
+            f"and the last {horizon} without a target); at least {MIN_ROWS} are needed: widen the date range "
+            "or lower target_horizon"
+        )
+    return TrainingData(
+        X=np.ascontiguousarray(joined.to_numpy(dtype="float64")[complete]),
+        y=target.to_numpy(dtype="float64")[complete],
+        timestamps=pd.DatetimeIndex(joined.index[complete]),
+        columns=[c for f in features for c in f.columns],
+        features=features,
+        dropped_rows=len(joined) - n,
+    )
+
+
+def _refuse_duplicate_columns(specs: list[FeatureSpec]) -> None:
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for column in spec.columns:
+            if column in seen:
+                raise InvalidInput(
+                    f"features {seen[column]} and {spec.feature_id} compute the same column {column!r} "
+                    "(same plugin and parameters); list only one of them"
+                )
+            seen[column] = spec.feature_id
+
+
+def describe_range(spec: DatasetSpec) -> dict[str, Any]:
+    return {
+        "symbol": normalize_symbol(spec.symbol),
+        "timeframe": spec.timeframe.value,
+        "start": utc_iso(to_utc(spec.start_date)),
+        "end": utc_iso(to_utc(spec.end_date)),
+        "target_horizon": spec.target_horizon,
+    }

@@ -1,0 +1,109 @@
+"""Prediction from the stored artifact and its training lineage.
+
+The features are recomputed exactly as trained (same plugins, parameters and column
+order, from the lineage rather than today's definitions, which may have been edited) and
+the artifact's SHA-256 is checked before anything is deserialized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alphaforge.context import Context
+from alphaforge.errors import Conflict, DependencyFailed, InvalidInput, NotFound
+from alphaforge.marketdata.bars import normalize_symbol, to_utc
+from alphaforge.plugins.base import validate_params
+from alphaforge.plugins.models import ModelPlugin, model_plugins
+from alphaforge.schemas.models import PredictRequest
+from alphaforge.services.assembly import FeatureSpec, assemble_prediction_rows
+from alphaforge.services.hashing import utc_iso
+from alphaforge.services.models import NOT_FOUND
+from alphaforge.storage.object_store import ObjectNotFound
+from alphaforge.storage.tables import Model
+
+
+@dataclass
+class PredictResult:
+    model_id: uuid.UUID
+    model_version: int
+    plugin_key: str
+    symbol: str
+    timeframe: str
+    feature_columns: list[str]
+    timestamps: list[pd.Timestamp]
+    predictions: list[float]
+    volatility: list[float] | None
+
+
+def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> PredictResult:
+    model = _trained_model(ctx, model_id)
+    lineage = model.lineage or {}
+    start, end = to_utc(request.start_date), to_utc(request.end_date)
+    if end <= start:
+        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
+    plugin = load_artifact(ctx, model)
+    features = [FeatureSpec(**f) for f in lineage["features"]]
+    rows, n_history = assemble_prediction_rows(
+        ctx, features, request.symbol, request.timeframe, start, end, history_rows=plugin.history_rows()
+    )
+    X = rows.to_numpy(dtype="float64")
+    if len(X) == n_history:
+        raise InvalidInput(
+            f"no {request.timeframe.value} bars with complete features for {normalize_symbol(request.symbol)} "
+            f"in [{utc_iso(start)}, {utc_iso(end)}); check the range with GET /api/v1/market-data/symbols"
+        )
+    prediction = plugin.predict(X[n_history:], history=X[:n_history] if n_history else None)
+    volatility = prediction.extras.get("volatility")
+    return PredictResult(
+        model_id=model.id,
+        model_version=model.version,
+        plugin_key=model.plugin_key,
+        symbol=normalize_symbol(request.symbol),
+        timeframe=request.timeframe.value,
+        feature_columns=list(lineage["feature_columns"]),
+        timestamps=list(rows.index[n_history:]),
+        predictions=np.asarray(prediction.mean, dtype="float64").tolist(),
+        volatility=None if volatility is None else np.asarray(volatility, dtype="float64").tolist(),
+    )
+
+
+def load_artifact(ctx: Context, model: Model) -> ModelPlugin:
+    """Fetch, verify (SHA-256 from the row) and only then deserialize the stored model."""
+    assert model.artifact_uri and model.artifact_sha256 and model.lineage
+    try:
+        data = ctx.objects.get(ctx.objects.key_of(model.artifact_uri))
+    except ObjectNotFound:
+        raise Conflict(
+            f"the model's artifact {model.artifact_uri} is missing from the object store; train the model again"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != model.artifact_sha256:
+        raise DependencyFailed(
+            "object store",
+            f"artifact {model.artifact_uri} has SHA-256 {digest}, the model row records {model.artifact_sha256}; "
+            "refusing to load it: train the model again",
+        )
+    lineage = model.lineage
+    cls = model_plugins.get(lineage["plugin_key"])
+    if cls.version != lineage["plugin_version"]:
+        raise Conflict(
+            f"model plugin {cls.key} is now version {cls.version}, the artifact was trained with version "
+            f"{lineage['plugin_version']}; train the model again"
+        )
+    params = validate_params(cls.Params, lineage["parameters"], cls.key)
+    return cls.from_bytes(data, params, seed=lineage["seed"])
+
+
+def _trained_model(ctx: Context, model_id: uuid.UUID) -> Model:
+    with ctx.db.session() as session:
+        model = session.get(Model, model_id)
+        if model is None:
+            raise NotFound(NOT_FOUND)
+        if model.artifact_uri is None or model.lineage is None:
+            raise Conflict(f"model {model_id} has not been trained yet; POST /api/v1/models/{model_id}/train first")
+        return model

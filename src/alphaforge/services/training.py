@@ -1,0 +1,207 @@
+"""Training: assemble, cross-validate without leakage, fit on everything, store, track.
+
+Order of effects, so nothing is half-written: the artifact object is stored first, then
+the MLflow run is logged, then the model row is updated in one compare-and-swap on its
+version. A failure at any step leaves at most an orphan object, never a row that points
+at something that was not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+
+from alphaforge import __version__
+from alphaforge.context import Context
+from alphaforge.errors import Conflict, NotFound
+from alphaforge.plugins.base import library_version
+from alphaforge.plugins.models import ModelPlugin
+from alphaforge.schemas.models import TrainRequest
+from alphaforge.services import cv, metrics
+from alphaforge.services.assembly import TrainingData, assemble_training_data, describe_range
+from alphaforge.services.models import NOT_FOUND, artifact_prefix, resolve_plugin
+from alphaforge.services.tracking import TrainingRun
+from alphaforge.storage.db import utcnow
+from alphaforge.storage.tables import Model
+
+LINEAGE_SCHEMA = "alphaforge.model-training/1"
+
+
+@dataclass(frozen=True)
+class _Definition:
+    id: uuid.UUID
+    name: str
+    version: int
+    plugin: ModelPlugin
+    family: str
+
+
+@dataclass
+class TrainResult:
+    model_id: uuid.UUID
+    version: int
+    artifact_uri: str
+    artifact_sha256: str
+    cv_metrics: dict[str, Any]
+    n_train_rows: int
+    feature_columns: list[str]
+    mlflow_run_id: str
+
+
+def check_train_request(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> _Definition:
+    """Everything that can be refused before computing (shared by the sync and async paths)."""
+    definition = _load_definition(ctx, model_id, request.seed)
+    cv.effective_purge(request.cv.purge, request.dataset.target_horizon)
+    definition.plugin.check_target_horizon(request.dataset.target_horizon)
+    return definition
+
+
+def train_model(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> TrainResult:
+    definition = check_train_request(ctx, model_id, request)
+    data = assemble_training_data(ctx, request.dataset)
+    config = request.cv
+    folds = cv.make_folds(
+        len(data.y),
+        method=config.method,
+        n_splits=config.n_splits,
+        test_size=config.test_size,
+        min_train_size=config.min_train_size,
+        horizon=request.dataset.target_horizon,
+        purge=config.purge,
+        embargo=config.embargo,
+    )
+    cv_metrics = cross_validate(definition.plugin, data, folds, request.seed)
+
+    final = type(definition.plugin)(definition.plugin.params, seed=request.seed)
+    final.fit(data.X, data.y)
+    artifact = final.to_bytes()
+    sha256 = hashlib.sha256(artifact).hexdigest()
+    key = f"{artifact_prefix(model_id)}/{sha256}.{final.artifact_ext}"
+    uri = ctx.objects.put(key, artifact)
+
+    lineage = _lineage(definition, request, data, cv_metrics)
+    run_id = ctx.tracker.log_training(
+        TrainingRun(
+            run_name=f"train:{definition.name}",
+            params={
+                "model_id": str(model_id),
+                "plugin_key": definition.plugin.key,
+                "family": definition.family,
+                **{f"param.{k}": v for k, v in definition.plugin.resolved_parameters().items()},
+                **{f"cv.{k}": v for k, v in lineage["cv"].items()},
+                **{f"dataset.{k}": v for k, v in lineage["dataset"].items()},
+                "seed": request.seed,
+                "n_features": len(data.columns),
+            },
+            fold_metrics=[{k: v for k, v in f.items() if not k.startswith(("train_", "test_"))} for f in cv_metrics["folds"]],
+            summary=cv_metrics["summary"],
+            baseline=cv_metrics["baseline"],
+            tags={
+                "model_id": str(model_id),
+                "model_version": str(definition.version + 1),
+                "plugin_key": definition.plugin.key,
+                "symbol": lineage["dataset"]["symbol"],
+                "timeframe": lineage["dataset"]["timeframe"],
+                "artifact_sha256": sha256,
+                "feature_dataset_hashes": ",".join(f["dataset_version_hash"] for f in lineage["features"]),
+                "alphaforge_version": __version__,
+            },
+            artifact=artifact,
+            artifact_name=f"{sha256}.{final.artifact_ext}",
+            lineage=lineage,
+        )
+    )
+
+    new_version = definition.version + 1
+    with ctx.db.session() as session:
+        updated = session.execute(
+            update(Model)
+            .where(Model.id == model_id, Model.version == definition.version)
+            .values(
+                version=new_version,
+                artifact_uri=uri,
+                artifact_sha256=sha256,
+                metrics=cv_metrics["summary"],
+                mlflow_run_id=run_id,
+                lineage=lineage,
+                trained_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if updated != 1:
+        if _exists(ctx, model_id):
+            raise Conflict("the model was edited while it trained; train it again to use the new definition")
+        raise NotFound(NOT_FOUND)
+    return TrainResult(
+        model_id=model_id,
+        version=new_version,
+        artifact_uri=uri,
+        artifact_sha256=sha256,
+        cv_metrics=cv_metrics,
+        n_train_rows=len(data.y),
+        feature_columns=data.columns,
+        mlflow_run_id=run_id,
+    )
+
+
+def cross_validate(plugin: ModelPlugin, data: TrainingData, folds: list[cv.Fold], seed: int) -> dict[str, Any]:
+    """Fit a fresh model per fold; score it and the training-mean baseline on the test rows."""
+    results, baselines = [], []
+    for fold in folds:
+        model = type(plugin)(plugin.params, seed=seed)
+        model.fit(data.X[fold.train], data.y[fold.train])
+        start = int(fold.test[0])
+        predicted = model.predict(data.X[fold.test], history=data.X[:start]).mean
+        actual = data.y[fold.test]
+        scores = metrics.fold_metrics(actual, predicted)
+        baseline = metrics.fold_metrics(actual, metrics.naive_baseline(data.y[fold.train], len(fold.test)))
+        baselines.append(baseline)
+        results.append(
+            {
+                "fold": fold.index,
+                **cv.fold_spans(fold, data.timestamps),
+                **scores,
+                "baseline_mse": baseline["mse"],
+            }
+        )
+    return {"folds": results, "summary": metrics.summarize(results), "baseline": metrics.summarize(baselines)}
+
+
+def _lineage(definition: _Definition, request: TrainRequest, data: TrainingData, cv_metrics: dict[str, Any]) -> dict[str, Any]:
+    plugin = definition.plugin
+    return {
+        "schema": LINEAGE_SCHEMA,
+        "plugin_key": plugin.key,
+        "plugin_version": plugin.version,
+        "parameters": plugin.resolved_parameters(),
+        "seed": request.seed,
+        "dataset": describe_range(request.dataset),
+        "features": [f.__dict__ for f in data.features],
+        "feature_columns": data.columns,
+        "n_rows": len(data.y),
+        "first_row": data.timestamps[0].isoformat(),
+        "last_row": data.timestamps[-1].isoformat(),
+        "cv": request.cv.model_dump(mode="json") | {"purge": cv.effective_purge(request.cv.purge, request.dataset.target_horizon)},
+        "n_folds": len(cv_metrics["folds"]),
+        "libraries": plugin.lineage_libraries() | {"alphaforge": __version__, "numpy": library_version("numpy")},
+    }
+
+
+def _load_definition(ctx: Context, model_id: uuid.UUID, seed: int) -> _Definition:
+    with ctx.db.session() as session:
+        model = session.get(Model, model_id)
+        if model is None:
+            raise NotFound(NOT_FOUND)
+        plugin = resolve_plugin(model.model_type, model.family, model.parameters, seed=seed)
+        return _Definition(id=model.id, name=model.name, version=model.version, plugin=plugin, family=model.family)
+
+
+def _exists(ctx: Context, model_id: uuid.UUID) -> bool:
+    with ctx.db.session() as session:
+        return session.get(Model, model_id) is not None
+
