@@ -304,3 +304,20 @@ def test_deleting_a_trained_model_removes_its_artifacts(fresh_client: TestClient
     assert len(ctx.objects.list(f"models/{model_id}")) == 2
     assert client.delete(f"/api/v1/models/{model_id}").status_code == 204
     assert ctx.objects.list(f"models/{model_id}") == []
+
+
+def test_mlflow_down_is_503_naming_it_and_the_model_row_is_untouched(
+    make_settings, create_feature: CreateFeature, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alphaforge.api.app import create_app
+    from support import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with TestClient(create_app(make_settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}"))) as client:
+        feature = create_feature(client, "statistical.returns")
+        model_id = _model(client, "ridge", "machine_learning")
+        response = _train(client, model_id, [feature["id"]])
+        assert response.status_code == 503, response.text
+        assert response.json()["dependency"] == "mlflow" and "mlflow" in response.json()["detail"]
+        model = client.get(f"/api/v1/models/{model_id}").json()
+        assert model["version"] == 1 and model["artifact_uri"] is None and model["mlflow_run_id"] is None

@@ -11,9 +11,9 @@ A store that cannot be reached, or that fails, becomes ``DependencyUnavailable("
 (503) naming the URI without its password.
 
 HTTP servers: retries and timeouts come from MLflow's own environment variables
-(``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, default 7 with exponential backoff, and
-``MLFLOW_HTTP_REQUEST_TIMEOUT``, default 120 s). So a server that is down holds a training
-request for minutes before the 503, unless the deployment lowers these.
+(``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_TIMEOUT``). MLflow's defaults (7
+retries with backoff, 120 s) would hold a training for minutes when the server is down, so
+unless the deployment sets them we use 2 retries and 30 s.
 """
 
 from __future__ import annotations
@@ -154,6 +154,10 @@ class Tracker:
     def _new_client(self) -> MlflowClient:
         # A research backend should not phone home; a deployment can set it to false.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # MLflow's HTTP defaults (7 retries with backoff, 120 s timeout) hold a training for
+        # minutes when the server is down; a deployment can still set its own values.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         from mlflow.tracking import MlflowClient
 
         _probe_database(self.tracking_uri)
