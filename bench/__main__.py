@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own subprocess, then print one summary table.
 
-    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores)
+    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build)
     python -m bench --only plugin_overhead panel_build
@@ -16,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import generate_latency, panel_build, plugin_overhead
+from bench import generate_latency, panel_build, plugin_overhead, train_overhead
 from bench.common import RESULTS_DIR, machine_info, machine_line, results_path, table
 
 BENCHMARKS = {
     "plugin_overhead": plugin_overhead,
     "generate_latency": generate_latency,
     "panel_build": panel_build,
+    "train_overhead": train_overhead,
 }
 PROFILABLE = {"generate_latency", "panel_build"}
 
