@@ -155,3 +155,14 @@ def create_feature() -> CreateFeature:
         return response.json()
 
     return create
+
+
+def post_features(client: TestClient, specs: list[tuple[str, dict]]) -> list[str]:
+    """Create one feature definition per (plugin_key, parameters); their ids, in order."""
+    ids = []
+    for key, params in specs:
+        body = {"name": key, "type": key.split(".")[0], "plugin_key": key, "parameters": params}
+        response = client.post("/api/v1/features", json=body)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids

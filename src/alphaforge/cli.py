@@ -62,6 +62,13 @@ def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from alphaforge.tasks.celery_app import run_worker
+
+    run_worker(settings, args.concurrency)
+    return 0
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -86,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=_ingest)
 
     sub.add_parser("symbols", help="list the symbols and timeframes held").set_defaults(run=_symbols)
+
+    worker = sub.add_parser("worker", help="run tasks from the Celery broker (ALPHAFORGE_CELERY_BROKER_URL)")
+    worker.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
+    worker.set_defaults(run=_worker)
     return parser
 
 

@@ -3,12 +3,17 @@ by a worker process at its start)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from alphaforge.marketdata.local_store import LocalBarStore
 from alphaforge.marketdata.provider import BarProvider
 from alphaforge.services.tracking import Tracker
 from alphaforge.settings import Settings
+
+if TYPE_CHECKING:
+    from alphaforge.tasks.executors import Executor
 from alphaforge.storage.db import Database
 from alphaforge.storage.object_store import ObjectStore
 
@@ -24,6 +29,10 @@ class Context:
     bar_store: LocalBarStore
     #: MLflow, connected on first use.
     tracker: Tracker
+    #: Where asynchronous tasks go; set by the API process only (workers run, never submit).
+    executor: Executor | None = None
+    #: When this process built its context: embedded tasks submitted before it are orphans.
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
@@ -57,6 +66,8 @@ class Context:
         return self.bars is self.bar_store
 
     def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
         close_bars = getattr(self.bars, "close", None)
         if close_bars is not None and not self.bars_are_local:
             close_bars()

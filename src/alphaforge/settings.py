@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     # the server's default for an http(s) tracking URI, else a folder in data_dir.
     mlflow_artifact_root: str | None = None
 
+    # Optuna's study storage: unset -> an optuna.db file in data_dir (embedded) or the
+    # schema "optuna" of the PostgreSQL database (Optuna keeps its own alembic_version).
+    optuna_storage_url: str | None = None
+
+    # Asynchronous tasks: unset broker -> an in-service pool of worker processes; a Redis
+    # URL (redis://host:6379/0) -> Celery, with workers started by `alphaforge worker`.
+    celery_broker_url: str | None = None
+    celery_queue: str = "alphaforge"
+    task_workers: int = 2
+    #: A STARTED task whose worker has not reported for this long is marked FAILURE.
+    task_stale_after_s: float = 60.0
+    task_heartbeat_s: float = 5.0
+
     load_sample_data: bool = True
     migrate_on_start: bool = True
 
@@ -59,6 +72,20 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @cached_property
+    def resolved_optuna_storage_url(self) -> str:
+        """Where tuning studies live; every process with these settings shares them."""
+        if self.optuna_storage_url:
+            return self.optuna_storage_url
+        database = self.resolved_database_url
+        if database.startswith("sqlite"):
+            return f"sqlite:///{(self.data_dir / 'optuna.db').resolve()}"
+        from sqlalchemy.engine import make_url
+
+        url = make_url(database)
+        options = " ".join(filter(None, [str(url.query.get("options", "")), "-csearch_path=optuna"]))
+        return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
     @cached_property
     def mlflow_artifact_location(self) -> str | None:

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from alphaforge.marketdata.bars import parse_upload
 from alphaforge.marketdata.sample import sample_bars
 from alphaforge.storage.parquet import from_parquet_bytes
-from conftest import CreateFeature
+from conftest import CreateFeature, post_features
 
 START, END = "2009-01-01", "2019-01-01"
 FEATURES = [("technical.rsi", {"period": 14}), ("technical.macd", {}), ("statistical.returns", {})]
@@ -36,13 +36,7 @@ def gspc_close() -> pd.Series:
 
 @pytest.fixture(scope="module")
 def feature_ids(client: TestClient) -> list[str]:
-    ids = []
-    for key, params in FEATURES:
-        body = {"name": key, "type": key.split(".")[0], "plugin_key": key, "parameters": params}
-        response = client.post("/api/v1/features", json=body)
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    return ids
+    return post_features(client, FEATURES)
 
 
 def _model(client: TestClient, model_type: str, family: str, parameters: dict | None = None) -> str:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from alphaforge.api.errors import install_error_handlers
-from alphaforge.api.routes import features, health, market_data, models
+from alphaforge.api.routes import features, health, market_data, models, tasks, tuning
 from alphaforge.context import Context
 from alphaforge.settings import Settings
 
@@ -21,6 +21,7 @@ def start_context(settings: Settings) -> Context:
     """Build the services and bring storage up to date (migrations, bucket, sample data)."""
     from alphaforge.marketdata.sample import load_sample_data
     from alphaforge.storage.migrate import upgrade
+    from alphaforge.tasks.executors import make_executor
 
     if settings.migrate_on_start:
         upgrade(settings.resolved_database_url)
@@ -28,6 +29,7 @@ def start_context(settings: Settings) -> Context:
     ctx.objects.ensure_ready()
     if settings.load_sample_data and ctx.bars_are_local:
         load_sample_data(ctx.bar_store)
+    ctx.executor = make_executor(ctx)
     return ctx
 
 
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(features.router)
     api.include_router(market_data.router)
     api.include_router(models.router)
+    api.include_router(tuning.router)
+    api.include_router(tasks.router)
     app.include_router(health.router)
     app.include_router(api)
     return app

@@ -89,6 +89,21 @@ def load_feature_specs(ctx: Context, feature_ids: list[uuid.UUID]) -> list[Featu
     return specs
 
 
+def check_dataset_spec(ctx: Context, spec: DatasetSpec) -> list[FeatureSpec]:
+    """The refusals that need no computing: unknown features (404), repeats, an empty range (422)."""
+    features = load_feature_specs(ctx, spec.feature_ids)
+    start, end = to_utc(spec.start_date), to_utc(spec.end_date)
+    if end <= start:
+        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
+    symbol = normalize_symbol(spec.symbol)
+    if ctx.bars.get_bars(symbol, spec.timeframe, start, end, warmup=0).empty:
+        raise InvalidInput(
+            f"no {spec.timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
+            "check the symbol and range with GET /api/v1/market-data/symbols"
+        )
+    return features
+
+
 def assemble_training_data(ctx: Context, spec: DatasetSpec) -> TrainingData:
     """Features from the dataset cache (generated on a miss) + target; warm-up and the last h rows dropped."""
     features = load_feature_specs(ctx, spec.feature_ids)

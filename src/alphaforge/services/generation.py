@@ -61,12 +61,10 @@ def generate_dataset(
 ) -> GenerateResult:
     """``force`` (regenerate) recomputes and rewrites the object even on a hit; a new row
     is still only created when the hash changed."""
-    definition = _load_definition(ctx, feature_id)
+    definition = check_generate_request(ctx, feature_id, request)
     plugin = definition.plugin
     symbol = normalize_symbol(request.symbol)
     start, end = to_utc(request.start_date), to_utc(request.end_date)
-    if end <= start:
-        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
 
     bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
 
@@ -130,6 +128,16 @@ def feature_bars(
             "check the symbol and range with GET /api/v1/market-data/symbols"
         )
     return bars, in_range
+
+
+def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> _Definition:
+    """The refusals that need no bars: unknown feature (404), bad symbol or range (422)."""
+    definition = _load_definition(ctx, feature_id)
+    normalize_symbol(request.symbol)
+    start, end = to_utc(request.start_date), to_utc(request.end_date)
+    if end <= start:
+        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
+    return definition
 
 
 def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:

@@ -1,4 +1,5 @@
-"""MLflow tracking: every model training is logged as one MLflow run.
+"""MLflow tracking: every model training is logged as one MLflow run; every tuning study
+as one parent run with one child run per trial.
 
 The upstream system meant to log each training but only did so on a path no endpoint took
 (see the reference, section 8.9). Here each training is one run with the model's params,
@@ -79,6 +80,30 @@ class TrainingRun:
     lineage: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StudyRun:
+    """The parent run of a tuning study: its configuration; results come at ``finish_study``."""
+
+    run_name: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """One tuning trial, logged as a child of the study's run (possibly from another process)."""
+
+    parent_run_id: str
+    run_name: str
+    params: dict[str, Any]
+    #: Per evaluated fold, logged as ``fold_<name>`` with step = fold index.
+    fold_metrics: list[dict[str, float | int | None]]
+    #: Logged as they are (``score``, ``cv_mean_mse`` ...); None is skipped.
+    metrics: dict[str, float | int | None]
+    tags: dict[str, str]
+    failed: bool = False
+
+
 class Tracker:
     """Logs trainings to one MLflow experiment at one tracking URI.
 
@@ -138,6 +163,59 @@ class Tracker:
                 raise self._unavailable(f"logging the training run failed: {_first_line(exc)}") from exc
             raise
         return run_id
+
+    # -- tuning -----------------------------------------------------------------------
+    def start_study(self, run: StudyRun) -> str:
+        """Create the RUNNING parent run of a study, with its configuration as params."""
+        params = _param_entities(run.params)
+        tags = _tag_entities({"run_type": "tuning", **run.tags})
+        client, experiment_id = self._connect()
+        run_id: str | None = None
+        try:
+            run_id = client.create_run(experiment_id, run_name=run.run_name).info.run_id
+            client.log_batch(run_id, params=params, tags=tags)
+        except BaseException as exc:
+            if run_id is not None:
+                _mark_failed(client, run_id)
+            if isinstance(exc, _backend_errors()):
+                raise self._unavailable(f"creating the study run failed: {_first_line(exc)}") from exc
+            raise
+        return run_id
+
+    def log_trial(self, run: TrialRun) -> str:
+        """Log one trial as a finished child run (tag ``mlflow.parentRunId``); FAILED when ``run.failed``."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        params = _param_entities(run.params)
+        now = int(time.time() * 1000)
+        metrics = [m for i, fold in enumerate(run.fold_metrics) for m in _metric_entities("fold_", fold, now, i)]
+        metrics += _metric_entities("", run.metrics, now)
+        tags = _tag_entities({"run_type": "tuning_trial", **run.tags, MLFLOW_PARENT_RUN_ID: run.parent_run_id})
+        client, experiment_id = self._connect()
+        run_id: str | None = None
+        try:
+            run_id = client.create_run(experiment_id, run_name=run.run_name).info.run_id
+            client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            client.set_terminated(run_id, "FAILED" if run.failed else "FINISHED")
+        except BaseException as exc:
+            if run_id is not None:
+                _mark_failed(client, run_id)
+            if isinstance(exc, _backend_errors()):
+                raise self._unavailable(f"logging a trial run failed: {_first_line(exc)}") from exc
+            raise
+        return run_id
+
+    def finish_study(
+        self, run_id: str, metrics: Mapping[str, float | int | None], tags: Mapping[str, str], status: str = "FINISHED"
+    ) -> None:
+        """Log the study's results as metrics and tags (params are immutable) and end its run."""
+        entities = _metric_entities("", metrics, int(time.time() * 1000))
+        client, _ = self._connect()
+        try:
+            client.log_batch(run_id, metrics=entities, tags=_tag_entities(dict(tags)))
+            client.set_terminated(run_id, status)
+        except _backend_errors() as exc:
+            raise self._unavailable(f"finishing the study run failed: {_first_line(exc)}") from exc
 
     # -- connection -------------------------------------------------------------------
     def _connect(self) -> tuple[MlflowClient, str]:
@@ -223,31 +301,41 @@ def _truncate(value: str, limit: int) -> str:
 
 
 def _entities(run: TrainingRun) -> tuple[list[Param], list[Metric], list[RunTag]]:
-    from mlflow.entities import Metric, Param, RunTag
+    params = _param_entities(run.params)
+    now = int(time.time() * 1000)
+    metrics: list[Metric] = []
+    for index, fold in enumerate(run.fold_metrics):
+        metrics += _metric_entities("fold_", fold, now, index)
+    metrics += _metric_entities("cv_", run.summary, now)
+    metrics += _metric_entities("baseline_", run.baseline, now)
+    return params, metrics, _tag_entities({"run_type": "training", **run.tags})
+
+
+def _param_entities(raw_params: Mapping[str, Any]) -> list[Param]:
+    """Flattened (``a.b``), stringified like ``mlflow.log_params``, cut to MLflow's limits."""
+    from mlflow.entities import Param
 
     params: dict[str, str] = {}
-    for raw, value in flatten_params(run.params).items():
+    for raw, value in flatten_params(raw_params).items():
         key = mlflow_key(str(raw))
         if key in params:
             raise ValueError(f"parameters {raw!r} and another one both map to the MLflow key {key!r}")
         params[key] = _truncate(str(value), MAX_PARAM_VALUE_LENGTH)
+    return [Param(k, v) for k, v in params.items()]
 
-    now = int(time.time() * 1000)
-    metrics: list[Metric] = []
 
-    def add(prefix: str, values: Mapping[str, float | int | None], step: int = 0) -> None:
-        for name, value in values.items():
-            if value is not None:
-                metrics.append(Metric(mlflow_key(f"{prefix}{name}"), float(value), now, step))
+def _metric_entities(prefix: str, values: Mapping[str, float | int | None], now: int, step: int = 0) -> list[Metric]:
+    from mlflow.entities import Metric
 
-    for index, fold in enumerate(run.fold_metrics):
-        add("fold_", fold, index)
-    add("cv_", run.summary)
-    add("baseline_", run.baseline)
+    return [
+        Metric(mlflow_key(f"{prefix}{name}"), float(value), now, step) for name, value in values.items() if value is not None
+    ]
 
-    tag_values = {"run_type": "training", **run.tags}
-    tags = [RunTag(mlflow_key(k), _truncate(str(v), MAX_TAG_VALUE_LENGTH)) for k, v in tag_values.items()]
-    return [Param(k, v) for k, v in params.items()], metrics, tags
+
+def _tag_entities(values: Mapping[str, Any]) -> list[RunTag]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(mlflow_key(k), _truncate(str(v), MAX_TAG_VALUE_LENGTH)) for k, v in values.items()]
 
 
 def _check_file_name(name: str) -> None:

@@ -22,7 +22,8 @@ from alphaforge.plugins.base import library_version
 from alphaforge.plugins.models import ModelPlugin
 from alphaforge.schemas.models import TrainRequest
 from alphaforge.services import cv, metrics
-from alphaforge.services.assembly import TrainingData, assemble_training_data, describe_range
+from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
+from alphaforge.services.progress import Progress, no_progress
 from alphaforge.services.models import NOT_FOUND, artifact_prefix, resolve_plugin
 from alphaforge.services.tracking import TrainingRun
 from alphaforge.storage.db import utcnow
@@ -55,13 +56,17 @@ class TrainResult:
 def check_train_request(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> _Definition:
     """Everything that can be refused before computing (shared by the sync and async paths)."""
     definition = _load_definition(ctx, model_id, request.seed)
+    check_dataset_spec(ctx, request.dataset)
     cv.effective_purge(request.cv.purge, request.dataset.target_horizon)
     definition.plugin.check_target_horizon(request.dataset.target_horizon)
     return definition
 
 
-def train_model(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> TrainResult:
+def train_model(
+    ctx: Context, model_id: uuid.UUID, request: TrainRequest, progress: Progress = no_progress
+) -> TrainResult:
     definition = check_train_request(ctx, model_id, request)
+    progress(0.0, "assembling features")
     data = assemble_training_data(ctx, request.dataset)
     config = request.cv
     folds = cv.make_folds(
@@ -74,8 +79,9 @@ def train_model(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> Tra
         purge=config.purge,
         embargo=config.embargo,
     )
-    cv_metrics = cross_validate(definition.plugin, data, folds, request.seed)
+    cv_metrics = cross_validate(definition.plugin, data, folds, request.seed, progress)
 
+    progress(0.9, "final fit on all rows")
     final = type(definition.plugin)(definition.plugin.params, seed=request.seed)
     final.fit(data.X, data.y)
     artifact = final.to_bytes()
@@ -149,10 +155,13 @@ def train_model(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> Tra
     )
 
 
-def cross_validate(plugin: ModelPlugin, data: TrainingData, folds: list[cv.Fold], seed: int) -> dict[str, Any]:
+def cross_validate(
+    plugin: ModelPlugin, data: TrainingData, folds: list[cv.Fold], seed: int, progress: Progress = no_progress
+) -> dict[str, Any]:
     """Fit a fresh model per fold; score it and the training-mean baseline on the test rows."""
     results, baselines = [], []
     for fold in folds:
+        progress(0.05 + 0.85 * fold.index / len(folds), f"fold {fold.index + 1} of {len(folds)}")
         model = type(plugin)(plugin.params, seed=seed)
         model.fit(data.X[fold.train], data.y[fold.train])
         start = int(fold.test[0])

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alphaforge.storage.db import Base, utcnow
@@ -108,3 +108,41 @@ class Model(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class Task(Base):
+    """One asynchronous job: its request, where it stands, and how it ended.
+
+    Status names are Celery's. A task with children (a tune's trial shards, a batch's
+    generations) is finished by whichever child completes last.
+    """
+
+    __tablename__ = "tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_message: Mapped[str | None] = mapped_column(String(500))
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column()
+    error_type: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: "host:pid" of the process running it (for operators, and tests that kill it).
+    worker: Mapped[str | None] = mapped_column(String(255))
+    # Children are deleted with their parent.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    children_total: Mapped[int] = mapped_column(default=0)
+    children_done: Mapped[int] = mapped_column(default=0)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_tasks_kind_status_submitted", "kind", "status", "submitted_at"),
+        Index("ix_tasks_parent", "parent_id"),
+        Index("ix_tasks_status_heartbeat", "status", "heartbeat_at"),
+    )

@@ -5,6 +5,9 @@ import uuid
 from fastapi import APIRouter, Query, Response
 
 from alphaforge.api.deps import CtxDep
+from alphaforge.api.routes.tasks import submitted
+from alphaforge.context import Context
+from alphaforge.errors import NotFound
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.features import feature_plugins
 from alphaforge.schemas.features import (
@@ -16,8 +19,9 @@ from alphaforge.schemas.features import (
     FeatureRead,
     FeatureUpdate,
 )
+from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
 from alphaforge.services import features as service
-from alphaforge.services import generation
+from alphaforge.services import generation, tasks
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -64,6 +68,29 @@ def generate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -
     return _response(generation.generate_dataset(ctx, feature_id, body))
 
 
+@router.post("/{feature_id}/generate/async", response_model=TaskSubmitted, status_code=202)
+def generate_async(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
+    """The same generate as a task: refused now (404/422) exactly as the synchronous call would be."""
+    generation.check_generate_request(ctx, feature_id, body)
+    request = {"feature_id": str(feature_id), "body": body.model_dump(mode="json")}
+    return submitted(tasks.submit(ctx, "generate", request))
+
+
+@router.post("/generate", response_model=TaskSubmitted, status_code=202)
+def generate_batch(body: BatchGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
+    """Every feature × symbol, generated in parallel; the task's result lists each dataset."""
+    unknown = [str(f) for f in body.feature_ids if not _exists(ctx, f)]
+    if unknown:
+        raise NotFound(f"Unknown feature id(s): {', '.join(unknown)}")
+    children = []
+    for feature_id in dict.fromkeys(body.feature_ids):
+        for symbol in dict.fromkeys(body.symbols):
+            one = FeatureGenerateRequest(symbol=symbol, timeframe=body.timeframe, start_date=body.start_date, end_date=body.end_date)
+            generation.check_generate_request(ctx, feature_id, one)
+            children.append(("generate", {"feature_id": str(feature_id), "body": one.model_dump(mode="json")}))
+    return submitted(tasks.submit(ctx, "generate_batch", body.model_dump(mode="json"), children))
+
+
 @router.post("/{feature_id}/regenerate", response_model=FeatureGenerateResponse)
 def regenerate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
     """Re-read the bars and recompute; a new dataset version only when the hash changed."""
@@ -75,6 +102,14 @@ def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: str, timeframe: Timefra
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
     rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)
     return [FeatureDatasetRead.model_validate(r) for r in rows]
+
+
+def _exists(ctx: Context, feature_id: uuid.UUID) -> bool:
+    try:
+        service.get_feature(ctx, feature_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _response(result: generation.GenerateResult) -> FeatureGenerateResponse:

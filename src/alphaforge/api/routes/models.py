@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Query, Response
 
 from alphaforge.api.deps import CtxDep
+from alphaforge.api.routes.tasks import submitted
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.models import (
     ModelCreate,
@@ -17,7 +18,8 @@ from alphaforge.schemas.models import (
     TrainResponse,
 )
 from alphaforge.services import models as service
-from alphaforge.services import prediction, training
+from alphaforge.schemas.tasks import TaskSubmitted
+from alphaforge.services import prediction, tasks, training
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -69,6 +71,14 @@ def train(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TrainResponse
     Runs in the server's worker threads, so the API stays responsive while it computes."""
     result = training.train_model(ctx, model_id, body)
     return TrainResponse.model_validate(result, from_attributes=True)
+
+
+@router.post("/{model_id}/train/async", response_model=TaskSubmitted, status_code=202)
+def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TaskSubmitted:
+    """The same training as a task: refused now (404/422) by the same checks as the synchronous call."""
+    training.check_train_request(ctx, model_id, body)
+    request = {"model_id": str(model_id), "body": body.model_dump(mode="json")}
+    return submitted(tasks.submit(ctx, "train", request))
 
 
 @router.post("/{model_id}/predict", response_model=PredictResponse)

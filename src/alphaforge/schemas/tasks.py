@@ -1,0 +1,50 @@
+"""Shapes of the task endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from alphaforge.marketdata.bars import Timeframe
+
+TaskStatus = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"]
+TaskKindName = Literal["train", "generate", "generate_batch", "tune", "tune_trials", "automl"]
+
+
+class TaskError(BaseModel):
+    type: str
+    message: str
+
+
+class TaskSubmitted(BaseModel):
+    task_id: uuid.UUID
+    kind: str
+    status: TaskStatus
+
+
+class TaskRead(BaseModel):
+    task_id: uuid.UUID
+    kind: str
+    status: TaskStatus
+    progress: float = Field(description="0..1")
+    progress_message: str | None
+    result: dict[str, Any] | None
+    error: TaskError | None
+    attempts: int
+    parent_id: uuid.UUID | None
+    children_total: int
+    children_done: int
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class BatchGenerateRequest(BaseModel):
+    feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200)
+    symbols: list[str] = Field(min_length=1, max_length=500)
+    timeframe: Timeframe = Timeframe.DAY
+    start_date: datetime
+    end_date: datetime

@@ -1,0 +1,510 @@
+"""Hyperparameter tuning: an Optuna study over the same purged walk-forward CV as training.
+
+What upstream lacked (reference §10.1, §17) and how it is done here:
+
+- The study lives in the service's database (``services.studies``), so several processes
+  can run trials of one study: ``create_study`` once, ``run_trials`` in any number of
+  workers, ``tune_result`` once they are done. ``tune`` does the three in a row.
+- The trial budget is exact across processes. Optuna numbers trials under a row lock on
+  the study, so a trial numbered ``>= n_trials`` is surplus: it is told FAIL with the user
+  attribute ``surplus`` before running, and never counted or shown. (``MaxTrialsCallback``
+  counts only once a trial ends: two workers could both start the last trial.)
+- Sampling is TPE seeded per trial from ``(seed, trial number)``: a sequential study is
+  reproducible, and concurrent workers do not draw the same start-up points.
+- After each fold the score so far (the metric over the folds evaluated) is reported at
+  step = fold index, and the median pruner may stop the trial.
+- A trial that fails (a combination the plugin refuses, a fit error, an undefined metric)
+  is FAIL with its message; the study goes on. Only a study without one complete trial
+  is an error (422, with the first failure's message).
+- A study stops at ``n_trials``, after ``patience`` finished trials without a better score,
+  ``timeout_s`` after its first trial started, or when cancelled. The reason is a study
+  attribute that every worker reads before starting a trial, so all of them stop.
+- MLflow: a parent run per study (``tune:<plugin>``), a child run per trial; workers find
+  the parent run id in the study's user attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from alphaforge.context import Context
+from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
+from alphaforge.schemas.models import CVConfig, DatasetSpec
+from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
+from alphaforge.services import cv, metrics, search_space, studies
+from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
+from alphaforge.services.progress import Cancelled, Progress, no_progress
+from alphaforge.services.tracking import StudyRun, TrialRun
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+Direction = Literal["minimize", "maximize"]
+
+#: metric name -> (per-fold key, default direction); the summary key is the name itself.
+METRICS: dict[str, tuple[str, Direction]] = {
+    "mean_mse": ("mse", "minimize"),
+    "mean_mae": ("mae", "minimize"),
+    "directional_accuracy": ("directional_accuracy", "maximize"),
+    "mean_ic": ("ic", "maximize"),
+    "mean_rank_ic": ("rank_ic", "maximize"),
+}
+#: The seed's name for directional accuracy (upstream's summary key).
+ALIASES = {"mean_directional_accuracy": "directional_accuracy"}
+
+#: Median pruning starts once this many trials completed, and never on the first fold.
+PRUNER_STARTUP_TRIALS = 5
+PRUNER_WARMUP_STEPS = 1
+
+# Study and trial user attributes.
+PARENT_RUN = "mlflow_parent_run_id"
+STARTED_AT = "started_at"
+STOP_REASON = "stop_reason"
+RESULT = "result"
+SURPLUS = "surplus"
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str  # the summary key, e.g. "mean_mse"
+    fold_metric: str  # the per-fold key, e.g. "mse"
+    direction: Direction
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score ``a`` is strictly better than ``b``."""
+        return a < b if self.direction == "minimize" else a > b
+
+    def sort_key(self, score: float) -> float:
+        return score if self.direction == "minimize" else -score
+
+
+def resolve_objective(metric: str, direction: Direction | None = None) -> Objective:
+    """The metric's summary and fold keys; its direction unless one is given (422 on an unknown metric)."""
+    name = ALIASES.get(metric, metric)
+    if name not in METRICS:
+        valid = ", ".join([*METRICS, *ALIASES])
+        raise InvalidInput(f"unknown metric {metric!r}; valid: {valid}", field="metric")
+    fold_metric, default = METRICS[name]
+    return Objective(metric=name, fold_metric=fold_metric, direction=direction or default)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A request resolved: the plugin, the space to sample, the objective."""
+
+    cls: type[ModelPlugin]
+    space: dict[str, ParamSpec]
+    objective: Objective
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_plan(request: TuneRequest) -> _Plan:
+    """The plugin, the checked space and the objective of a request (422s, no I/O)."""
+    cls = model_plugins.get(request.plugin_key)
+    objective = resolve_objective(request.metric, request.direction)
+    space = search_space.resolve_space(cls, request.param_space, request.fixed_params)
+    return _Plan(cls=cls, space=space, objective=objective, fixed=dict(request.fixed_params))
+
+
+# -- the service API -------------------------------------------------------------------
+def check_tune_request(ctx: Context, request: TuneRequest) -> None:
+    """Every refusal that needs no computing (shared by the sync and async paths)."""
+    plan = resolve_plan(request)
+    cls, horizon = plan.cls, request.dataset.target_horizon
+    cls.from_parameters(plan.fixed)  # fixed_params with the defaults for the rest: 422 if refused
+    cv.effective_purge(request.cv.purge, horizon)
+    try:
+        probe = cls.from_parameters({**plan.fixed, **search_space.lowest(plan.space)})
+    except InvalidInput:
+        probe = None  # a cross-field rule refuses this corner; the trials that hit it fail alone
+    if probe is not None:
+        probe.check_target_horizon(horizon)
+    check_dataset_spec(ctx, request.dataset)
+
+
+def create_study(ctx: Context, request: TuneRequest, study_name: str) -> str:
+    """Create the study (direction from the request) and its MLflow parent run; return its name."""
+    import optuna
+
+    plan = resolve_plan(request)
+    storage = _storage(ctx)
+    try:
+        study = optuna.create_study(storage=storage, study_name=study_name, direction=plan.objective.direction)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise Conflict(f"a tuning study named {study_name!r} exists already") from None
+    try:
+        run_id = ctx.tracker.start_study(_study_run(request, plan, study_name))
+        study.set_user_attr(PARENT_RUN, run_id)
+    except BaseException:
+        optuna.delete_study(study_name=study_name, storage=storage)
+        raise
+    return study_name
+
+
+def run_trials(ctx: Context, request: TuneRequest, study_name: str, progress: Progress = no_progress) -> None:
+    """Run trials of the study until it is done (see the module docstring); safe in parallel.
+
+    ``progress`` is called after each trial; when it raises ``Cancelled`` the study is marked
+    cancelled (every worker stops before its next trial) and the exception propagates.
+    """
+    _load(ctx, request, study_name)  # 404 before the data is assembled
+    progress(0.0, "assembling the training data")
+    data = assemble_training_data(ctx, request.dataset)
+    folds = make_folds(request.cv, request.dataset, len(data.y))
+    run_trials_on(ctx, request, study_name, data, folds, progress)
+
+
+def tune_result(ctx: Context, request: TuneRequest, study_name: str) -> TuneResponse:
+    """Read the study back, finish its MLflow parent run; 422 when no trial completed."""
+    plan = resolve_plan(request)
+    study = _load(ctx, request, study_name)
+    attrs = study.user_attrs
+    parent = attrs.get(PARENT_RUN)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
+    reads = [_trial_read(t, plan.fixed) for t in trials]
+    counts = {s: sum(1 for r in reads if r.state == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    stop_reason = attrs.get(STOP_REASON, "n_trials")
+    totals = {"n_trials": sum(counts.values()), "n_complete": counts["COMPLETE"], "n_pruned": counts["PRUNED"],
+              "n_failed": counts["FAIL"]}
+    direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+    objective = Objective(plan.objective.metric, plan.objective.fold_metric, direction)
+    complete = [r for r in reads if r.state == "COMPLETE" and r.score is not None]
+    if not complete:
+        if parent:
+            ctx.tracker.finish_study(parent, totals, {"stop_reason": stop_reason}, status="FAILED")
+        errors = [r.error for r in reads if r.error]
+        why = f"; the first failure: {errors[0]}" if errors else ""
+        raise InvalidInput(
+            f"no trial of {request.plugin_key} completed ({counts['FAIL']} failed, {counts['PRUNED']} pruned){why}"
+        )
+    best = min(complete, key=lambda r: (objective.sort_key(r.score), r.number))  # type: ignore[arg-type]
+    response = TuneResponse(
+        study_name=study_name,
+        plugin_key=plan.cls.key,
+        metric=objective.metric,
+        direction=direction,
+        best_params=best.params,
+        best_score=best.score,  # type: ignore[arg-type]
+        best_trial=best.number,
+        best_metrics=best.metrics or {},
+        stop_reason=stop_reason,
+        trials=reads,
+        mlflow_parent_run_id=parent,
+        **totals,
+    )
+    if parent:
+        ctx.tracker.finish_study(
+            parent,
+            {"best_score": best.score, **totals},
+            {"best_trial": str(best.number), "best_params": json.dumps(best.params, sort_keys=True),
+             "stop_reason": stop_reason},
+        )
+    return response
+
+
+def abort_study(ctx: Context, study_name: str, status: Literal["FAILED", "KILLED"] = "FAILED") -> None:
+    """Best effort after a failure (FAILED) or a cancellation (KILLED): end the MLflow parent run;
+    a cancellation also marks the study stopped, so no worker starts another trial."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=_storage(ctx))
+        if status == "KILLED" and STOP_REASON not in study.user_attrs:
+            study.set_user_attr(STOP_REASON, "cancelled")
+        parent = study.user_attrs.get(PARENT_RUN)
+        if parent:
+            ctx.tracker.finish_study(parent, {}, {"stop_reason": "cancelled" if status == "KILLED" else "error"}, status)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        logging.getLogger(__name__).warning("could not close tuning study %s", study_name, exc_info=True)
+
+
+def tune(ctx: Context, request: TuneRequest, progress: Progress = no_progress) -> TuneResponse:
+    """The synchronous path: check, create the study, run every trial here, read the result."""
+    check_tune_request(ctx, request)
+    study_name = create_study(ctx, request, f"tune-{uuid.uuid4().hex}")
+    try:
+        run_trials(ctx, request, study_name, progress)
+    except BaseException as exc:
+        abort_study(ctx, study_name, "KILLED" if isinstance(exc, Cancelled) else "FAILED")
+        raise
+    return tune_result(ctx, request, study_name)
+
+
+# -- trials ----------------------------------------------------------------------------
+def make_folds(config: CVConfig, dataset: DatasetSpec, n_rows: int) -> list[cv.Fold]:
+    """The folds training uses for the same request (same purge, embargo, method)."""
+    return cv.make_folds(
+        n_rows,
+        method=config.method,
+        n_splits=config.n_splits,
+        test_size=config.test_size,
+        min_train_size=config.min_train_size,
+        horizon=dataset.target_horizon,
+        purge=config.purge,
+        embargo=config.embargo,
+    )
+
+
+def run_trials_on(
+    ctx: Context, request: TuneRequest, study_name: str, data: TrainingData, folds: list[cv.Fold],
+    progress: Progress = no_progress,
+) -> None:
+    """``run_trials`` on data already assembled (AutoML assembles once for every candidate)."""
+    from optuna.trial import TrialState
+
+    plan = resolve_plan(request)
+    study = _load(ctx, request, study_name)
+    parent = study.user_attrs.get(PARENT_RUN)
+    if STARTED_AT not in study.user_attrs:
+        study.set_user_attr(STARTED_AT, time.time())
+    started = float(study.user_attrs.get(STARTED_AT, time.time()))
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        if _stop_reason(study, trials, request, plan.objective, started) is not None:
+            break
+        trial = study.ask()
+        if trial.number >= request.n_trials:  # another worker took the last slot meanwhile
+            trial.set_user_attr(SURPLUS, True)
+            study.tell(trial, state=TrialState.FAIL)
+            break
+        try:
+            outcome = _evaluate(trial, plan, request, data, folds)
+            if parent:
+                outcome.mlflow_run_id = ctx.tracker.log_trial(_trial_run(parent, study_name, plan, trial.number, outcome))
+            trial.set_user_attr(RESULT, outcome.attrs())
+        except BaseException as exc:
+            trial.set_user_attr(RESULT, {"error": f"interrupted: {type(exc).__name__}: {exc}"[:2000]})
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        if outcome.state == "COMPLETE":
+            study.tell(trial, outcome.score)
+        else:
+            study.tell(trial, state=TrialState[outcome.state])
+        finished = 1 + sum(1 for t in trials if t.state.is_finished() and not t.user_attrs.get(SURPLUS))
+        try:
+            progress(
+                min(1.0, finished / request.n_trials),
+                f"trial {trial.number} {outcome.state.lower()}"
+                + (f" ({plan.objective.metric} {outcome.score:.6g})" if outcome.score is not None else "")
+                + f"; about {min(finished, request.n_trials)} of {request.n_trials} trials finished",
+            )
+        except Cancelled:
+            study.set_user_attr(STOP_REASON, "cancelled")
+            raise
+
+
+@dataclass
+class _Outcome:
+    state: Literal["COMPLETE", "PRUNED", "FAIL"]
+    params: dict[str, Any]
+    score: float | None = None
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    mlflow_run_id: str | None = None
+
+    def attrs(self) -> dict[str, Any]:
+        return {"params": self.params, "folds": self.folds, "summary": self.summary, "error": self.error,
+                "mlflow_run_id": self.mlflow_run_id}
+
+
+def _evaluate(
+    trial: optuna.Trial, plan: _Plan, request: TuneRequest, data: TrainingData, folds: list[cv.Fold]
+) -> _Outcome:
+    """Sample, validate, cross-validate fold by fold with pruning. Never raises for a bad trial."""
+    import optuna
+
+    params = {**search_space.sample(trial, plan.space), **plan.fixed}
+    outcome = _Outcome(state="FAIL", params=params)
+    try:
+        plugin = plan.cls.from_parameters(params, seed=request.seed)
+        plugin.check_target_horizon(request.dataset.target_horizon)
+        for fold in folds:
+            outcome.folds.append(_fold_scores(plugin, data, fold, request.seed))
+            so_far = metrics.summarize(outcome.folds)[plan.objective.metric]
+            if so_far is not None:
+                outcome.score = float(so_far)
+                trial.report(outcome.score, fold.index)
+            if request.pruner != "none" and fold.index < len(folds) - 1 and trial.should_prune():
+                raise optuna.TrialPruned()
+        outcome.summary = metrics.summarize(outcome.folds)
+        if outcome.summary[plan.objective.metric] is None:
+            outcome.score = None
+            raise InvalidInput(
+                f"{plan.objective.metric} is undefined on every fold (e.g. constant predictions have no correlation)"
+            )
+        outcome.state = "COMPLETE"
+    except optuna.TrialPruned:
+        outcome.state = "PRUNED"
+    except DependencyUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing trial must not end the study
+        message = exc.message if isinstance(exc, InvalidInput) else f"{type(exc).__name__}: {exc}"
+        outcome.state, outcome.error, outcome.score = "FAIL", message[:2000], None
+    return outcome
+
+
+def _fold_scores(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> dict[str, Any]:
+    """A fresh model fitted on the fold's training rows, scored on its test rows (as training does)."""
+    model = type(plugin)(plugin.params, seed=seed)
+    model.fit(data.X[fold.train], data.y[fold.train])
+    start = int(fold.test[0])
+    predicted = model.predict(data.X[fold.test], history=data.X[:start]).mean
+    return {"fold": fold.index, **metrics.fold_metrics(data.y[fold.test], np.asarray(predicted))}
+
+
+def _stop_reason(
+    study: optuna.Study, trials: list[FrozenTrial], request: TuneRequest, objective: Objective, started: float
+) -> str | None:
+    """Why no further trial should start (recorded on the study for the other workers), or None."""
+    reason = study.user_attrs.get(STOP_REASON)
+    if reason:
+        return str(reason)
+    if len(trials) >= request.n_trials:
+        return "n_trials"
+    if request.patience is not None:
+        since = _trials_since_best(trials, objective)
+        if since is not None and since >= request.patience:
+            study.set_user_attr(STOP_REASON, "early_stopping")
+            return "early_stopping"
+    if request.timeout_s is not None and time.time() - started >= request.timeout_s:
+        study.set_user_attr(STOP_REASON, "timeout")
+        return "timeout"
+    return None
+
+
+def _trials_since_best(trials: list[FrozenTrial], objective: Objective) -> int | None:
+    """Finished trials numbered after the one that first reached the best score."""
+    from optuna.trial import TrialState
+
+    finished = sorted(
+        (t for t in trials if t.state.is_finished() and not t.user_attrs.get(SURPLUS)), key=lambda t: t.number
+    )
+    best: tuple[float, int] | None = None
+    for t in finished:
+        if t.state == TrialState.COMPLETE and t.value is not None and (best is None or objective.better(t.value, best[0])):
+            best = (t.value, t.number)
+    if best is None:
+        return None
+    return sum(1 for t in finished if t.number > best[1])
+
+
+def _trial_read(t: FrozenTrial, fixed: dict[str, Any]) -> TrialRead:
+    result = t.user_attrs.get(RESULT) or {}
+    return TrialRead(
+        number=t.number,
+        state=t.state.name,  # type: ignore[arg-type]
+        params=result.get("params") or {**t.params, **fixed},
+        score=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
+        folds_evaluated=len(result.get("folds") or []),
+        metrics=result.get("summary"),
+        duration_s=t.duration.total_seconds() if t.duration is not None else None,
+        error=result.get("error"),
+        mlflow_run_id=result.get("mlflow_run_id"),
+    )
+
+
+# -- Optuna and MLflow plumbing ----------------------------------------------------------
+def _storage(ctx: Context) -> optuna.storages.RDBStorage:
+    return studies.storage(ctx.settings.resolved_optuna_storage_url)
+
+
+def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
+    import optuna
+
+    pruner: optuna.pruners.BasePruner = (
+        optuna.pruners.NopPruner()
+        if request.pruner == "none"
+        else optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
+    )
+    try:
+        return optuna.load_study(
+            study_name=study_name, storage=_storage(ctx), sampler=_trial_seeded_tpe(request.seed), pruner=pruner
+        )
+    except KeyError:
+        raise NotFound(f"no tuning study named {study_name!r}") from None
+
+
+def _trial_seeded_tpe(seed: int) -> optuna.samplers.BaseSampler:
+    """TPE whose randomness comes from ``(seed, trial number)``, whichever process runs the trial."""
+    import optuna
+
+    def seeded(number: int) -> optuna.samplers.TPESampler:
+        digest = hashlib.sha256(f"alphaforge.tune:{seed}:{number}".encode()).digest()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=int.from_bytes(digest[:4], "big"), constant_liar=True)
+
+    class TrialSeededTPE(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._tpe = seeded(0)
+
+        def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+            self._tpe = seeded(trial.number)
+            self._tpe.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+            return self._tpe.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: optuna.Study, trial: FrozenTrial, space: dict[str, Any]) -> dict[str, Any]:
+            return self._tpe.sample_relative(study, trial, space)
+
+        def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: Any) -> Any:
+            return self._tpe.sample_independent(study, trial, name, distribution)
+
+        def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: Any, values: Any) -> None:
+            self._tpe.after_trial(study, trial, state, values)
+
+    return TrialSeededTPE()
+
+
+def _study_run(request: TuneRequest, plan: _Plan, study_name: str) -> StudyRun:
+    space = {k: v.model_dump(exclude_none=True) for k, v in plan.space.items()}
+    return StudyRun(
+        run_name=f"tune:{plan.cls.key}",
+        params={
+            "plugin_key": plan.cls.key,
+            "metric": plan.objective.metric,
+            "direction": plan.objective.direction,
+            "n_trials": request.n_trials,
+            "space": json.dumps(space, sort_keys=True),
+            "fixed_params": json.dumps(plan.fixed, sort_keys=True, default=str),
+            "seed": request.seed,
+            "pruner": request.pruner,
+            "patience": request.patience,
+            "timeout_s": request.timeout_s,
+            **{f"cv.{k}": v for k, v in request.cv.model_dump(mode="json").items()},
+            **{f"dataset.{k}": v for k, v in describe_range(request.dataset).items()},
+            "dataset.feature_ids": ",".join(str(f) for f in request.dataset.feature_ids),
+        },
+        tags={"study_name": study_name, "plugin_key": plan.cls.key},
+    )
+
+
+def _trial_run(parent: str, study_name: str, plan: _Plan, number: int, outcome: _Outcome) -> TrialRun:
+    folds = [{k: v for k, v in f.items() if k != "fold"} for f in outcome.folds]
+    summary = {f"cv_{k}": v for k, v in (outcome.summary or {}).items()}
+    tags = {"study_name": study_name, "trial_number": str(number), "trial_state": outcome.state,
+            "plugin_key": plan.cls.key}
+    if outcome.error:
+        tags["error"] = outcome.error
+    return TrialRun(
+        parent_run_id=parent,
+        run_name=f"{study_name}:trial-{number}",
+        params=outcome.params,
+        fold_metrics=folds,
+        metrics={"score": outcome.score, **summary},
+        tags=tags,
+        failed=outcome.state == "FAIL",
+    )

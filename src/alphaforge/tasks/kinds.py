@@ -1,0 +1,118 @@
+"""What each kind of task runs: the same service functions as the synchronous endpoints.
+
+A kind's ``run`` takes the JSON request stored on the task row and returns a JSON result.
+Kinds whose work is split into child tasks (a tune's trial shards, a batch of generations)
+also have ``finalize``, run once by whichever child finishes last.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alphaforge.context import Context
+from alphaforge.errors import InvalidInput
+from alphaforge.services.progress import Cancelled, Progress
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    name: str
+    run: Callable[[Context, Json, Progress], Json | None]
+    #: Parents only: the result from the children's outcomes ({status, request, result, error}).
+    finalize: Callable[[Context, Json, list[Json]], Json] | None = None
+    #: Children whose progress is the whole job's (trial shards of one study).
+    progress_to_parent: bool = False
+
+
+def _train(ctx: Context, request: Json, progress: Progress) -> Json:
+    from alphaforge.schemas.models import TrainRequest, TrainResponse
+    from alphaforge.services.training import train_model
+
+    result = train_model(ctx, uuid.UUID(request["model_id"]), TrainRequest.model_validate(request["body"]), progress)
+    return TrainResponse.model_validate(result, from_attributes=True).model_dump(mode="json")
+
+
+def _generate(ctx: Context, request: Json, progress: Progress) -> Json:
+    from alphaforge.schemas.features import FeatureDatasetRead, FeatureGenerateRequest
+    from alphaforge.services.generation import generate_dataset
+
+    progress(0.0, f"generating {request['body']['symbol']}")
+    result = generate_dataset(ctx, uuid.UUID(request["feature_id"]), FeatureGenerateRequest.model_validate(request["body"]))
+    return {
+        "dataset": FeatureDatasetRead.model_validate(result.dataset).model_dump(mode="json"),
+        "preview": result.preview,
+        "cached": result.cached,
+    }
+
+
+def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
+    failed = [o for o in outcomes if o["status"] != "SUCCESS"]
+    items = [
+        {
+            "feature_id": o["request"]["feature_id"],
+            "symbol": o["request"]["body"]["symbol"],
+            "task_id": o["task_id"],
+            "status": o["status"],
+            "dataset": (o["result"] or {}).get("dataset"),
+            "cached": (o["result"] or {}).get("cached"),
+            "error": o["error"],
+        }
+        for o in outcomes
+    ]
+    if failed and len(failed) == len(outcomes):
+        first = failed[0]["error"] or {"message": failed[0]["status"]}
+        raise InvalidInput(f"all {len(outcomes)} generations failed; the first: {first['message']}")
+    return {"n_succeeded": len(outcomes) - len(failed), "n_failed": len(failed), "items": items}
+
+
+def _no_parent_work(ctx: Context, request: Json, progress: Progress) -> Json | None:
+    raise RuntimeError("a parent task is finished by its children, never run itself")
+
+
+def _tune_trials(ctx: Context, request: Json, progress: Progress) -> Json:
+    """One shard: trials on the shared study until it holds n_trials (or stops)."""
+    from alphaforge.schemas.tuning import TuneRequest
+    from alphaforge.services.tuning import abort_study, run_trials
+
+    try:
+        run_trials(ctx, TuneRequest.model_validate(request["body"]), request["study_name"], progress)
+    except Cancelled:
+        abort_study(ctx, request["study_name"], "KILLED")  # every other shard stops at its next trial
+        raise
+    return {"study_name": request["study_name"]}
+
+
+def _tune_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
+    from alphaforge.schemas.tuning import TuneRequest
+    from alphaforge.services.tuning import abort_study, tune_result
+
+    if all(o["status"] != "SUCCESS" for o in outcomes):
+        abort_study(ctx, request["study_name"], "FAILED")
+        error = next((o["error"] for o in outcomes if o["error"]), None) or {"message": "every trial shard failed"}
+        raise InvalidInput(f"the tune failed: {error['message']}")
+    return tune_result(ctx, TuneRequest.model_validate(request["body"]), request["study_name"]).model_dump(mode="json")
+
+
+def _automl(ctx: Context, request: Json, progress: Progress) -> Json:
+    from alphaforge.schemas.tuning import AutoMLRequest
+    from alphaforge.services.automl import automl
+
+    return automl(ctx, AutoMLRequest.model_validate(request["body"]), progress).model_dump(mode="json")
+
+
+TASK_KINDS: dict[str, TaskKind] = {
+    kind.name: kind
+    for kind in (
+        TaskKind("train", _train),
+        TaskKind("generate", _generate),
+        TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
+        TaskKind("tune", _no_parent_work, finalize=_tune_result),
+        TaskKind("tune_trials", _tune_trials, progress_to_parent=True),
+        TaskKind("automl", _automl),
+    )
+}

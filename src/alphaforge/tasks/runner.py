@@ -1,0 +1,244 @@
+"""Running one task inside a worker (an embedded pool process or a Celery worker).
+
+The task row is the single source of truth: it is claimed (PENDING -> STARTED) with a
+compare-and-swap, a heartbeat thread keeps ``heartbeat_at`` fresh while it runs, progress
+is written as it goes (and a cancel request read back), and it ends SUCCESS, FAILURE or
+REVOKED. A task whose worker dies is ended by whoever notices (the pool, the reaper, or the
+redelivered message): never STARTED forever. A child task that ends bumps its parent's
+counter; the last child finalizes the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+
+from alphaforge.context import Context
+from alphaforge.errors import AlphaforgeError
+from alphaforge.services.progress import Cancelled
+from alphaforge.storage.db import utcnow
+from alphaforge.storage.tables import Task
+from alphaforge.tasks.kinds import TASK_KINDS
+
+log = logging.getLogger(__name__)
+
+PENDING, STARTED, SUCCESS, FAILURE, REVOKED = "PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"
+FINISHED = (SUCCESS, FAILURE, REVOKED)
+#: A task is run at most this many times (a redelivery after a worker died is the second).
+MAX_ATTEMPTS = 2
+#: Progress is written at most this often (cancel requests are read at the same pace).
+PROGRESS_INTERVAL_S = 0.25
+
+
+def run_task(ctx: Context, task_id: uuid.UUID) -> None:
+    """Claim and run a task; every outcome is recorded on its row."""
+    task = _claim(ctx, task_id)
+    if task is None:
+        return
+    kind = TASK_KINDS[task.kind]
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(ctx, task_id, stop), daemon=True)
+    beat.start()
+    try:
+        result = kind.run(ctx, task.request, _Progress(ctx, task))
+    except Cancelled:
+        _finish(ctx, task_id, REVOKED, error=("Cancelled", "cancelled on request"))
+    except AlphaforgeError as exc:
+        _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, exc.message))
+    except Exception as exc:  # noqa: BLE001 - recorded on the row; the worker keeps serving
+        log.error("task %s (%s) failed:\n%s", task_id, task.kind, traceback.format_exc())
+        _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, str(exc) or repr(exc)))
+    else:
+        _finish(ctx, task_id, SUCCESS, result=result)
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+    if task.parent_id is not None:
+        child_finished(ctx, task.parent_id)
+
+
+def mark_lost(ctx: Context, task_id: uuid.UUID, message: str) -> bool:
+    """End a task whose worker died; True when this call ended it."""
+    ended = _finish(ctx, task_id, FAILURE, error=("WorkerLost", message), only_from=(PENDING, STARTED))
+    if ended:
+        parent = _get(ctx, task_id).parent_id
+        if parent is not None:
+            child_finished(ctx, parent)
+    return ended
+
+
+def reap_stale(ctx: Context) -> int:
+    """End every STARTED task whose worker stopped sending heartbeats."""
+    cutoff = utcnow().timestamp() - ctx.settings.task_stale_after_s
+    with ctx.db.session() as session:
+        stale = [
+            t.id
+            for t in session.scalars(
+                select(Task).where(Task.status == STARTED, Task.children_total == 0, Task.heartbeat_at.is_not(None))
+            )
+            if t.heartbeat_at is not None and t.heartbeat_at.timestamp() < cutoff
+        ]
+    ended = 0
+    for task_id in stale:
+        ended += mark_lost(
+            ctx, task_id, f"its worker stopped reporting for over {ctx.settings.task_stale_after_s:.0f} s (it died or hung)"
+        )
+    return ended
+
+
+def child_finished(ctx: Context, parent_id: uuid.UUID) -> None:
+    """Count a finished child; the last one finalizes the parent from its children's outcomes."""
+    with ctx.db.session() as session:
+        row = session.execute(
+            update(Task)
+            .where(Task.id == parent_id)
+            .values(children_done=Task.children_done + 1)
+            .returning(Task.children_done, Task.children_total)
+        ).one_or_none()
+    if row is None:
+        return
+    if row[0] < row[1]:
+        if not TASK_KINDS[_get(ctx, parent_id).kind].progress_to_parent:
+            _set_parent_progress(ctx, parent_id, row[0], row[1])
+        return
+    parent = _get(ctx, parent_id)
+    with ctx.db.session() as session:
+        children = list(session.scalars(select(Task).where(Task.parent_id == parent_id).order_by(Task.submitted_at, Task.id)))
+        outcomes = [_outcome(c) for c in children]
+    kind = TASK_KINDS[parent.kind]
+    if parent.cancel_requested:
+        _finish(ctx, parent_id, REVOKED, error=("Cancelled", "cancelled on request"), only_from=(PENDING, STARTED))
+        return
+    try:
+        assert kind.finalize is not None, f"{parent.kind} has children but no finalize step"
+        result = kind.finalize(ctx, parent.request, outcomes)
+    except AlphaforgeError as exc:
+        _finish(ctx, parent_id, FAILURE, error=(type(exc).__name__, exc.message), only_from=(PENDING, STARTED))
+    except Exception as exc:  # noqa: BLE001
+        log.error("finalizing task %s failed:\n%s", parent_id, traceback.format_exc())
+        _finish(ctx, parent_id, FAILURE, error=(type(exc).__name__, str(exc)), only_from=(PENDING, STARTED))
+    else:
+        _finish(ctx, parent_id, SUCCESS, result=result, only_from=(PENDING, STARTED))
+
+
+# -- internals --------------------------------------------------------------------------------
+class _Progress:
+    """The progress callback handed to a service: throttled writes, cancel checks."""
+
+    def __init__(self, ctx: Context, task: Task) -> None:
+        self.ctx, self.task_id, self.parent_id = ctx, task.id, task.parent_id
+        self.to_parent = TASK_KINDS[task.kind].progress_to_parent
+        self._last = 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL_S and fraction < 1.0:
+            return
+        self._last = now
+        if _set_progress(self.ctx, self.task_id, fraction, message, self.parent_id, self.to_parent):
+            raise Cancelled()
+
+
+def _set_progress(
+    ctx: Context, task_id: uuid.UUID, fraction: float, message: str,
+    parent_id: uuid.UUID | None = None, to_parent: bool = False,
+) -> bool:
+    """Record progress (on the parent too for shards of one job); True when the task or
+    its parent has been asked to cancel."""
+    values = {"progress": min(max(fraction, 0.0), 1.0), "progress_message": message[:500]}
+    with ctx.db.session() as session:
+        session.execute(update(Task).where(Task.id == task_id, Task.status == STARTED).values(**values, heartbeat_at=utcnow()))
+        if to_parent and parent_id is not None:
+            session.execute(update(Task).where(Task.id == parent_id, Task.status.in_((PENDING, STARTED))).values(**values))
+        ids = [task_id] if parent_id is None else [task_id, parent_id]
+        return session.scalar(select(Task.id).where(Task.id.in_(ids), Task.cancel_requested.is_(True)).limit(1)) is not None
+
+
+def _set_parent_progress(ctx: Context, parent_id: uuid.UUID, done: int, total: int) -> None:
+    with ctx.db.session() as session:
+        session.execute(
+            update(Task).where(Task.id == parent_id, Task.status.in_((PENDING, STARTED)))
+            .values(progress=done / total, progress_message=f"{done} of {total} parts finished")
+        )
+
+
+def _claim(ctx: Context, task_id: uuid.UUID) -> Task | None:
+    """PENDING -> STARTED, or a second attempt after a worker died; None when not to run."""
+    values = dict(
+        status=STARTED, attempts=Task.attempts + 1, started_at=utcnow(), heartbeat_at=utcnow(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    task = _get(ctx, task_id, missing_ok=True)
+    if task is None or task.status in FINISHED:
+        return None
+    if task.status == STARTED and task.attempts >= MAX_ATTEMPTS:
+        mark_lost(ctx, task_id, f"its worker died during each of {task.attempts} attempts")
+        return None
+    with ctx.db.session() as session:
+        claimed = session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == task.status, Task.attempts == task.attempts)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if claimed != 1:
+        return None  # another worker got it first, or it was cancelled meanwhile
+    if task.parent_id is not None:
+        with ctx.db.session() as session:
+            session.execute(
+                update(Task).where(Task.id == task.parent_id, Task.status == PENDING)
+                .values(status=STARTED, started_at=utcnow(), attempts=1)
+            )
+    return _get(ctx, task_id)
+
+
+def _finish(
+    ctx: Context, task_id: uuid.UUID, status: str, *, result: dict[str, Any] | None = None,
+    error: tuple[str, str] | None = None, only_from: tuple[str, ...] = (STARTED,),
+) -> bool:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "result": result}
+    if status == SUCCESS:
+        values.update(progress=1.0, progress_message="done")
+    if error is not None:
+        values.update(error_type=error[0][:100], error_message=error[1])
+    with ctx.db.session() as session:
+        return session.execute(
+            update(Task).where(Task.id == task_id, Task.status.in_(only_from)).values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+
+
+def _heartbeat(ctx: Context, task_id: uuid.UUID, stop: threading.Event) -> None:
+    while not stop.wait(ctx.settings.task_heartbeat_s):
+        try:
+            with ctx.db.session() as session:
+                session.execute(update(Task).where(Task.id == task_id, Task.status == STARTED).values(heartbeat_at=utcnow()))
+        except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
+            log.warning("heartbeat of task %s failed", task_id, exc_info=True)
+
+
+def _get(ctx: Context, task_id: uuid.UUID, missing_ok: bool = False) -> Task:
+    with ctx.db.session() as session:
+        task = session.get(Task, task_id)
+    if task is None and not missing_ok:
+        raise LookupError(f"task {task_id} does not exist")
+    return task  # type: ignore[return-value]
+
+
+def _outcome(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": str(task.id),
+        "status": task.status,
+        "request": task.request,
+        "result": task.result,
+        "error": None if task.error_type is None else {"type": task.error_type, "message": task.error_message},
+    }
+
