@@ -1,6 +1,7 @@
 """Run every benchmark, each in its own subprocess, then print one summary table.
 
-    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead)
+    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead
+                                    # and about 8 for tuning)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build)
     python -m bench --only plugin_overhead panel_build
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import generate_latency, panel_build, plugin_overhead, train_overhead
+from bench import generate_latency, panel_build, plugin_overhead, train_overhead, tuning
 from bench.common import RESULTS_DIR, machine_info, machine_line, results_path, table
 
 BENCHMARKS = {
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "generate_latency": generate_latency,
     "panel_build": panel_build,
     "train_overhead": train_overhead,
+    "tuning": tuning,
 }
 PROFILABLE = {"generate_latency", "panel_build"}
 

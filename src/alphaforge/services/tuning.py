@@ -12,7 +12,7 @@ What upstream lacked (reference §10.1, §17) and how it is done here:
 - Sampling is TPE seeded per trial from ``(seed, trial number)``: a sequential study is
   reproducible, and concurrent workers do not draw the same start-up points.
 - After each fold the score so far (the metric over the folds evaluated) is reported at
-  step = fold index, and the median pruner may stop the trial.
+  step = fold index, and a fold-wise median pruner (``services.pruning``) may stop the trial.
 - A trial that fails (a combination the plugin refuses, a fit error, an undefined metric)
   is FAIL with its message; the study goes on. Only a study without one complete trial
   is an error (422, with the first failure's message).
@@ -423,10 +423,12 @@ def _storage(ctx: Context) -> optuna.storages.RDBStorage:
 def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
     import optuna
 
+    from alphaforge.services.pruning import FoldMedianPruner
+
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.NopPruner()
         if request.pruner == "none"
-        else optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
+        else FoldMedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
     )
     try:
         return optuna.load_study(
