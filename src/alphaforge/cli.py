@@ -1,4 +1,4 @@
-"""``alphaforge`` command line: serve, migrate, ingest, symbols."""
+"""``alphaforge`` command line: serve, migrate, ingest, symbols, ingest-macro, macro-series."""
 
 from __future__ import annotations
 
@@ -62,6 +62,42 @@ def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _ingest_macro(args: argparse.Namespace, settings: Settings) -> int:
+    from alphaforge.api.app import start_context
+    from alphaforge.marketdata.macro import macro_store
+    from alphaforge.services.market_data import read_csv_upload
+
+    ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
+    try:
+        records = read_csv_upload(Path(args.csv).read_bytes())
+        report = macro_store(ctx).ingest(args.series, records)
+    finally:
+        ctx.close()
+    print(
+        f"{report.series}: {report.received} received, {report.inserted} new, {report.unchanged} unchanged; "
+        f"{report.n_records} records, fingerprint {report.fingerprint[:12]}"
+    )
+    return 0
+
+
+def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
+    from alphaforge.api.app import start_context
+    from alphaforge.marketdata.macro import load_bundled_macro, macro_store
+
+    ctx = start_context(settings)
+    try:
+        if settings.load_sample_data:
+            load_bundled_macro(ctx)  # idempotent
+        for info in macro_store(ctx).list_series():
+            print(
+                f"{info.series:<12} {info.first_observation:%Y-%m-%d} .. {info.last_observation:%Y-%m-%d}  "
+                f"{info.n_records} records, last available {info.last_available_at:%Y-%m-%d}"
+            )
+    finally:
+        ctx.close()
+    return 0
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.tasks.celery_app import run_worker
 
@@ -93,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=_ingest)
 
     sub.add_parser("symbols", help="list the symbols and timeframes held").set_defaults(run=_symbols)
+
+    ingest_macro = sub.add_parser("ingest-macro", help="ingest point-in-time macro records from a CSV file")
+    ingest_macro.add_argument("series")
+    ingest_macro.add_argument("csv", help="CSV with observation_date, available_at, value")
+    ingest_macro.set_defaults(run=_ingest_macro)
+
+    sub.add_parser("macro-series", help="list the macro series held").set_defaults(run=_macro_series)
 
     worker = sub.add_parser("worker", help="run tasks from the Celery broker (ALPHAFORGE_CELERY_BROKER_URL)")
     worker.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")

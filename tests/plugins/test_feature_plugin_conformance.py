@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alphaforge.marketdata.bars import parse_upload
+from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.sample import sample_bars
 from alphaforge.plugins.features import FEATURE_CATEGORIES, Bars, FeatureInputs, FeaturePlugin, feature_plugins
 
@@ -29,8 +30,33 @@ def gspc() -> pd.DataFrame:
     return frame.iloc[1500:1500 + N_BARS]
 
 
-def _compute(cls: type[FeaturePlugin], frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return cls.from_parameters({}).compute(FeatureInputs(Bars.from_frame(frame)))
+DAY_NS = 86_400 * 10**9
+
+
+def _synthetic_macro(name: str, frame: pd.DataFrame) -> PitSeries:
+    """A daily series covering 60 days before the bars and all of them: each observation
+    usable from the next day, and every tenth one restated five days later."""
+    first = pd.DatetimeIndex(frame.index).asi8[0]
+    days = np.concatenate([first - DAY_NS * np.arange(60, 0, -1), pd.DatetimeIndex(frame.index).asi8])
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    values = 100 + np.cumsum(rng.normal(0, 1, len(days)))
+    restated = days[::10]
+    return PitSeries(
+        observation=np.concatenate([days, restated]),
+        available=np.concatenate([days + DAY_NS, restated + 5 * DAY_NS]),
+        value=np.concatenate([values, values[::10] + rng.normal(0, 3, len(restated))]),
+    )
+
+
+def _inputs(plugin: FeaturePlugin, frame: pd.DataFrame, macro: dict[str, PitSeries] | None = None) -> FeatureInputs:
+    if macro is None:
+        macro = {name: _synthetic_macro(name, frame) for name in plugin.macro_series()}
+    return FeatureInputs(Bars.from_frame(frame), macro=macro)
+
+
+def _compute(cls: type[FeaturePlugin], frame: pd.DataFrame, macro: dict[str, PitSeries] | None = None) -> dict[str, np.ndarray]:
+    plugin = cls.from_parameters({})
+    return plugin.compute(_inputs(plugin, frame, macro))
 
 
 @pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
@@ -67,7 +93,7 @@ def test_same_bars_same_values(cls: type[FeaturePlugin], gspc: pd.DataFrame) -> 
 @pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
 def test_declared_lookback_is_exactly_the_warm_up(cls: type[FeaturePlugin], gspc: pd.DataFrame) -> None:
     plugin = cls.from_parameters({})
-    values = plugin.compute(FeatureInputs(Bars.from_frame(gspc)))
+    values = plugin.compute(_inputs(plugin, gspc))
     matrix = np.column_stack(list(values.values()))
     lookback = plugin.lookback
     assert not np.isnan(matrix[lookback]).any(), "row `lookback` must hold every value"
@@ -84,12 +110,31 @@ PERTURBATIONS = st.sampled_from(["scale", "noise", "reverse", "spike"])
 def test_values_up_to_t_ignore_every_bar_after_t(
     cls: type[FeaturePlugin], gspc: pd.DataFrame, t: int, how: str, seed: int
 ) -> None:
-    changed = _perturb_after(gspc, t, how, np.random.default_rng(seed))
-    before, after = _compute(cls, gspc), _compute(cls, changed)
+    rng = np.random.default_rng(seed)
+    changed = _perturb_after(gspc, t, how, rng)
+    plugin = cls.from_parameters({})
+    macro = {name: _synthetic_macro(name, gspc) for name in plugin.macro_series()}
+    cutoff = pd.DatetimeIndex(gspc.index).asi8[t]
+    later_macro = {name: _perturb_records_after(series, cutoff, rng) for name, series in macro.items()}
+    before, after = _compute(cls, gspc, macro), _compute(cls, changed, later_macro)
     for name in before:
         assert np.array_equal(before[name][: t + 1], after[name][: t + 1], equal_nan=True), (
             f"{cls.key}.{name} changed at or before t={t} when only later bars changed ({how})"
         )
+
+
+def _perturb_records_after(series: PitSeries, cutoff: int, rng: np.random.Generator) -> PitSeries:
+    """Records known by ``cutoff`` kept; every later one changed, plus restatements of old
+    observations and new observations published after it."""
+    later = series.available > cutoff
+    value = series.value.copy()
+    value[later] = value[later] * rng.uniform(0.5, 2.0) + rng.normal(0, 10, int(later.sum()))
+    old = series.observation[~later][-5:]
+    return PitSeries(
+        observation=np.concatenate([series.observation, old, [cutoff + DAY_NS]]),
+        available=np.concatenate([series.available, np.full(len(old), cutoff + 1), [cutoff + 1]]),
+        value=np.concatenate([value, rng.normal(0, 50, len(old)), [1e6]]),
+    )
 
 
 def _perturb_after(frame: pd.DataFrame, t: int, how: str, rng: np.random.Generator) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from alphaforge.api.errors import install_error_handlers
-from alphaforge.api.routes import features, health, market_data, models, tasks, tuning
+from alphaforge.api.routes import features, health, macro, market_data, models, tasks, tuning
 from alphaforge.context import Context
 from alphaforge.settings import Settings
 
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def start_context(settings: Settings) -> Context:
     """Build the services and bring storage up to date (migrations, bucket, sample data)."""
+    from alphaforge.marketdata.macro import load_bundled_macro
     from alphaforge.marketdata.sample import load_sample_data
     from alphaforge.storage.migrate import upgrade
     from alphaforge.tasks.executors import make_executor
@@ -29,6 +30,8 @@ def start_context(settings: Settings) -> Context:
     ctx.objects.ensure_ready()
     if settings.load_sample_data and ctx.bars_are_local:
         load_sample_data(ctx.bar_store)
+    if settings.load_sample_data:
+        load_bundled_macro(ctx)
     ctx.executor = make_executor(ctx)
     return ctx
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(features.router)
+    api.include_router(macro.router)  # before market_data: "/market-data/macro/bars" is a macro series
     api.include_router(market_data.router)
     api.include_router(models.router)
     api.include_router(tuning.router)

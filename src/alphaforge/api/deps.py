@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -14,3 +14,17 @@ def get_context(request: Request) -> Context:
 
 
 CtxDep = Annotated[Context, Depends(get_context)]
+
+
+def upload_openapi(json_model: type) -> dict[str, Any]:
+    """OpenAPI for an endpoint that takes either a JSON body or a CSV upload (field ``file``)."""
+    return {
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": json_model.model_json_schema()},  # type: ignore[attr-defined]
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                },
+            }
+        }
+    }

@@ -140,7 +140,7 @@ def assemble_prediction_rows(
                 f"on version {feature.plugin_version}; retrain the model"
             )
         bars, in_range = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=history_rows)
-        full = generation.compute_frame(plugin, bars, len(bars))
+        full = generation.compute_frame(plugin, bars, len(bars), generation.macro_inputs(ctx, plugin, end))
         frames.append(_renamed(full, feature))
     joined = pd.concat(frames, axis=1, join="inner").dropna()
     before = int((joined.index < pd.Timestamp(to_utc(start))).sum())

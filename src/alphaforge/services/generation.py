@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import Timeframe, fingerprint, frame_to_records, normalize_symbol, to_utc
+from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.features import Bars, FeatureInputs, FeaturePlugin
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.services.features import NOT_FOUND, resolve_plugin
@@ -67,6 +68,7 @@ def generate_dataset(
     start, end = to_utc(request.start_date), to_utc(request.end_date)
 
     bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
+    macro = macro_inputs(ctx, plugin, end)
 
     lineage = {
         "schema": HASH_SCHEMA,
@@ -81,6 +83,8 @@ def generate_dataset(
         "warmup_bars": len(bars) - in_range,
         "source_fingerprint": fingerprint(bars),
     }
+    if macro:
+        lineage["macro_fingerprints"] = {name: series.fingerprint() for name, series in macro.items()}
     version_hash = content_hash(lineage)
 
     existing = _find(ctx, definition.id, version_hash)
@@ -90,7 +94,7 @@ def generate_dataset(
         except ObjectNotFound:
             pass  # the object was lost: recompute and store it again below
 
-    frame = compute_frame(plugin, bars, in_range)
+    frame = compute_frame(plugin, bars, in_range, macro)
     key = f"{definition.storage_prefix}/{symbol}/{request.timeframe.value}/{version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
     row = existing or _insert_or_get(
@@ -157,9 +161,26 @@ def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: s
         return list(session.scalars(query))
 
 
-def compute_frame(plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int) -> pd.DataFrame:
+def macro_inputs(ctx: Context, plugin: FeaturePlugin, end: datetime) -> dict[str, PitSeries]:
+    """The point-in-time series a plugin declared, with every record published before ``end``."""
+    from alphaforge.marketdata.macro import macro_store
+
+    store = macro_store(ctx)
+    out = {}
+    for name in plugin.macro_series():
+        series = store.get_series(name, until=end)
+        if len(series) == 0:
+            known = ", ".join(info.series for info in store.list_series()) or "none"
+            raise InvalidInput(f"macro series {name!r} has no records before {utc_iso(end)}; known series: {known}")
+        out[name] = series
+    return out
+
+
+def compute_frame(
+    plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int, macro: dict[str, PitSeries] | None = None
+) -> pd.DataFrame:
     """Run the plugin over warm-up + range bars; keep the last ``in_range`` rows."""
-    values = plugin.compute(FeatureInputs(bars=Bars.from_frame(bars)))
+    values = plugin.compute(FeatureInputs(bars=Bars.from_frame(bars), macro=macro or {}))
     columns = plugin.output_columns
     if list(values) != columns:
         raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")

@@ -146,3 +146,24 @@ class Task(Base):
         Index("ix_tasks_parent", "parent_id"),
         Index("ix_tasks_status_heartbeat", "status", "heartbeat_at"),
     )
+
+
+class MacroObservation(Base):
+    """One point-in-time record of a macro series: an observation and when it became known.
+
+    Append-only: a restatement is a further row with a later ``available_at``; rows are
+    never updated or deleted (``alphaforge.marketdata.macro``)."""
+
+    __tablename__ = "macro_observations"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    series: Mapped[str] = mapped_column(String(40))
+    observation_date: Mapped[datetime]
+    available_at: Mapped[datetime]
+    value: Mapped[float] = mapped_column(Float)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("series", "observation_date", "available_at", name="uq_macro_observations_identity"),
+        Index("ix_macro_observations_series_available", "series", "available_at"),
+    )

@@ -5,7 +5,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from alphaforge.api.deps import CtxDep
+from alphaforge.api.deps import CtxDep, upload_openapi
 from alphaforge.errors import AlphaforgeError, InvalidInput
 from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.schemas.market_data import BarsResponse, BarsUpload, IngestResponse, SymbolList
@@ -13,16 +13,7 @@ from alphaforge.services import market_data as service
 
 router = APIRouter(prefix="/market-data", tags=["market data"])
 
-_UPLOAD_DOC = {
-    "requestBody": {
-        "content": {
-            "application/json": {"schema": BarsUpload.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-            },
-        }
-    }
-}
+_UPLOAD_DOC = upload_openapi(BarsUpload)
 
 
 class UnsupportedMediaType(AlphaforgeError):

@@ -9,13 +9,15 @@ columns, its warm-up and the libraries whose versions go into every dataset's ha
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 
 from alphaforge.marketdata.bars import BAR_COLUMNS
+from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.base import PluginParams, Registry, library_version, validate_params
 
 FeatureCategory = Literal["technical", "statistical", "automated", "news", "fundamental", "macro"]
@@ -49,9 +51,11 @@ class Bars:
 
 @dataclass(frozen=True)
 class FeatureInputs:
-    """Everything a plugin may read. Bars today; other data sources join here."""
+    """Everything a plugin may read: the bars, and the point-in-time series it declared
+    (``macro_series``), which it must read as of each bar (``PitSeries.as_of``)."""
 
     bars: Bars
+    macro: Mapping[str, PitSeries] = field(default_factory=dict)
 
 
 class FeaturePlugin(ABC):
@@ -85,6 +89,10 @@ class FeaturePlugin(ABC):
     #: sums): the engine then warms up over the whole stored history, so a value at t is
     #: the same whatever range is requested.
     recursive: ClassVar[bool] = False
+
+    def macro_series(self) -> list[str]:
+        """Point-in-time macro series this definition reads (their fingerprints join the hash)."""
+        return []
 
     @abstractmethod
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:

@@ -1,0 +1,563 @@
+"""Macro series, point in time: (series, observation_date, available_at, value).
+
+Every record says when its value became known (``available_at``). A restatement is a
+further record for the same observation with a later ``available_at``; history is never
+updated or deleted, so a feature computed "as of" a time sees exactly what was known then
+(see :class:`alphaforge.marketdata.pit.PitSeries`).
+
+Ingestion follows the rules of bars: a data-quality gate (a rejected upload stores
+nothing and the 422 names the bad rows), then an append-only merge:
+
+- a record identical to a stored one (same observation, available_at and value) is a no-op;
+- a record with a new ``available_at`` is added (a restatement, or a new observation);
+- a record with a stored (observation_date, available_at) but another value is a 409:
+  history cannot be rewritten.
+
+Bundled series (no network), loaded on first start from the ``arch`` package by
+:func:`load_bundled_macro`, with these default publication lags as ``available_at``
+(:data:`BUNDLED_LAGS`):
+
+============  =========  =======================================  =============================
+series        frequency  source                                   available_at
+============  =========  =======================================  =============================
+VIX           daily      ``arch.data.vix`` (vix)                   observation_date + 1 day
+WTI           daily      ``arch.data.wti`` (DCOILWTICO)            observation_date + 1 day
+CORE_CPI      monthly    ``arch.data.core_cpi`` (CPILFESL)         15th of the following month
+AAA, BAA      monthly    ``arch.data.default`` (AAA, BAA)          1st of the following month
+                                                                   + 1 day
+FF_MKT_RF,    monthly    ``arch.data.frenchdata`` (Mkt-RF, SMB,    last day of the following
+FF_SMB,                  HML, RF; percent)                         month (observation month end
+FF_HML, FF_RF                                                      + 1 month)
+============  =========  =======================================  =============================
+
+Daily closes are published after the US close, so they are usable from the next day's bar
+on, never for the same day's bar. BLS publishes CPI around mid-month for the month before.
+Moody's AAA/BAA monthly averages are complete once the month is over. Kenneth French's data
+library updates with about a month's lag. Observations of monthly series are stamped with
+the first day of their month (00:00 UTC); the Fama-French dates, which ``arch`` ships
+mangled into 1970 nanoseconds whose integers are YYYYMM, are re-parsed to month starts.
+Missing values in the bundled data (holidays in VIX/WTI) are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from alphaforge.errors import Conflict, InvalidInput
+from alphaforge.marketdata.pit import PitSeries
+from alphaforge.storage.db import Database
+from alphaforge.storage.tables import MacroObservation
+
+log = logging.getLogger(__name__)
+
+SERIES_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,39}$")
+RECORD_COLUMNS = ("observation_date", "available_at", "value")
+
+# Representable as int64 nanoseconds (PitSeries) with a margin.
+_MIN_NS = pd.Timestamp("1678-01-01", tz="UTC").value
+_MAX_NS = pd.Timestamp("2261-12-31", tz="UTC").value
+
+
+def normalize_series(series: str) -> str:
+    """Upper-case and check a series name before it reaches storage."""
+    normalized = str(series).strip().upper()
+    if not SERIES_PATTERN.fullmatch(normalized):
+        raise InvalidInput(
+            f"invalid macro series {series!r}: use 1-40 characters, letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. VIX, CORE_CPI)"
+        )
+    return normalized
+
+
+# -- the data-quality gate ----------------------------------------------------------------
+@dataclass(frozen=True)
+class MacroBadRow:
+    row: int  # 1-based position in the upload
+    observation_date: str | None
+    available_at: str | None
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class MacroQualityReport:
+    bad_rows: list[MacroBadRow]
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad_rows
+
+    def error(self, series: str, limit: int = 20) -> InvalidInput:
+        shown = self.bad_rows[:limit]
+        lines = "; ".join(
+            f"row {b.row} ({b.observation_date}, available {b.available_at}): {', '.join(b.problems)}" for b in shown
+        )
+        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
+        return InvalidInput(
+            f"{len(self.bad_rows)} record(s) for {series} failed the data-quality gate, nothing was "
+            f"stored: {lines}{more}",
+            bad_rows=[b.__dict__ for b in shown],
+            n_bad_rows=len(self.bad_rows),
+        )
+
+
+def _parse_times(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """int64 UTC nanoseconds and a "bad" mask; naive times are UTC."""
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype):
+        parsed = pd.DatetimeIndex(raw)
+        parsed = parsed.tz_localize("UTC") if parsed.tz is None else parsed.tz_convert("UTC")
+        bad = np.asarray(parsed.isna())
+        ns = np.where(bad, 0, parsed.as_unit("ns").asi8)
+        return ns.astype("int64"), bad
+    text = raw.astype("string")
+    parsed_list = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    parsed = pd.DatetimeIndex(parsed_list)
+    bad = np.asarray(parsed.isna())
+    # Out of the int64-ns range (pandas may parse far dates at a coarser unit): bad.
+    lo, hi = pd.Timestamp(_MIN_NS, tz="UTC"), pd.Timestamp(_MAX_NS, tz="UTC")
+    with np.errstate(invalid="ignore"):
+        out_of_range = ~bad & np.asarray((parsed < lo) | (parsed > hi))
+    bad = bad | out_of_range
+    safe = parsed.where(~bad, lo)
+    ns = np.asarray(pd.DatetimeIndex(safe).as_unit("ns").asi8, dtype="int64")
+    return ns, bad
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").isoformat()
+
+
+def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualityReport]:
+    """Parse raw uploaded rows (any case of column names) and run the quality gate.
+
+    Returns a frame of ``observation`` / ``available`` (int64 UTC ns) and ``value``
+    (float64) in upload order, and the report; the frame is only meaningful when the
+    report is ok. Rows are numbered from 1 in upload order.
+    """
+    columns = {str(c).strip().lower(): c for c in records.columns}
+    missing = [c for c in RECORD_COLUMNS if c not in columns]
+    if missing:
+        raise InvalidInput(
+            "macro records need the columns observation_date, available_at, value; "
+            f"missing: {', '.join(missing)}"
+        )
+    if len(records) == 0:
+        raise InvalidInput("the upload holds no records")
+    raw_obs, raw_avail = records[columns["observation_date"]], records[columns["available_at"]]
+    observation, obs_bad = _parse_times(raw_obs)
+    available, avail_bad = _parse_times(raw_avail)
+    raw_value = records[columns["value"]]
+    if pd.api.types.is_bool_dtype(raw_value.dtype):
+        raw_value = pd.Series([None] * len(raw_value), dtype=object)  # true/false is no value
+    elif raw_value.dtype == object or pd.api.types.is_string_dtype(raw_value.dtype):
+        raw_value = raw_value.map(lambda v: None if isinstance(v, bool) else v)
+    value = pd.to_numeric(raw_value, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+    problems: defaultdict[int, list[str]] = defaultdict(list)  # row index -> problems
+    for name, raw, bad in (("observation_date", raw_obs, obs_bad), ("available_at", raw_avail, avail_bad)):
+        for i in np.flatnonzero(bad):
+            given = raw.iloc[i]
+            if given is None or (not isinstance(given, str) and pd.isna(given)):
+                problems[i].append(f"{name} is missing")
+            else:
+                problems[i].append(f"{name} {given!r} is not a date/time (1678-2261)")
+    both = ~obs_bad & ~avail_bad
+    for i in np.flatnonzero(both & (available < observation)):
+        problems[i].append("available_at is before observation_date")
+    for name, ns, ok in (("observation_date", observation, ~obs_bad), ("available_at", available, ~avail_bad)):
+        for i in np.flatnonzero(ok & (ns % 1000 != 0)):
+            problems[i].append(f"{name} is finer than a microsecond")
+    for i in np.flatnonzero(~np.isfinite(value)):
+        problems[i].append("value is missing or not a finite number")
+    keys = pd.DataFrame({"o": observation, "a": available})
+    duplicated = keys.duplicated(keep=False).to_numpy() & both
+    for i in np.flatnonzero(duplicated):
+        problems[i].append("duplicate (observation_date, available_at)")
+
+    bad_rows = [
+        MacroBadRow(
+            row=int(i) + 1,
+            observation_date=None if obs_bad[i] else _iso(observation[i]),
+            available_at=None if avail_bad[i] else _iso(available[i]),
+            problems=p,
+        )
+        for i, p in sorted(problems.items())
+    ]
+    frame = pd.DataFrame({"observation": observation, "available": available, "value": value})
+    return frame, MacroQualityReport(bad_rows)
+
+
+# -- the store ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MacroIngestReport:
+    series: str
+    received: int
+    inserted: int
+    unchanged: int
+    n_records: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class MacroSeriesInfo:
+    series: str
+    n_records: int
+    first_observation: datetime
+    last_observation: datetime
+    last_available_at: datetime
+
+
+def _to_datetime(ns: int) -> datetime:
+    return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
+
+
+def _ns_of(values: list[datetime]) -> np.ndarray:
+    if not values:
+        return np.empty(0, "int64")
+    return np.asarray(pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns").asi8, dtype="int64")
+
+
+class MacroStore:
+    """Point-in-time macro records in the ``macro_observations`` table (append-only)."""
+
+    _CACHE_SIZE = 256
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        # (series, until ns | None) -> ((count, max id), PitSeries); valid while the series'
+        # (count, max id) is unchanged, which is exact for an append-only table.
+        self._cache: dict[tuple[str, int | None], tuple[tuple[int, int], PitSeries]] = {}
+
+    # -- writing ----------------------------------------------------------------------
+    def ingest(self, series: str, records: pd.DataFrame) -> MacroIngestReport:
+        """Gate then append ``records`` (columns observation_date, available_at, value)."""
+        series = normalize_series(series)
+        frame, report = parse_macro_upload(records)
+        if not report.ok:
+            raise report.error(series)
+        with self._lock(series):
+            for attempt in range(3):
+                try:
+                    inserted, unchanged = self._append(series, frame)
+                    break
+                except IntegrityError:
+                    # Another process stored some of these keys meanwhile: merge again.
+                    if attempt == 2:
+                        raise Conflict(f"concurrent ingestion into {series}; retry the upload") from None
+        pit = self.get_series(series)
+        return MacroIngestReport(
+            series=series,
+            received=len(frame),
+            inserted=inserted,
+            unchanged=unchanged,
+            n_records=len(pit),
+            fingerprint=pit.fingerprint(),
+        )
+
+    def _append(self, series: str, frame: pd.DataFrame) -> tuple[int, int]:
+        with self.db.session() as session:
+            lo = _to_datetime(int(frame["observation"].min()))
+            hi = _to_datetime(int(frame["observation"].max()))
+            rows = session.execute(
+                select(MacroObservation.observation_date, MacroObservation.available_at, MacroObservation.value)
+                .where(MacroObservation.series == series)
+                .where(MacroObservation.observation_date >= lo, MacroObservation.observation_date <= hi)
+            ).all()
+            stored: dict[tuple[int, int], float] = {}
+            if rows:
+                obs_ns = _ns_of([r[0] for r in rows])
+                avail_ns = _ns_of([r[1] for r in rows])
+                stored = {(int(o), int(a)): float(r[2]) for o, a, r in zip(obs_ns, avail_ns, rows, strict=True)}
+            new_rows: list[dict[str, Any]] = []
+            conflicts: list[str] = []
+            unchanged = 0
+            now = datetime.now(timezone.utc)
+            obs_arr, avail_arr, val_arr = (frame[c].to_numpy() for c in ("observation", "available", "value"))
+            obs_dt = pd.DatetimeIndex(obs_arr, tz="UTC").to_pydatetime()
+            avail_dt = pd.DatetimeIndex(avail_arr, tz="UTC").to_pydatetime()
+            for i in range(len(frame)):
+                key = (int(obs_arr[i]), int(avail_arr[i]))
+                value = float(val_arr[i])
+                old = stored.get(key)
+                if old is None:
+                    new_rows.append(
+                        {
+                            "series": series,
+                            "observation_date": obs_dt[i],
+                            "available_at": avail_dt[i],
+                            "value": value,
+                            "ingested_at": now,
+                        }
+                    )
+                elif old == value:
+                    unchanged += 1
+                else:
+                    conflicts.append(
+                        f"row {i + 1} ({_iso(key[0])}, available {_iso(key[1])}): stored {old!r}, uploaded {value!r}"
+                    )
+            if conflicts:
+                shown = "; ".join(conflicts[:20]) + (f"; and {len(conflicts) - 20} more" if len(conflicts) > 20 else "")
+                raise Conflict(
+                    f"{len(conflicts)} record(s) for {series} would rewrite history, nothing was stored: "
+                    f"{shown}. A restatement is a new record with a later available_at.",
+                    n_conflicts=len(conflicts),
+                )
+            if new_rows:
+                session.connection().execute(insert(MacroObservation.__table__), new_rows)  # one executemany
+        return len(new_rows), unchanged
+
+    # -- reading ----------------------------------------------------------------------
+    def _state(self, series: str) -> tuple[int, int]:
+        with self.db.session() as session:
+            count, max_id = session.execute(
+                select(func.count(MacroObservation.id), func.max(MacroObservation.id)).where(
+                    MacroObservation.series == series
+                )
+            ).one()
+        return int(count or 0), int(max_id or 0)
+
+    def get_series(self, series: str, until: datetime | None = None) -> PitSeries:
+        """All records of ``series`` with ``available_at < until`` (all when None); an
+        unknown series gives an empty PitSeries."""
+        series = normalize_series(series)
+        until_utc = as_utc(until) if until is not None else None
+        key = (series, None if until_utc is None else _datetime_key(until_utc))
+        state = self._state(series)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        if state[0] == 0:
+            pit = PitSeries.empty()
+        else:
+            query = select(
+                MacroObservation.observation_date, MacroObservation.available_at, MacroObservation.value
+            ).where(MacroObservation.series == series)
+            if until_utc is not None:
+                query = query.where(MacroObservation.available_at < until_utc)
+            with self.db.session() as session:
+                rows = session.execute(query).all()
+            pit = PitSeries(
+                observation=_ns_of([r[0] for r in rows]),
+                available=_ns_of([r[1] for r in rows]),
+                value=np.asarray([r[2] for r in rows], dtype="float64"),
+            )
+        if len(self._cache) >= self._CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = (state, pit)
+        return pit
+
+    def fingerprint(self, series: str, until: datetime | None = None) -> str:
+        return self.get_series(series, until).fingerprint()
+
+    def get_records(
+        self,
+        series: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        as_of: datetime | None = None,
+        latest_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Records with start <= observation_date < end and available_at <= as_of, ordered
+        by (observation_date, available_at); ``latest_only`` keeps each observation's
+        latest vintage (the values known at ``as_of``)."""
+        series = normalize_series(series)
+        query = select(
+            MacroObservation.observation_date, MacroObservation.available_at, MacroObservation.value
+        ).where(MacroObservation.series == series)
+        if start is not None:
+            query = query.where(MacroObservation.observation_date >= as_utc(start))
+        if end is not None:
+            query = query.where(MacroObservation.observation_date < as_utc(end))
+        if as_of is not None:
+            query = query.where(MacroObservation.available_at <= as_utc(as_of))
+        query = query.order_by(MacroObservation.observation_date, MacroObservation.available_at)
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+        if latest_only:
+            latest: dict[datetime, Any] = {}
+            for row in rows:
+                latest[row[0]] = row  # ordered by available_at within an observation
+            rows = list(latest.values())
+        return [{"observation_date": r[0], "available_at": r[1], "value": float(r[2])} for r in rows]
+
+    def list_series(self) -> list[MacroSeriesInfo]:
+        m = MacroObservation
+        with self.db.session() as session:
+            rows = session.execute(
+                select(
+                    m.series,
+                    func.count(m.id),
+                    func.min(m.observation_date),
+                    func.max(m.observation_date),
+                    func.max(m.available_at),
+                )
+                .group_by(m.series)
+                .order_by(m.series)
+            ).all()
+        return [MacroSeriesInfo(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3]), as_utc(r[4])) for r in rows]
+
+    def has_series(self, series: str) -> bool:
+        return self._state(normalize_series(series))[0] > 0
+
+    def _lock(self, series: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(series, threading.Lock())
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """Naive datetimes are UTC; aware ones are converted (SQLite aggregates may give text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInput(f"date/time {value.isoformat()} is out of range") from None
+
+
+def _datetime_key(value: datetime) -> int:
+    """An exact integer key (microseconds since the epoch) for any aware datetime."""
+    return (value - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _MICROSECOND
+
+
+_MICROSECOND = pd.Timedelta(microseconds=1).to_pytimedelta()
+
+_stores: weakref.WeakKeyDictionary[Database, MacroStore] = weakref.WeakKeyDictionary()
+_stores_guard = threading.Lock()
+
+
+def macro_store(ctx_or_db: Any) -> MacroStore:
+    """The one MacroStore of a Context's (or a Database's) database, per process."""
+    if isinstance(ctx_or_db, MacroStore):
+        return ctx_or_db
+    db = ctx_or_db if isinstance(ctx_or_db, Database) else ctx_or_db.db
+    with _stores_guard:
+        store = _stores.get(db)
+        if store is None:
+            store = _stores[db] = MacroStore(db)
+        return store
+
+
+# -- bundled series -------------------------------------------------------------------------
+def _next_day(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    return obs + pd.Timedelta(days=1)
+
+
+def _month_start(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    naive = obs.tz_convert("UTC").tz_localize(None) if obs.tz is not None else obs
+    return naive.to_period("M").to_timestamp().tz_localize("UTC").as_unit("ns")
+
+
+def _cpi_release(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    return _month_start(obs) + pd.DateOffset(months=1, days=14)
+
+
+def _month_after_plus_day(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    return _month_start(obs) + pd.DateOffset(months=1, days=1)
+
+
+def _end_of_next_month(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    return _month_start(obs) + pd.DateOffset(months=2, days=-1)
+
+
+@dataclass(frozen=True)
+class BundledLag:
+    frequency: str
+    rule: str
+    available_at: Callable[[pd.DatetimeIndex], pd.DatetimeIndex] = field(repr=False)
+
+
+#: The documented default publication lags of the bundled series (``available_at``).
+BUNDLED_LAGS: dict[str, BundledLag] = {
+    "VIX": BundledLag("daily", "observation_date + 1 day", _next_day),
+    "WTI": BundledLag("daily", "observation_date + 1 day", _next_day),
+    "CORE_CPI": BundledLag("monthly", "15th of the following month", _cpi_release),
+    "AAA": BundledLag("monthly", "1st of the following month + 1 day", _month_after_plus_day),
+    "BAA": BundledLag("monthly", "1st of the following month + 1 day", _month_after_plus_day),
+    **{
+        name: BundledLag("monthly", "observation month end + 1 month (last day of the following month)",
+                         _end_of_next_month)
+        for name in ("FF_MKT_RF", "FF_SMB", "FF_HML", "FF_RF")
+    },
+}
+
+_FRENCH_COLUMNS = {"FF_MKT_RF": "Mkt-RF", "FF_SMB": "SMB", "FF_HML": "HML", "FF_RF": "RF"}
+
+
+def french_month_starts(index: pd.Index) -> pd.DatetimeIndex:
+    """Re-parse ``arch.data.frenchdata``'s index: 1970 nanoseconds whose integers are YYYYMM."""
+    raw = np.asarray(pd.DatetimeIndex(index).as_unit("ns").asi8, dtype="int64")
+    year, month = raw // 100, raw % 100
+    if not ((month >= 1) & (month <= 12) & (year >= 1900) & (year <= 2200)).all():
+        raise ValueError("frenchdata dates are not YYYYMM integers; has the arch package changed?")
+    return pd.DatetimeIndex(
+        pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1})), tz=None
+    ).tz_localize("UTC").as_unit("ns")
+
+
+def bundled_observations(series: str) -> pd.Series:
+    """The raw bundled values of one series, indexed by UTC observation date, NaN dropped."""
+    from arch.data import core_cpi, default, frenchdata, vix, wti
+
+    if series == "VIX":
+        raw = vix.load()["vix"]
+    elif series == "WTI":
+        raw = wti.load()["DCOILWTICO"]
+    elif series == "CORE_CPI":
+        raw = core_cpi.load()["CPILFESL"]
+    elif series in ("AAA", "BAA"):
+        raw = default.load()[series]
+    elif series in _FRENCH_COLUMNS:
+        data = frenchdata.load()
+        raw = pd.Series(data[_FRENCH_COLUMNS[series]].to_numpy(), index=french_month_starts(data.index))
+    else:
+        raise KeyError(series)
+    index = pd.DatetimeIndex(raw.index)
+    index = (index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")).as_unit("ns")
+    out = pd.Series(pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64"), index=index, name=series)
+    return out.dropna()
+
+
+def bundled_records(series: str) -> pd.DataFrame:
+    """The bundled series as ingestible records (observation_date, available_at, value)."""
+    values = bundled_observations(series)
+    obs = pd.DatetimeIndex(values.index)
+    return pd.DataFrame(
+        {
+            "observation_date": obs,
+            "available_at": BUNDLED_LAGS[series].available_at(obs).as_unit("ns"),
+            "value": values.to_numpy(),
+        }
+    )
+
+
+def load_bundled_macro(ctx_or_store: Any) -> list[str]:
+    """Ingest the bundled series the store does not hold yet; returns those loaded.
+
+    Accepts a Context, a Database or a MacroStore. Idempotent: a series already present
+    (bundled or uploaded under that name) is skipped."""
+    store = macro_store(ctx_or_store)
+    held = {info.series for info in store.list_series()}
+    loaded = []
+    for series in BUNDLED_LAGS:
+        if series in held:
+            continue
+        report = store.ingest(series, bundled_records(series))
+        loaded.append(series)
+        log.info("loaded bundled macro series %s (%d records)", series, report.inserted)
+    return loaded
