@@ -286,3 +286,30 @@ def test_automl_async_gives_the_sync_leaderboard(client: TestClient, create_feat
     assert strip(task["result"]["leaderboard"]) == strip(sync["leaderboard"])
     unknown = client.post("/api/v1/models/automl/async", json={**body, "candidates": {"ml.nope": {}}})
     assert unknown.status_code == 422
+
+
+def test_a_duplicate_delivery_of_a_running_task_is_skipped_and_a_dead_workers_task_rerun(
+    client: TestClient, create_feature: CreateFeature
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from alphaforge.tasks.runner import run_task
+
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    feature = create_feature(client, "statistical.returns", {"period": 7})
+    request = {"feature_id": feature["id"], "body": {**RANGE, "timeframe": "1d"}}
+    alive = Task(kind="generate", status="STARTED", request=request, attempts=1, heartbeat_at=utcnow(),
+                 worker=f"{socket.gethostname()}:{os.getpid()}")
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    dead = Task(kind="generate", status="STARTED", request=request, attempts=1, heartbeat_at=utcnow(),
+                worker=f"{socket.gethostname()}:{dead_pid.pid}")
+    with ctx.db.session() as session:
+        session.add_all([alive, dead])
+    run_task(ctx, alive.id)
+    run_task(ctx, dead.id)
+    skipped, rerun = client.get(f"/api/v1/tasks/{alive.id}").json(), client.get(f"/api/v1/tasks/{dead.id}").json()
+    assert skipped["status"] == "STARTED" and skipped["attempts"] == 1  # its worker is alive: not run twice
+    assert rerun["status"] == "SUCCESS" and rerun["attempts"] == 2

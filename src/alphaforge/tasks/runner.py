@@ -179,6 +179,8 @@ def _claim(ctx: Context, task_id: uuid.UUID) -> Task | None:
     task = _get(ctx, task_id, missing_ok=True)
     if task is None or task.status in FINISHED:
         return None
+    if task.status == STARTED and not _worker_gone(ctx, task):
+        return None  # a duplicate delivery (e.g. a broker visibility timeout) of a task still running
     if task.status == STARTED and task.attempts >= MAX_ATTEMPTS:
         mark_lost(ctx, task_id, f"its worker died during each of {task.attempts} attempts")
         return None
@@ -198,6 +200,22 @@ def _claim(ctx: Context, task_id: uuid.UUID) -> Task | None:
                 .values(status=STARTED, started_at=utcnow(), attempts=1)
             )
     return _get(ctx, task_id)
+
+
+def _worker_gone(ctx: Context, task: Task) -> bool:
+    """Is the process that claimed ``task`` gone? Exact on the same host; elsewhere, judged
+    by its heartbeat."""
+    host, _, pid = (task.worker or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    beat = task.heartbeat_at
+    return beat is None or (utcnow() - beat).total_seconds() > ctx.settings.task_stale_after_s
 
 
 def _finish(
