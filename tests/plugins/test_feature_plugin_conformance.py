@@ -48,15 +48,44 @@ def _synthetic_macro(name: str, frame: pd.DataFrame) -> PitSeries:
     )
 
 
-def _inputs(plugin: FeaturePlugin, frame: pd.DataFrame, macro: dict[str, PitSeries] | None = None) -> FeatureInputs:
+def _synthetic_fundamental(name: str, frame: pd.DataFrame) -> PitSeries:
+    """Quarterly figures from two years before the bars to their end, each usable 35 days
+    after its period end (never at it), every third one restated 20 days later. Positive,
+    so that ratios hold values from the first bar on."""
+    stamps = pd.DatetimeIndex(frame.index)
+    quarters = pd.date_range(stamps[0] - pd.Timedelta(days=730), stamps[-1], freq="QE", tz="UTC")
+    period_end = np.asarray(quarters.as_unit("ns").asi8, dtype="int64")
+    rng = np.random.default_rng(abs(hash(("fundamental", name))) % 2**32)
+    values = 10 + np.abs(np.cumsum(rng.normal(0, 1, len(period_end))))
+    restated = period_end[::3]
+    return PitSeries(
+        observation=np.concatenate([period_end, restated]),
+        available=np.concatenate([period_end + 35 * DAY_NS, restated + 55 * DAY_NS]),
+        value=np.concatenate([values, values[::3] * rng.uniform(0.8, 1.2, len(restated))]),
+    )
+
+
+def _inputs(
+    plugin: FeaturePlugin,
+    frame: pd.DataFrame,
+    macro: dict[str, PitSeries] | None = None,
+    fundamentals: dict[str, PitSeries] | None = None,
+) -> FeatureInputs:
     if macro is None:
         macro = {name: _synthetic_macro(name, frame) for name in plugin.macro_series()}
-    return FeatureInputs(Bars.from_frame(frame), macro=macro)
+    if fundamentals is None:
+        fundamentals = {name: _synthetic_fundamental(name, frame) for name in plugin.fundamental_fields()}
+    return FeatureInputs(Bars.from_frame(frame), macro=macro, fundamentals=fundamentals)
 
 
-def _compute(cls: type[FeaturePlugin], frame: pd.DataFrame, macro: dict[str, PitSeries] | None = None) -> dict[str, np.ndarray]:
+def _compute(
+    cls: type[FeaturePlugin],
+    frame: pd.DataFrame,
+    macro: dict[str, PitSeries] | None = None,
+    fundamentals: dict[str, PitSeries] | None = None,
+) -> dict[str, np.ndarray]:
     plugin = cls.from_parameters({})
-    return plugin.compute(_inputs(plugin, frame, macro))
+    return plugin.compute(_inputs(plugin, frame, macro, fundamentals))
 
 
 @pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
@@ -116,7 +145,12 @@ def test_values_up_to_t_ignore_every_bar_after_t(
     macro = {name: _synthetic_macro(name, gspc) for name in plugin.macro_series()}
     cutoff = pd.DatetimeIndex(gspc.index).asi8[t]
     later_macro = {name: _perturb_records_after(series, cutoff, rng) for name, series in macro.items()}
-    before, after = _compute(cls, gspc, macro), _compute(cls, changed, later_macro)
+    fundamentals = {name: _synthetic_fundamental(name, gspc) for name in plugin.fundamental_fields()}
+    later_fundamentals = {
+        name: _perturb_records_after(series, cutoff, rng) for name, series in fundamentals.items()
+    }
+    before = _compute(cls, gspc, macro, fundamentals)
+    after = _compute(cls, changed, later_macro, later_fundamentals)
     for name in before:
         assert np.array_equal(before[name][: t + 1], after[name][: t + 1], equal_nan=True), (
             f"{cls.key}.{name} changed at or before t={t} when only later bars changed ({how})"
@@ -125,7 +159,8 @@ def test_values_up_to_t_ignore_every_bar_after_t(
 
 def _perturb_records_after(series: PitSeries, cutoff: int, rng: np.random.Generator) -> PitSeries:
     """Records known by ``cutoff`` kept; every later one changed, plus restatements of old
-    observations and new observations published after it."""
+    observations and new observations published after it (macro series and fundamentals
+    alike: a fundamentals record whose available_at is after the cutoff)."""
     later = series.available > cutoff
     value = series.value.copy()
     value[later] = value[later] * rng.uniform(0.5, 2.0) + rng.normal(0, 10, int(later.sum()))

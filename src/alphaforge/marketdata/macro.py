@@ -139,6 +139,60 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").isoformat()
 
 
+def parse_values(raw_value: pd.Series) -> np.ndarray:
+    """Uploaded values as float64; anything not a number (booleans included) is NaN."""
+    if pd.api.types.is_bool_dtype(raw_value.dtype):
+        raw_value = pd.Series([None] * len(raw_value), dtype=object)  # true/false is no value
+    elif raw_value.dtype == object or pd.api.types.is_string_dtype(raw_value.dtype):
+        raw_value = raw_value.map(lambda v: None if isinstance(v, bool) else v)
+    return pd.to_numeric(raw_value, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def gate_pit_records(
+    raw_obs: pd.Series,
+    raw_avail: pd.Series,
+    raw_value: pd.Series,
+    observation_name: str = "observation_date",
+    group: np.ndarray | None = None,
+    group_name: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, defaultdict[int, list[str]]]:
+    """The point-in-time quality gate shared by macro series and fundamentals.
+
+    Parses observation / available times (int64 UTC ns) and values (float64) and returns
+    them with the bad masks of the times and the problems per row index (0-based):
+    unparseable or missing times, available before the observation, sub-microsecond times,
+    non-finite values, and duplicate keys ((group,) observation, available_at)."""
+    observation, obs_bad = _parse_times(raw_obs)
+    available, avail_bad = _parse_times(raw_avail)
+    value = parse_values(raw_value)
+
+    problems: defaultdict[int, list[str]] = defaultdict(list)  # row index -> problems
+    for name, raw, bad in ((observation_name, raw_obs, obs_bad), ("available_at", raw_avail, avail_bad)):
+        for i in np.flatnonzero(bad):
+            given = raw.iloc[i]
+            if given is None or (not isinstance(given, str) and pd.isna(given)):
+                problems[i].append(f"{name} is missing")
+            else:
+                problems[i].append(f"{name} {given!r} is not a date/time (1678-2261)")
+    both = ~obs_bad & ~avail_bad
+    for i in np.flatnonzero(both & (available < observation)):
+        problems[i].append(f"available_at is before {observation_name}")
+    for name, ns, ok in ((observation_name, observation, ~obs_bad), ("available_at", available, ~avail_bad)):
+        for i in np.flatnonzero(ok & (ns % 1000 != 0)):
+            problems[i].append(f"{name} is finer than a microsecond")
+    for i in np.flatnonzero(~np.isfinite(value)):
+        problems[i].append("value is missing or not a finite number")
+    keys = pd.DataFrame({"o": observation, "a": available})
+    label = f"{observation_name}, available_at"
+    if group is not None:
+        keys["g"] = group
+        label = f"{group_name}, {label}"
+    duplicated = keys.duplicated(keep=False).to_numpy() & both
+    for i in np.flatnonzero(duplicated):
+        problems[i].append(f"duplicate ({label})")
+    return observation, available, value, obs_bad, avail_bad, problems
+
+
 def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualityReport]:
     """Parse raw uploaded rows (any case of column names) and run the quality gate.
 
@@ -156,35 +210,9 @@ def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualit
     if len(records) == 0:
         raise InvalidInput("the upload holds no records")
     raw_obs, raw_avail = records[columns["observation_date"]], records[columns["available_at"]]
-    observation, obs_bad = _parse_times(raw_obs)
-    available, avail_bad = _parse_times(raw_avail)
-    raw_value = records[columns["value"]]
-    if pd.api.types.is_bool_dtype(raw_value.dtype):
-        raw_value = pd.Series([None] * len(raw_value), dtype=object)  # true/false is no value
-    elif raw_value.dtype == object or pd.api.types.is_string_dtype(raw_value.dtype):
-        raw_value = raw_value.map(lambda v: None if isinstance(v, bool) else v)
-    value = pd.to_numeric(raw_value, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-    problems: defaultdict[int, list[str]] = defaultdict(list)  # row index -> problems
-    for name, raw, bad in (("observation_date", raw_obs, obs_bad), ("available_at", raw_avail, avail_bad)):
-        for i in np.flatnonzero(bad):
-            given = raw.iloc[i]
-            if given is None or (not isinstance(given, str) and pd.isna(given)):
-                problems[i].append(f"{name} is missing")
-            else:
-                problems[i].append(f"{name} {given!r} is not a date/time (1678-2261)")
-    both = ~obs_bad & ~avail_bad
-    for i in np.flatnonzero(both & (available < observation)):
-        problems[i].append("available_at is before observation_date")
-    for name, ns, ok in (("observation_date", observation, ~obs_bad), ("available_at", available, ~avail_bad)):
-        for i in np.flatnonzero(ok & (ns % 1000 != 0)):
-            problems[i].append(f"{name} is finer than a microsecond")
-    for i in np.flatnonzero(~np.isfinite(value)):
-        problems[i].append("value is missing or not a finite number")
-    keys = pd.DataFrame({"o": observation, "a": available})
-    duplicated = keys.duplicated(keep=False).to_numpy() & both
-    for i in np.flatnonzero(duplicated):
-        problems[i].append("duplicate (observation_date, available_at)")
+    observation, available, value, obs_bad, avail_bad, problems = gate_pit_records(
+        raw_obs, raw_avail, records[columns["value"]]
+    )
 
     bad_rows = [
         MacroBadRow(

@@ -140,7 +140,10 @@ def assemble_prediction_rows(
                 f"on version {feature.plugin_version}; retrain the model"
             )
         bars, in_range = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=history_rows)
-        full = generation.compute_frame(plugin, bars, len(bars), generation.macro_inputs(ctx, plugin, end))
+        full = generation.compute_frame(
+            plugin, bars, len(bars), generation.macro_inputs(ctx, plugin, end),
+            generation.fundamental_inputs(ctx, plugin, symbol, end),
+        )
         frames.append(_renamed(full, feature))
     joined = pd.concat(frames, axis=1, join="inner").dropna()
     before = int((joined.index < pd.Timestamp(to_utc(start))).sum())

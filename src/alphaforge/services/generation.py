@@ -69,6 +69,7 @@ def generate_dataset(
 
     bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
     macro = macro_inputs(ctx, plugin, end)
+    fundamentals = fundamental_inputs(ctx, plugin, symbol, end)
 
     lineage = {
         "schema": HASH_SCHEMA,
@@ -85,6 +86,8 @@ def generate_dataset(
     }
     if macro:
         lineage["macro_fingerprints"] = {name: series.fingerprint() for name, series in macro.items()}
+    if fundamentals:
+        lineage["fundamental_fingerprints"] = {name: series.fingerprint() for name, series in fundamentals.items()}
     version_hash = content_hash(lineage)
 
     existing = _find(ctx, definition.id, version_hash)
@@ -94,7 +97,7 @@ def generate_dataset(
         except ObjectNotFound:
             pass  # the object was lost: recompute and store it again below
 
-    frame = compute_frame(plugin, bars, in_range, macro)
+    frame = compute_frame(plugin, bars, in_range, macro, fundamentals)
     key = f"{definition.storage_prefix}/{symbol}/{request.timeframe.value}/{version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
     row = existing or _insert_or_get(
@@ -176,11 +179,36 @@ def macro_inputs(ctx: Context, plugin: FeaturePlugin, end: datetime) -> dict[str
     return out
 
 
+def fundamental_inputs(ctx: Context, plugin: FeaturePlugin, symbol: str, end: datetime) -> dict[str, PitSeries]:
+    """The fundamentals fields of ``symbol`` a plugin declared, with every record published
+    before ``end`` (422 naming the symbol's fields when one has none)."""
+    fields = plugin.fundamental_fields()
+    if not fields:
+        return {}
+    from alphaforge.marketdata.fundamentals import fundamentals_store
+
+    store = fundamentals_store(ctx)
+    out = {}
+    for name in fields:
+        series = store.get_series(symbol, name, until=end)
+        if len(series) == 0:
+            known = ", ".join(info.field for info in store.list_fields(symbol)) or "none"
+            raise InvalidInput(
+                f"fundamentals field {name!r} has no records for {symbol} before {utc_iso(end)}; "
+                f"fields of {symbol}: {known}"
+            )
+        out[name] = series
+    return out
+
+
 def compute_frame(
-    plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int, macro: dict[str, PitSeries] | None = None
+    plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int, macro: dict[str, PitSeries] | None = None,
+    fundamentals: dict[str, PitSeries] | None = None,
 ) -> pd.DataFrame:
     """Run the plugin over warm-up + range bars; keep the last ``in_range`` rows."""
-    values = plugin.compute(FeatureInputs(bars=Bars.from_frame(bars), macro=macro or {}))
+    values = plugin.compute(
+        FeatureInputs(bars=Bars.from_frame(bars), macro=macro or {}, fundamentals=fundamentals or {})
+    )
     columns = plugin.output_columns
     if list(values) != columns:
         raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")

@@ -167,3 +167,26 @@ class MacroObservation(Base):
         UniqueConstraint("series", "observation_date", "available_at", name="uq_macro_observations_identity"),
         Index("ix_macro_observations_series_available", "series", "available_at"),
     )
+
+
+class FundamentalObservation(Base):
+    """One point-in-time fundamentals record of a symbol: a field's value for a fiscal
+    period and when it became known.
+
+    Append-only: a restatement is a further row with a later ``available_at``; rows are
+    never updated or deleted (``alphaforge.marketdata.fundamentals``)."""
+
+    __tablename__ = "fundamental_observations"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(20))
+    field: Mapped[str] = mapped_column(String(40))
+    period_end: Mapped[datetime]
+    available_at: Mapped[datetime]
+    value: Mapped[float] = mapped_column(Float)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("symbol", "field", "period_end", "available_at", name="uq_fundamental_observations_identity"),
+        Index("ix_fundamental_observations_symbol_field_available", "symbol", "field", "available_at"),
+    )

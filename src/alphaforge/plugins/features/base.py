@@ -52,10 +52,12 @@ class Bars:
 @dataclass(frozen=True)
 class FeatureInputs:
     """Everything a plugin may read: the bars, and the point-in-time series it declared
-    (``macro_series``), which it must read as of each bar (``PitSeries.as_of``)."""
+    (``macro_series``; the symbol's fundamentals ``fundamental_fields``, keyed by field),
+    which it must read as of each bar (``PitSeries.as_of``)."""
 
     bars: Bars
     macro: Mapping[str, PitSeries] = field(default_factory=dict)
+    fundamentals: Mapping[str, PitSeries] = field(default_factory=dict)
 
 
 class FeaturePlugin(ABC):
@@ -92,6 +94,11 @@ class FeaturePlugin(ABC):
 
     def macro_series(self) -> list[str]:
         """Point-in-time macro series this definition reads (their fingerprints join the hash)."""
+        return []
+
+    def fundamental_fields(self) -> list[str]:
+        """Point-in-time fundamentals fields of the bars' symbol this definition reads
+        (their fingerprints join the hash)."""
         return []
 
     @abstractmethod

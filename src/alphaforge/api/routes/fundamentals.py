@@ -1,0 +1,92 @@
+"""Fundamentals of a symbol, point in time: read (with a vintage view), ingest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from alphaforge.api.deps import CtxDep, upload_openapi
+from alphaforge.api.routes.market_data import UnsupportedMediaType
+from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.marketdata.bars import normalize_symbol
+from alphaforge.marketdata.fundamentals import fundamentals_store, normalize_field
+from alphaforge.marketdata.macro import as_utc
+from alphaforge.schemas.fundamentals import (
+    FundamentalFieldInfo,
+    FundamentalRecord,
+    FundamentalsIngestResponse,
+    FundamentalsResponse,
+    FundamentalsUpload,
+)
+from alphaforge.services.market_data import read_csv_upload
+
+router = APIRouter(prefix="/market-data/{symbol}/fundamentals", tags=["fundamentals"])
+
+_UPLOAD_DOC = upload_openapi(FundamentalsUpload)
+
+
+@router.get("", response_model=FundamentalsResponse)
+def get_fundamentals(
+    symbol: str,
+    ctx: CtxDep,
+    field: str | None = None,
+    as_of: datetime | None = None,
+    latest_only: bool = False,
+) -> FundamentalsResponse:
+    """Records of the symbol (of one ``field`` when given). ``as_of`` is the vintage view:
+    only records with available_at <= as_of (what was known then); ``latest_only`` keeps
+    each period's latest such vintage. Naive times are UTC."""
+    store = fundamentals_store(ctx)
+    name = normalize_symbol(symbol)
+    wanted = normalize_field(field) if field is not None else None
+    fields = store.list_fields(name)
+    if not fields:
+        raise NotFound(
+            f"no fundamentals for {name}; ingest them with POST /api/v1/market-data/{name}/fundamentals"
+        )
+    if wanted is not None and wanted not in {i.field for i in fields}:
+        known = ", ".join(i.field for i in fields)
+        raise NotFound(f"no fundamentals field {wanted!r} for {name}; its fields: {known}")
+    records = store.get_records(name, wanted, as_of, latest_only=latest_only)
+    return FundamentalsResponse(
+        symbol=name,
+        as_of=as_utc(as_of) if as_of is not None else None,
+        fields=[FundamentalFieldInfo(**i.__dict__) for i in fields],
+        n_records=len(records),
+        records=[FundamentalRecord(**r) for r in records],
+    )
+
+
+@router.post("", response_model=FundamentalsIngestResponse, openapi_extra=_UPLOAD_DOC)
+async def ingest_fundamentals(symbol: str, request: Request, ctx: CtxDep) -> FundamentalsIngestResponse:
+    """Ingest records (period_end, available_at, field, value) from a CSV file (multipart
+    field ``file``) or JSON ``{"records": [...]}``.
+
+    Every record passes the data-quality gate or nothing is stored (422 naming the bad
+    rows). Identical records are no-ops; a new available_at for a stored (field,
+    period_end) is a restatement and is added; another value for a stored (field,
+    period_end, available_at) is a 409: history is never rewritten.
+    """
+    name = normalize_symbol(symbol)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput("multipart upload needs a CSV file in the field 'file'")
+        records = read_csv_upload(await upload.read())
+    elif content_type.startswith("application/json"):
+        try:
+            payload = FundamentalsUpload.model_validate_json(await request.body())
+        except ValueError as exc:
+            raise InvalidInput(
+                f"JSON upload must be {{\"records\": [{{period_end, available_at, field, value}}, ...]}}: {exc}"
+            ) from None
+        records = pd.DataFrame(payload.records)
+    else:
+        raise UnsupportedMediaType("send a CSV file as multipart/form-data (field 'file') or JSON (application/json)")
+    report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
+    return FundamentalsIngestResponse(**report.__dict__)

@@ -1,0 +1,350 @@
+"""Fundamentals, point in time: (symbol, field, period_end, available_at, value).
+
+Fields are lower-case names such as ``eps``, ``book_value_per_share``, ``revenue``,
+``revenue_growth``, ``market_cap``, ``earnings_surprise``. A value is usable from its
+``available_at`` (the filing or announcement) on, never from its ``period_end``. A
+restatement is a further record for the same (field, period_end) with a later
+``available_at``; history is never updated or deleted (see
+:class:`alphaforge.marketdata.pit.PitSeries`, whose observation is the period end).
+
+Ingestion follows the macro store's rules (:mod:`alphaforge.marketdata.macro`), whose gate
+it shares: a data-quality gate (a rejected upload stores nothing and the 422 names the bad
+rows), then an append-only merge per symbol:
+
+- a record identical to a stored one (same field, period_end, available_at and value) is a
+  no-op;
+- a record with a new ``available_at`` is added (a restatement, or a new period);
+- a record with a stored (field, period_end, available_at) but another value is a 409.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from alphaforge.errors import Conflict, InvalidInput
+from alphaforge.marketdata.bars import normalize_symbol
+from alphaforge.marketdata.macro import _datetime_key, _iso, _ns_of, as_utc, gate_pit_records
+from alphaforge.marketdata.pit import PitSeries
+from alphaforge.storage.db import Database
+from alphaforge.storage.tables import FundamentalObservation
+
+FIELD_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RECORD_COLUMNS = ("period_end", "available_at", "field", "value")
+
+
+def normalize_field(field: str) -> str:
+    """Lower-case and check a fundamentals field name before it reaches storage."""
+    normalized = str(field).strip().lower()
+    if not FIELD_PATTERN.fullmatch(normalized):
+        raise InvalidInput(
+            f"invalid fundamentals field {field!r}: use 1-40 characters, lower-case letters, digits or '_', "
+            "starting with a letter (e.g. eps, book_value_per_share)"
+        )
+    return normalized
+
+
+# -- the data-quality gate ----------------------------------------------------------------
+@dataclass(frozen=True)
+class FundamentalBadRow:
+    row: int  # 1-based position in the upload
+    field: str | None
+    period_end: str | None
+    available_at: str | None
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class FundamentalQualityReport:
+    bad_rows: list[FundamentalBadRow]
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad_rows
+
+    def error(self, symbol: str, limit: int = 20) -> InvalidInput:
+        shown = self.bad_rows[:limit]
+        lines = "; ".join(
+            f"row {b.row} ({b.field}, {b.period_end}, available {b.available_at}): {', '.join(b.problems)}"
+            for b in shown
+        )
+        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
+        return InvalidInput(
+            f"{len(self.bad_rows)} fundamentals record(s) for {symbol} failed the data-quality gate, nothing was "
+            f"stored: {lines}{more}",
+            bad_rows=[b.__dict__ for b in shown],
+            n_bad_rows=len(self.bad_rows),
+        )
+
+
+def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, FundamentalQualityReport]:
+    """Parse raw uploaded rows (any case of column names) and run the quality gate.
+
+    Returns a frame of ``field`` (normalized), ``observation`` (the period end) /
+    ``available`` (int64 UTC ns) and ``value`` (float64) in upload order, and the report;
+    the frame is only meaningful when the report is ok. Rows are numbered from 1."""
+    columns = {str(c).strip().lower(): c for c in records.columns}
+    missing = [c for c in RECORD_COLUMNS if c not in columns]
+    if missing:
+        raise InvalidInput(
+            "fundamentals records need the columns period_end, available_at, field, value; "
+            f"missing: {', '.join(missing)}"
+        )
+    if len(records) == 0:
+        raise InvalidInput("the upload holds no records")
+    raw_field = records[columns["field"]]
+    fields: list[str | None] = []
+    for given in raw_field:
+        name = given.strip().lower() if isinstance(given, str) else None
+        fields.append(name if name is not None and FIELD_PATTERN.fullmatch(name) else None)
+    field_array = np.asarray([f if f is not None else f"\x00bad{i}" for i, f in enumerate(fields)], dtype=object)
+    observation, available, value, obs_bad, avail_bad, problems = gate_pit_records(
+        records[columns["period_end"]],
+        records[columns["available_at"]],
+        records[columns["value"]],
+        observation_name="period_end",
+        group=field_array,
+        group_name="field",
+    )
+    for i, name in enumerate(fields):
+        if name is None:
+            problems[i].insert(0, f"field {raw_field.iloc[i]!r} is not a field name (lower-case, e.g. eps)")
+    bad_rows = [
+        FundamentalBadRow(
+            row=int(i) + 1,
+            field=fields[i],
+            period_end=None if obs_bad[i] else _iso(observation[i]),
+            available_at=None if avail_bad[i] else _iso(available[i]),
+            problems=p,
+        )
+        for i, p in sorted(problems.items())
+    ]
+    frame = pd.DataFrame(
+        {"field": [f or "" for f in fields], "observation": observation, "available": available, "value": value}
+    )
+    return frame, FundamentalQualityReport(bad_rows)
+
+
+# -- the store ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FundamentalsIngestReport:
+    symbol: str
+    received: int
+    inserted: int
+    unchanged: int
+    n_records: int
+    fingerprints: dict[str, str]  # field -> fingerprint of all its records
+
+
+@dataclass(frozen=True)
+class FundamentalFieldInfo:
+    field: str
+    n_records: int
+    first_period_end: datetime
+    last_period_end: datetime
+    last_available_at: datetime
+
+
+class FundamentalsStore:
+    """Point-in-time fundamentals in the ``fundamental_observations`` table (append-only)."""
+
+    _CACHE_SIZE = 256
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        # (symbol, field, until | None) -> ((count, max id), PitSeries); exact for an
+        # append-only table.
+        self._cache: dict[tuple[str, str, int | None], tuple[tuple[int, int], PitSeries]] = {}
+
+    # -- writing ----------------------------------------------------------------------
+    def ingest(self, symbol: str, records: pd.DataFrame) -> FundamentalsIngestReport:
+        """Gate then append ``records`` (columns period_end, available_at, field, value)."""
+        symbol = normalize_symbol(str(symbol))
+        frame, report = parse_fundamentals_upload(records)
+        if not report.ok:
+            raise report.error(symbol)
+        with self._lock(symbol):
+            for attempt in range(3):
+                try:
+                    inserted, unchanged = self._append(symbol, frame)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise Conflict(f"concurrent ingestion of fundamentals for {symbol}; retry the upload") from None
+        infos = self.list_fields(symbol)
+        return FundamentalsIngestReport(
+            symbol=symbol,
+            received=len(frame),
+            inserted=inserted,
+            unchanged=unchanged,
+            n_records=sum(i.n_records for i in infos),
+            fingerprints={i.field: self.get_series(symbol, i.field).fingerprint() for i in infos},
+        )
+
+    def _append(self, symbol: str, frame: pd.DataFrame) -> tuple[int, int]:
+        f = FundamentalObservation
+        with self.db.session() as session:
+            rows = session.execute(
+                select(f.field, f.period_end, f.available_at, f.value)
+                .where(f.symbol == symbol)
+                .where(f.field.in_(sorted(set(frame["field"]))))
+            ).all()
+            stored: dict[tuple[str, int, int], float] = {}
+            if rows:
+                obs_ns = _ns_of([r[1] for r in rows])
+                avail_ns = _ns_of([r[2] for r in rows])
+                stored = {
+                    (r[0], int(o), int(a)): float(r[3]) for o, a, r in zip(obs_ns, avail_ns, rows, strict=True)
+                }
+            new_rows: list[dict[str, Any]] = []
+            conflicts: list[str] = []
+            unchanged = 0
+            now = datetime.now(timezone.utc)
+            field_arr = frame["field"].to_numpy()
+            obs_arr, avail_arr, val_arr = (frame[c].to_numpy() for c in ("observation", "available", "value"))
+            obs_dt = pd.DatetimeIndex(obs_arr, tz="UTC").to_pydatetime()
+            avail_dt = pd.DatetimeIndex(avail_arr, tz="UTC").to_pydatetime()
+            for i in range(len(frame)):
+                key = (str(field_arr[i]), int(obs_arr[i]), int(avail_arr[i]))
+                value = float(val_arr[i])
+                old = stored.get(key)
+                if old is None:
+                    new_rows.append(
+                        {
+                            "symbol": symbol,
+                            "field": key[0],
+                            "period_end": obs_dt[i],
+                            "available_at": avail_dt[i],
+                            "value": value,
+                            "ingested_at": now,
+                        }
+                    )
+                elif old == value:
+                    unchanged += 1
+                else:
+                    conflicts.append(
+                        f"row {i + 1} ({key[0]}, {_iso(key[1])}, available {_iso(key[2])}): "
+                        f"stored {old!r}, uploaded {value!r}"
+                    )
+            if conflicts:
+                shown = "; ".join(conflicts[:20]) + (f"; and {len(conflicts) - 20} more" if len(conflicts) > 20 else "")
+                raise Conflict(
+                    f"{len(conflicts)} fundamentals record(s) for {symbol} would rewrite history, nothing was "
+                    f"stored: {shown}. A restatement is a new record with a later available_at.",
+                    n_conflicts=len(conflicts),
+                )
+            if new_rows:
+                session.connection().execute(insert(FundamentalObservation.__table__), new_rows)
+        return len(new_rows), unchanged
+
+    # -- reading ----------------------------------------------------------------------
+    def _state(self, symbol: str, field: str) -> tuple[int, int]:
+        f = FundamentalObservation
+        with self.db.session() as session:
+            count, max_id = session.execute(
+                select(func.count(f.id), func.max(f.id)).where(f.symbol == symbol, f.field == field)
+            ).one()
+        return int(count or 0), int(max_id or 0)
+
+    def get_series(self, symbol: str, field: str, until: datetime | None = None) -> PitSeries:
+        """All records of ``symbol``'s ``field`` with ``available_at < until`` (all when
+        None), observation = period_end; empty when there are none."""
+        symbol, field = normalize_symbol(str(symbol)), normalize_field(field)
+        until_utc = as_utc(until) if until is not None else None
+        key = (symbol, field, None if until_utc is None else _datetime_key(until_utc))
+        state = self._state(symbol, field)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        if state[0] == 0:
+            pit = PitSeries.empty()
+        else:
+            f = FundamentalObservation
+            query = select(f.period_end, f.available_at, f.value).where(f.symbol == symbol, f.field == field)
+            if until_utc is not None:
+                query = query.where(f.available_at < until_utc)
+            with self.db.session() as session:
+                rows = session.execute(query).all()
+            pit = PitSeries(
+                observation=_ns_of([r[0] for r in rows]),
+                available=_ns_of([r[1] for r in rows]),
+                value=np.asarray([r[2] for r in rows], dtype="float64"),
+            )
+        if len(self._cache) >= self._CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = (state, pit)
+        return pit
+
+    def get_records(
+        self,
+        symbol: str,
+        field: str | None = None,
+        as_of: datetime | None = None,
+        latest_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Records (of one field, or all) with available_at <= as_of, ordered by (field,
+        period_end, available_at); ``latest_only`` keeps each period's latest vintage."""
+        symbol = normalize_symbol(str(symbol))
+        f = FundamentalObservation
+        query = select(f.field, f.period_end, f.available_at, f.value).where(f.symbol == symbol)
+        if field is not None:
+            query = query.where(f.field == normalize_field(field))
+        if as_of is not None:
+            query = query.where(f.available_at <= as_utc(as_of))
+        query = query.order_by(f.field, f.period_end, f.available_at)
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+        if latest_only:
+            latest: dict[tuple[str, datetime], Any] = {}
+            for row in rows:
+                latest[(row[0], row[1])] = row
+            rows = list(latest.values())
+        return [
+            {"field": r[0], "period_end": as_utc(r[1]), "available_at": as_utc(r[2]), "value": float(r[3])}
+            for r in rows
+        ]
+
+    def list_fields(self, symbol: str) -> list[FundamentalFieldInfo]:
+        symbol = normalize_symbol(str(symbol))
+        f = FundamentalObservation
+        with self.db.session() as session:
+            rows = session.execute(
+                select(f.field, func.count(f.id), func.min(f.period_end), func.max(f.period_end),
+                       func.max(f.available_at))
+                .where(f.symbol == symbol)
+                .group_by(f.field)
+                .order_by(f.field)
+            ).all()
+        return [FundamentalFieldInfo(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3]), as_utc(r[4])) for r in rows]
+
+    def _lock(self, symbol: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(symbol, threading.Lock())
+
+
+_stores: weakref.WeakKeyDictionary[Database, FundamentalsStore] = weakref.WeakKeyDictionary()
+_stores_guard = threading.Lock()
+
+
+def fundamentals_store(ctx_or_db: Any) -> FundamentalsStore:
+    """The one FundamentalsStore of a Context's (or a Database's) database, per process."""
+    if isinstance(ctx_or_db, FundamentalsStore):
+        return ctx_or_db
+    db = ctx_or_db if isinstance(ctx_or_db, Database) else ctx_or_db.db
+    with _stores_guard:
+        store = _stores.get(db)
+        if store is None:
+            store = _stores[db] = FundamentalsStore(db)
+        return store
+
