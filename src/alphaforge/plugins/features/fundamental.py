@@ -71,6 +71,13 @@ class Value(FundamentalPlugin):
         return {"value": self._as_of(inputs, self.params.field)}  # type: ignore[attr-defined]
 
 
+def _price_ratio(close: np.ndarray, per_share: np.ndarray) -> np.ndarray:
+    """close / a per-share figure; NaN where the figure is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(per_share > 0, close / per_share, np.nan)
+    return _finite(ratio.astype("float64"))
+
+
 class EpsParams(PluginParams):
     eps_field: str = _field("eps", "The earnings-per-share field")
 
@@ -90,10 +97,7 @@ class PeRatio(FundamentalPlugin):
         return [self.params.eps_field]  # type: ignore[attr-defined]
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        eps = self._as_of(inputs, self.params.eps_field)  # type: ignore[attr-defined]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(eps > 0, inputs.bars.close / eps, np.nan)
-        return {"pe_ratio": _finite(ratio.astype("float64"))}
+        return {"pe_ratio": _price_ratio(inputs.bars.close, self._as_of(inputs, self.params.eps_field))}  # type: ignore[attr-defined]
 
 
 @feature_plugins.register
@@ -107,10 +111,7 @@ class PbRatio(FundamentalPlugin):
         return [self.params.book_field]  # type: ignore[attr-defined]
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        book = self._as_of(inputs, self.params.book_field)  # type: ignore[attr-defined]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(book > 0, inputs.bars.close / book, np.nan)
-        return {"pb_ratio": _finite(ratio.astype("float64"))}
+        return {"pb_ratio": _price_ratio(inputs.bars.close, self._as_of(inputs, self.params.book_field))}  # type: ignore[attr-defined]
 
 
 @feature_plugins.register
