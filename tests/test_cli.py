@@ -65,3 +65,115 @@ def test_serve_answers_on_its_port(data_dir: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+NEWS_CSV = (
+    "published_at,headline,body,source,url\n"
+    "2018-01-02T15:30:00+01:00,Stocks open higher,Equities rose.,Wire,https://example.com/1\n"
+    "2018-01-02T09:00:00-05:00,Fed minutes due,,,\n"
+    "2018-01-02T14:30:00Z,Stocks open higher,A rewrite,Other,\n"
+)
+
+
+def _news_fingerprint(articles: list[tuple[str, str, str | None]]) -> str:
+    """The documented NewsArticles fingerprint, from (UTC ISO time, headline, body)."""
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256(b"alphaforge.news/1\n")
+    for stamp, headline, body in sorted(articles):
+        text = f"{headline}\n\n{body}" if body else headline
+        digest.update(f"{pd.Timestamp(stamp).value} {hashlib.sha256(text.encode()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def test_ingest_news_from_csv_and_json_then_list(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    csv = tmp_path / "news.csv"
+    csv.write_text(NEWS_CSV)
+    assert main(["ingest-news", "abc", str(csv)]) == 0
+    stored = [("2018-01-02T14:00:00Z", "Fed minutes due", None),
+              ("2018-01-02T14:30:00Z", "Stocks open higher", "Equities rose.")]
+    assert capsys.readouterr().out.strip() == (
+        f"ABC: 3 received, 2 new, 1 duplicate(s); 2 articles, fingerprint {_news_fingerprint(stored)[:12]}"
+    )
+    wrapped, plain = tmp_path / "more.json", tmp_path / "plain.json"
+    wrapped.write_text(json.dumps({"articles": [
+        {"published_at": "2018-01-03T08:00:00+00:00", "headline": "Jobs beat", "source": "Daily"}]}))
+    plain.write_text(json.dumps([{"published_at": "2018-01-01T23:00:00-02:00", "headline": "Late note"},
+                                 {"published_at": "2018-01-03T08:00:00Z", "headline": "Jobs beat"}]))
+    assert main(["ingest-news", "ABC", str(wrapped)]) == 0
+    assert "ABC: 1 received, 1 new, 0 duplicate(s); 3 articles" in capsys.readouterr().out
+    assert main(["ingest-news", "ABC", str(plain)]) == 0
+    stored += [("2018-01-03T08:00:00Z", "Jobs beat", None), ("2018-01-02T01:00:00Z", "Late note", None)]
+    assert capsys.readouterr().out.strip() == (
+        f"ABC: 2 received, 1 new, 1 duplicate(s); 4 articles, fingerprint {_news_fingerprint(stored)[:12]}"
+    )
+
+    assert main(["news", "abc"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2018-01-02 01:00:00Z  -  Late note",
+        "2018-01-02 14:00:00Z  -  Fed minutes due",
+        "2018-01-02 14:30:00Z  Wire  Stocks open higher",
+        "2018-01-03 08:00:00Z  Daily  Jobs beat",
+    ]
+    assert main(["news", "ABC", "--start", "2018-01-02T14:00:00Z", "--end", "2018-01-03T08:00:00Z"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["2018-01-02 14:00:00Z  -  Fed minutes due",
+                                                    "2018-01-02 14:30:00Z  Wire  Stocks open higher"]
+    assert main(["news", "ABC", "--limit", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["2018-01-02 01:00:00Z  -  Late note"] and "1 of 4" in captured.err
+    assert main(["news", "NONE"]) == 1
+    assert "no news for NONE" in capsys.readouterr().err
+
+
+def test_ingest_news_gate_failure_exits_2_and_stores_nothing(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("published_at,headline\n2018-01-02T14:30:00Z,Fine\n2018-01-02,Bare date\n")
+    assert main(["ingest-news", "ABC", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "row 2 " in err and "date without a time" in err and "nothing was stored" in err
+    assert main(["news", "ABC"]) == 1
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert main(["ingest-news", "ABC", str(broken)]) == 2
+    assert "cannot read the JSON file" in capsys.readouterr().err
+
+
+def test_ingest_fundamentals(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from alphaforge.marketdata.pit import PitSeries
+
+    csv = tmp_path / "fundamentals.csv"
+    csv.write_text(
+        "period_end,available_at,field,value\n"
+        "2016-03-31,2016-04-28T21:00:00Z,eps,23.0\n"
+        "2016-06-30,2016-07-28,eps,25.5\n"
+        "2016-03-31,2016-04-28T21:00:00Z,book_value_per_share,800\n"
+    )
+
+    def fingerprint(obs: list[str], avail: list[str], values: list[float]) -> str:
+        ns = [pd.Timestamp(t, tz="UTC").value if pd.Timestamp(t).tz is None else pd.Timestamp(t).value
+              for t in obs + avail]
+        pit = PitSeries(np.asarray(ns[: len(obs)]), np.asarray(ns[len(obs):]), np.asarray(values, dtype="float64"))
+        return pit.fingerprint()[:12]
+
+    eps = fingerprint(["2016-03-31", "2016-06-30"], ["2016-04-28T21:00:00Z", "2016-07-28"], [23.0, 25.5])
+    bvps = fingerprint(["2016-03-31"], ["2016-04-28T21:00:00Z"], [800.0])
+    assert main(["ingest-fundamentals", "xyz", str(csv)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"XYZ: 3 received, 3 new, 0 unchanged; 3 records, fingerprints book_value_per_share {bvps}, eps {eps}"
+    )
+    assert main(["ingest-fundamentals", "XYZ", str(csv)]) == 0
+    assert "XYZ: 3 received, 0 new, 3 unchanged; 3 records" in capsys.readouterr().out
+    csv.write_text("period_end,available_at,field,value\n2016-09-30,2016-09-01,eps,1\n")
+    assert main(["ingest-fundamentals", "XYZ", str(csv)]) == 2
+    assert "available_at is before period_end" in capsys.readouterr().err

@@ -1,11 +1,15 @@
-"""``alphaforge`` command line: serve, migrate, ingest, symbols, ingest-macro, macro-series."""
+"""``alphaforge`` command line: serve, migrate, ingest, symbols, ingest-macro, macro-series,
+ingest-fundamentals, ingest-news, news."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from alphaforge.errors import AlphaforgeError
 from alphaforge.settings import Settings
@@ -98,6 +102,109 @@ def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _ingest_fundamentals(args: argparse.Namespace, settings: Settings) -> int:
+    from alphaforge.api.app import start_context
+    from alphaforge.marketdata.fundamentals import fundamentals_store
+    from alphaforge.services.market_data import read_csv_upload
+
+    ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
+    try:
+        records = read_csv_upload(Path(args.csv).read_bytes())
+        report = fundamentals_store(ctx).ingest(args.symbol, records)
+    finally:
+        ctx.close()
+    fingerprints = ", ".join(f"{field} {fp[:12]}" for field, fp in sorted(report.fingerprints.items()))
+    print(
+        f"{report.symbol}: {report.received} received, {report.inserted} new, {report.unchanged} unchanged; "
+        f"{report.n_records} records, fingerprints {fingerprints}"
+    )
+    return 0
+
+
+def _read_articles(path: Path) -> Any:
+    """A news file as raw records: CSV, or JSON (``{"articles": [...]}`` or a plain list)."""
+    import pandas as pd
+
+    from alphaforge.errors import InvalidInput
+    from alphaforge.services.market_data import read_csv_upload
+
+    data = path.read_bytes()
+    if path.suffix.lower() != ".json":
+        return read_csv_upload(data)
+    try:
+        payload = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the JSON file {path}: {exc}") from None
+    articles = payload.get("articles") if isinstance(payload, dict) else payload
+    if not isinstance(articles, list) or not all(isinstance(a, dict) for a in articles):
+        raise InvalidInput(
+            'a JSON news file must be {"articles": [{published_at, headline, ...}, ...]} or a list of such objects'
+        )
+    return pd.DataFrame(articles)
+
+
+def _ingest_news(args: argparse.Namespace, settings: Settings) -> int:
+    from alphaforge.api.app import start_context
+    from alphaforge.marketdata.news import news_store
+
+    ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
+    try:
+        report = news_store(ctx).ingest(args.symbol, _read_articles(Path(args.file)))
+    finally:
+        ctx.close()
+    print(
+        f"{report.symbol}: {report.received} received, {report.inserted} new, {report.duplicates} duplicate(s); "
+        f"{report.n_articles} articles, fingerprint {report.fingerprint[:12]}"
+    )
+    return 0
+
+
+def _news(args: argparse.Namespace, settings: Settings) -> int:
+    from alphaforge.api.app import start_context
+    from alphaforge.errors import InvalidInput
+    from alphaforge.marketdata.bars import normalize_symbol
+    from alphaforge.marketdata.macro import as_utc
+    from alphaforge.marketdata.news import news_store
+
+    symbol = normalize_symbol(args.symbol)
+    start = as_utc(args.start) if args.start is not None else None
+    end = as_utc(args.end) if args.end is not None else None
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("--end must be after --start")
+    ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
+    try:
+        total, articles = news_store(ctx).list_articles(symbol, start, end, args.limit)
+    finally:
+        ctx.close()
+    if not articles:
+        within = "" if start is None and end is None else f" from {start or '-'} to {end or '-'}"
+        print(f"no news for {symbol}{within}", file=sys.stderr)
+        return 1
+    for article in articles:
+        print(f"{article['published_at']:%Y-%m-%d %H:%M:%S}Z  {article['source'] or '-'}  {article['headline']}")
+    if total > len(articles):
+        print(f"showing {len(articles)} of {total} articles (see --limit)", file=sys.stderr)
+    return 0
+
+
+def _iso_time(text: str) -> datetime:
+    """An ISO 8601 time for --start/--end; naive times are UTC, as in the API."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date/time (e.g. 2018-01-02T14:30:00Z)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.tasks.celery_app import run_worker
 
@@ -136,6 +243,26 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_macro.set_defaults(run=_ingest_macro)
 
     sub.add_parser("macro-series", help="list the macro series held").set_defaults(run=_macro_series)
+
+    ingest_fund = sub.add_parser("ingest-fundamentals", help="ingest point-in-time fundamentals from a CSV file")
+    ingest_fund.add_argument("symbol")
+    ingest_fund.add_argument("csv", help="CSV with period_end, available_at, field, value")
+    ingest_fund.set_defaults(run=_ingest_fundamentals)
+
+    ingest_news = sub.add_parser("ingest-news", help="ingest news articles from a CSV or JSON file")
+    ingest_news.add_argument("symbol")
+    ingest_news.add_argument(
+        "file", help='CSV, or .json ({"articles": [...]} or a list), with published_at (with a zone), headline, '
+        "and optional body, source, url"
+    )
+    ingest_news.set_defaults(run=_ingest_news)
+
+    news = sub.add_parser("news", help="list a symbol's news articles (UTC time, source, headline)")
+    news.add_argument("symbol")
+    news.add_argument("--start", type=_iso_time, help="first published_at (inclusive, ISO 8601; naive = UTC)")
+    news.add_argument("--end", type=_iso_time, help="published_at bound (exclusive, ISO 8601; naive = UTC)")
+    news.add_argument("--limit", type=_positive, default=1000, help="most articles listed (default 1000)")
+    news.set_defaults(run=_news)
 
     worker = sub.add_parser("worker", help="run tasks from the Celery broker (ALPHAFORGE_CELERY_BROKER_URL)")
     worker.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from alphaforge.api.errors import install_error_handlers
-from alphaforge.api.routes import features, fundamentals, health, macro, market_data, models, tasks, tuning
+from alphaforge.api.routes import features, fundamentals, health, macro, market_data, models, news, tasks, tuning
 from alphaforge.context import Context
 from alphaforge.settings import Settings
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(features.router)
     api.include_router(macro.router)  # before market_data: "/market-data/macro/bars" is a macro series
     api.include_router(fundamentals.router)  # before market_data, like macro
+    api.include_router(news.router)  # before market_data, like macro
     api.include_router(market_data.router)
     api.include_router(models.router)
     api.include_router(tuning.router)

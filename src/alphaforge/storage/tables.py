@@ -190,3 +190,42 @@ class FundamentalObservation(Base):
         UniqueConstraint("symbol", "field", "period_end", "available_at", name="uq_fundamental_observations_identity"),
         Index("ix_fundamental_observations_symbol_field_available", "symbol", "field", "available_at"),
     )
+
+
+class NewsArticle(Base):
+    """One news article about a symbol. Deduplicated on (symbol, published_at, headline):
+    the headline's SHA-256 carries the identity, so the unique index stays small.
+    ``text_hash`` (SHA-256 of the scored text) keys the sentiment-score cache."""
+
+    __tablename__ = "news_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(20))
+    published_at: Mapped[datetime]
+    headline: Mapped[str] = mapped_column(Text)
+    headline_hash: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    text_hash: Mapped[str] = mapped_column(String(64))
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("symbol", "published_at", "headline_hash", name="uq_news_articles_identity"),
+        Index("ix_news_articles_symbol_published", "symbol", "published_at"),
+    )
+
+
+class NewsScore(Base):
+    """A sentiment score of one text by one scorer (its identity: name, model, version),
+    cached by the text's SHA-256 so an article is scored once per scorer."""
+
+    __tablename__ = "news_scores"
+
+    scorer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    positive: Mapped[float] = mapped_column(Float)
+    negative: Mapped[float] = mapped_column(Float)
+    net: Mapped[float] = mapped_column(Float)
+    uncertainty: Mapped[float] = mapped_column(Float)
+    scored_at: Mapped[datetime] = mapped_column(default=utcnow)

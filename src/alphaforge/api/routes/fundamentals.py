@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from alphaforge.api.deps import CtxDep, upload_openapi
-from alphaforge.api.routes.market_data import UnsupportedMediaType
-from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
+from alphaforge.errors import NotFound
 from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.fundamentals import fundamentals_store, normalize_field
 from alphaforge.marketdata.macro import as_utc
@@ -21,7 +19,6 @@ from alphaforge.schemas.fundamentals import (
     FundamentalsResponse,
     FundamentalsUpload,
 )
-from alphaforge.services.market_data import read_csv_upload
 
 router = APIRouter(prefix="/market-data/{symbol}/fundamentals", tags=["fundamentals"])
 
@@ -71,22 +68,6 @@ async def ingest_fundamentals(symbol: str, request: Request, ctx: CtxDep) -> Fun
     period_end, available_at) is a 409: history is never rewritten.
     """
     name = normalize_symbol(symbol)
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput("multipart upload needs a CSV file in the field 'file'")
-        records = read_csv_upload(await upload.read())
-    elif content_type.startswith("application/json"):
-        try:
-            payload = FundamentalsUpload.model_validate_json(await request.body())
-        except ValueError as exc:
-            raise InvalidInput(
-                f"JSON upload must be {{\"records\": [{{period_end, available_at, field, value}}, ...]}}: {exc}"
-            ) from None
-        records = pd.DataFrame(payload.records)
-    else:
-        raise UnsupportedMediaType("send a CSV file as multipart/form-data (field 'file') or JSON (application/json)")
+    records = await read_upload(request, FundamentalsUpload, '{"records": [{period_end, available_at, field, value}, ...]}')
     report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
     return FundamentalsIngestResponse(**report.__dict__)

@@ -9,8 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from alphaforge.api.deps import CtxDep, upload_openapi
-from alphaforge.api.routes.market_data import UnsupportedMediaType
+from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.macro import as_utc, macro_store, normalize_series
 from alphaforge.marketdata.pit import PitSeries
@@ -22,7 +21,6 @@ from alphaforge.schemas.macro import (
     MacroSeriesList,
     MacroUpload,
 )
-from alphaforge.services.market_data import read_csv_upload
 
 router = APIRouter(prefix="/market-data/macro", tags=["macro data"])
 
@@ -84,22 +82,6 @@ async def ingest_series(series: str, request: Request, ctx: CtxDep) -> MacroInge
     is a 409: history is never rewritten.
     """
     name = normalize_series(series)
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise InvalidInput("multipart upload needs a CSV file in the field 'file'")
-        records = read_csv_upload(await upload.read())
-    elif content_type.startswith("application/json"):
-        try:
-            payload = MacroUpload.model_validate_json(await request.body())
-        except ValueError as exc:
-            raise InvalidInput(
-                f"JSON upload must be {{\"records\": [{{observation_date, available_at, value}}, ...]}}: {exc}"
-            ) from None
-        records = pd.DataFrame(payload.records)
-    else:
-        raise UnsupportedMediaType("send a CSV file as multipart/form-data (field 'file') or JSON (application/json)")
+    records = await read_upload(request, MacroUpload, '{"records": [{observation_date, available_at, value}, ...]}')
     report = await run_in_threadpool(macro_store(ctx).ingest, name, records)
     return MacroIngestResponse(**report.__dict__)

@@ -1,0 +1,64 @@
+"""News articles of a symbol: read a time range, ingest (deduplicated, append-only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
+from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.marketdata.bars import normalize_symbol
+from alphaforge.marketdata.macro import as_utc
+from alphaforge.marketdata.news import news_store
+from alphaforge.schemas.news import NewsIngestResponse, NewsRecord, NewsResponse, NewsUpload
+
+router = APIRouter(prefix="/market-data/{symbol}/news", tags=["news"])
+
+_UPLOAD_DOC = upload_openapi(NewsUpload)
+
+
+@router.get("", response_model=NewsResponse)
+def get_news(
+    symbol: str,
+    ctx: CtxDep,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> NewsResponse:
+    """Articles with start <= published_at < end, ordered by published_at then headline;
+    ``n_articles`` counts all of them, ``articles`` holds the first ``limit``. Naive times
+    are UTC."""
+    store = news_store(ctx)
+    name = normalize_symbol(symbol)
+    start_utc = as_utc(start) if start is not None else None
+    end_utc = as_utc(end) if end is not None else None
+    if start_utc is not None and end_utc is not None and end_utc <= start_utc:
+        raise InvalidInput("end must be after start")
+    if not store.has_articles(name):
+        raise NotFound(f"no news for {name}; ingest articles with POST /api/v1/market-data/{name}/news")
+    total, records = store.list_articles(name, start_utc, end_utc, limit)
+    return NewsResponse(
+        symbol=name,
+        start=start_utc,
+        end=end_utc,
+        n_articles=total,
+        articles=[NewsRecord(**r) for r in records],
+    )
+
+
+@router.post("", response_model=NewsIngestResponse, openapi_extra=_UPLOAD_DOC)
+async def ingest_news(symbol: str, request: Request, ctx: CtxDep) -> NewsIngestResponse:
+    """Ingest articles (published_at with a time zone, headline, optional body, source,
+    url) from a CSV file (multipart field ``file``) or JSON ``{"articles": [...]}``.
+
+    Every article passes the data-quality gate or nothing is stored (422 naming the bad
+    rows). An article whose (published_at, headline) is stored already is a duplicate and
+    is skipped, whatever its body: the first stored wins, nothing is ever rewritten.
+    """
+    name = normalize_symbol(symbol)
+    records = await read_upload(request, NewsUpload, '{"articles": [{published_at, headline, body?, source?, url?}, ...]}')
+    report = await run_in_threadpool(news_store(ctx).ingest, name, records)
+    return NewsIngestResponse(**report.__dict__)
