@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     task_stale_after_s: float = 60.0
     task_heartbeat_s: float = 5.0
 
+    # News sentiment: a local FinBERT folder (config, weights, tokenizer, as saved by
+    # transformers' save_pretrained) enables the "finbert" scorer; nothing is downloaded.
+    finbert_dir: Path | None = None
+
     load_sample_data: bool = True
     migrate_on_start: bool = True
 
