@@ -1,7 +1,9 @@
 """The contract every registered feature plugin must honour (one test suite, all plugins).
 
-Causality is a property: for a random t and a random change to every bar after t, no
-value at or before t may change.
+Causality is a property: for a random t and a random change to every bar after t (and to
+every macro or fundamentals record published after t, and every news article published
+after bar t's close), no value at or before t may change. Plugins that read other
+features get them computed from the same (perturbed) inputs.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alphaforge.marketdata.articles import NewsArticles
 from alphaforge.marketdata.bars import parse_upload
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.sample import sample_bars
-from alphaforge.plugins.features import FEATURE_CATEGORIES, Bars, FeatureInputs, FeaturePlugin, feature_plugins
+from alphaforge.plugins.features import (
+    FEATURE_CATEGORIES,
+    Bars,
+    FeatureInputs,
+    FeaturePlugin,
+    feature_plugins,
+    with_input_features,
+)
 
 PLUGINS = list(feature_plugins)
 N_BARS = 400
@@ -65,17 +75,55 @@ def _synthetic_fundamental(name: str, frame: pd.DataFrame) -> PitSeries:
     )
 
 
+def _close_of(stamp: pd.Timestamp) -> int:
+    """The default session close of a daily bar (16:00 New York on its date), as UTC ns,
+    worked out here independently of the news plugins."""
+    local = pd.Timestamp(f"{stamp:%Y-%m-%d} 16:00", tz="America/New_York")
+    return int(local.tz_convert("UTC").value)
+
+
+def _synthetic_news(frame: pd.DataFrame) -> NewsArticles:
+    """About two scored articles a day from three days before the bars to two days after,
+    some exactly at a bar's close, some a nanosecond after, and some bars without any."""
+    stamps = pd.DatetimeIndex(frame.index)
+    rng = np.random.default_rng(7)
+    lo, hi = stamps[0].value - 3 * DAY_NS, stamps[-1].value + 2 * DAY_NS
+    published = rng.integers(lo, hi, size=2 * (hi - lo) // DAY_NS)
+    closes = np.asarray([_close_of(t) for t in stamps[::7]])
+    published = np.sort(np.concatenate([published, closes, closes[::2] + 1]))
+    keep = ~np.isin((published - stamps[0].value) // (5 * DAY_NS), [3, 11, 12])  # news-free stretches
+    published = published[keep]
+    return _scored(published, rng)
+
+
+def _scored(published: np.ndarray, rng: np.random.Generator) -> NewsArticles:
+    n = len(published)
+    articles = NewsArticles.build(published, [f"headline {i:06d}" for i in range(n)], [None] * n)
+    positive, negative = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    return articles.with_scores(
+        np.column_stack([positive, negative, np.clip(positive - negative, -1, 1), rng.uniform(0, 1, n)])
+    )
+
+
+def _reads_news(plugin: FeaturePlugin) -> bool:
+    return plugin.reads_news or any(_reads_news(p) for p in plugin.input_features().values())
+
+
 def _inputs(
     plugin: FeaturePlugin,
     frame: pd.DataFrame,
     macro: dict[str, PitSeries] | None = None,
     fundamentals: dict[str, PitSeries] | None = None,
+    news: NewsArticles | None = None,
 ) -> FeatureInputs:
     if macro is None:
         macro = {name: _synthetic_macro(name, frame) for name in plugin.macro_series()}
     if fundamentals is None:
         fundamentals = {name: _synthetic_fundamental(name, frame) for name in plugin.fundamental_fields()}
-    return FeatureInputs(Bars.from_frame(frame), macro=macro, fundamentals=fundamentals)
+    if news is None and _reads_news(plugin):
+        news = _synthetic_news(frame)
+    inputs = FeatureInputs(Bars.from_frame(frame), macro=macro, fundamentals=fundamentals, news=news)
+    return with_input_features(plugin, inputs)
 
 
 def _compute(
@@ -83,9 +131,10 @@ def _compute(
     frame: pd.DataFrame,
     macro: dict[str, PitSeries] | None = None,
     fundamentals: dict[str, PitSeries] | None = None,
+    news: NewsArticles | None = None,
 ) -> dict[str, np.ndarray]:
     plugin = cls.from_parameters({})
-    return plugin.compute(_inputs(plugin, frame, macro, fundamentals))
+    return plugin.compute(_inputs(plugin, frame, macro, fundamentals, news))
 
 
 @pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
@@ -149,8 +198,12 @@ def test_values_up_to_t_ignore_every_bar_after_t(
     later_fundamentals = {
         name: _perturb_records_after(series, cutoff, rng) for name, series in fundamentals.items()
     }
-    before = _compute(cls, gspc, macro, fundamentals)
-    after = _compute(cls, changed, later_macro, later_fundamentals)
+    news = later_news = None
+    if _reads_news(plugin):
+        news = _synthetic_news(gspc)
+        later_news = _perturb_news_after(news, _close_of(pd.DatetimeIndex(gspc.index)[t]), rng)
+    before = _compute(cls, gspc, macro, fundamentals, news)
+    after = _compute(cls, changed, later_macro, later_fundamentals, later_news)
     for name in before:
         assert np.array_equal(before[name][: t + 1], after[name][: t + 1], equal_nan=True), (
             f"{cls.key}.{name} changed at or before t={t} when only later bars changed ({how})"
@@ -170,6 +223,23 @@ def _perturb_records_after(series: PitSeries, cutoff: int, rng: np.random.Genera
         available=np.concatenate([series.available, np.full(len(old), cutoff + 1), [cutoff + 1]]),
         value=np.concatenate([value, rng.normal(0, 50, len(old)), [1e6]]),
     )
+
+
+def _perturb_news_after(news: NewsArticles, close: int, rng: np.random.Generator) -> NewsArticles:
+    """Articles published up to ``close`` kept as they are; later ones rescored, a third
+    of them dropped, and new ones added (one a nanosecond after the close)."""
+    assert news.scores is not None
+    known = news.published <= close
+    later = news.published[~known]
+    kept_later = later[rng.uniform(0, 1, len(later)) > 1 / 3]
+    added = np.concatenate([[close + 1], close + rng.integers(1, 5 * DAY_NS, size=5)])
+    published = np.concatenate([news.published[known], np.sort(np.concatenate([kept_later, added]))])
+    rescored = _scored(published, rng)
+    scores = rescored.scores.copy()  # type: ignore[union-attr]
+    scores[: int(known.sum())] = news.scores[known]
+    return NewsArticles.build(published, list(news.headline[: int(known.sum())]) + [
+        f"later {i:06d}" for i in range(len(published) - int(known.sum()))
+    ], [None] * len(published)).with_scores(scores)
 
 
 def _perturb_after(frame: pd.DataFrame, t: int, how: str, rng: np.random.Generator) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from alphaforge.plugins.features import FeaturePlugin
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.schemas.models import DatasetSpec
 from alphaforge.services import generation
+from alphaforge.services.plugin_sources import gather_sources
 from alphaforge.services.features import resolve_plugin
 from alphaforge.services.hashing import utc_iso
 from alphaforge.storage.tables import Feature
@@ -140,10 +141,8 @@ def assemble_prediction_rows(
                 f"on version {feature.plugin_version}; retrain the model"
             )
         bars, in_range = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=history_rows)
-        full = generation.compute_frame(
-            plugin, bars, len(bars), generation.macro_inputs(ctx, plugin, end),
-            generation.fundamental_inputs(ctx, plugin, symbol, end),
-        )
+        sources = gather_sources(ctx, plugin, symbol, timeframe.value, bars, end)
+        full = generation.compute_frame(plugin, bars, len(bars), timeframe.value, sources)
         frames.append(_renamed(full, feature))
     joined = pd.concat(frames, axis=1, join="inner").dropna()
     before = int((joined.index < pd.Timestamp(to_utc(start))).sum())

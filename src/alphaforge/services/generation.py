@@ -21,11 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import Timeframe, fingerprint, frame_to_records, normalize_symbol, to_utc
-from alphaforge.marketdata.pit import PitSeries
-from alphaforge.plugins.features import Bars, FeatureInputs, FeaturePlugin
+from alphaforge.plugins.features import FeaturePlugin, needs_full_history
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.services.features import NOT_FOUND, resolve_plugin
 from alphaforge.services.hashing import content_hash, utc_iso
+from alphaforge.services.plugin_sources import PluginSources, gather_sources
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeatureDataset
@@ -68,8 +68,7 @@ def generate_dataset(
     start, end = to_utc(request.start_date), to_utc(request.end_date)
 
     bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
-    macro = macro_inputs(ctx, plugin, end)
-    fundamentals = fundamental_inputs(ctx, plugin, symbol, end)
+    sources = gather_sources(ctx, plugin, symbol, request.timeframe.value, bars, end)
 
     lineage = {
         "schema": HASH_SCHEMA,
@@ -84,10 +83,7 @@ def generate_dataset(
         "warmup_bars": len(bars) - in_range,
         "source_fingerprint": fingerprint(bars),
     }
-    if macro:
-        lineage["macro_fingerprints"] = {name: series.fingerprint() for name, series in macro.items()}
-    if fundamentals:
-        lineage["fundamental_fingerprints"] = {name: series.fingerprint() for name, series in fundamentals.items()}
+    lineage.update(sources.lineage)
     version_hash = content_hash(lineage)
 
     existing = _find(ctx, definition.id, version_hash)
@@ -97,7 +93,7 @@ def generate_dataset(
         except ObjectNotFound:
             pass  # the object was lost: recompute and store it again below
 
-    frame = compute_frame(plugin, bars, in_range, macro, fundamentals)
+    frame = compute_frame(plugin, bars, in_range, request.timeframe.value, sources)
     key = f"{definition.storage_prefix}/{symbol}/{request.timeframe.value}/{version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
     row = existing or _insert_or_get(
@@ -126,7 +122,7 @@ def feature_bars(
 ) -> tuple[pd.DataFrame, int]:
     """The bars a plugin needs for ``[start, end)``: the range plus its warm-up (and
     ``extra_warmup`` more bars); also how many bars fall in the range (422 when none)."""
-    warmup = FULL_HISTORY if plugin.recursive else plugin.lookback + extra_warmup
+    warmup = FULL_HISTORY if needs_full_history(plugin) else plugin.lookback + extra_warmup
     bars = ctx.bars.get_bars(symbol, timeframe, start, end, warmup=warmup)
     in_range = int((bars.index >= pd.Timestamp(start)).sum())
     if in_range == 0:
@@ -164,51 +160,13 @@ def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: s
         return list(session.scalars(query))
 
 
-def macro_inputs(ctx: Context, plugin: FeaturePlugin, end: datetime) -> dict[str, PitSeries]:
-    """The point-in-time series a plugin declared, with every record published before ``end``."""
-    from alphaforge.marketdata.macro import macro_store
-
-    store = macro_store(ctx)
-    out = {}
-    for name in plugin.macro_series():
-        series = store.get_series(name, until=end)
-        if len(series) == 0:
-            known = ", ".join(info.series for info in store.list_series()) or "none"
-            raise InvalidInput(f"macro series {name!r} has no records before {utc_iso(end)}; known series: {known}")
-        out[name] = series
-    return out
-
-
-def fundamental_inputs(ctx: Context, plugin: FeaturePlugin, symbol: str, end: datetime) -> dict[str, PitSeries]:
-    """The fundamentals fields of ``symbol`` a plugin declared, with every record published
-    before ``end`` (422 naming the symbol's fields when one has none)."""
-    fields = plugin.fundamental_fields()
-    if not fields:
-        return {}
-    from alphaforge.marketdata.fundamentals import fundamentals_store
-
-    store = fundamentals_store(ctx)
-    out = {}
-    for name in fields:
-        series = store.get_series(symbol, name, until=end)
-        if len(series) == 0:
-            known = ", ".join(info.field for info in store.list_fields(symbol)) or "none"
-            raise InvalidInput(
-                f"fundamentals field {name!r} has no records for {symbol} before {utc_iso(end)}; "
-                f"fields of {symbol}: {known}"
-            )
-        out[name] = series
-    return out
-
-
 def compute_frame(
-    plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int, macro: dict[str, PitSeries] | None = None,
-    fundamentals: dict[str, PitSeries] | None = None,
+    plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int, timeframe: str = "1d",
+    sources: PluginSources | None = None,
 ) -> pd.DataFrame:
-    """Run the plugin over warm-up + range bars; keep the last ``in_range`` rows."""
-    values = plugin.compute(
-        FeatureInputs(bars=Bars.from_frame(bars), macro=macro or {}, fundamentals=fundamentals or {})
-    )
+    """Run the plugin over warm-up + range bars with its gathered sources; keep the last
+    ``in_range`` rows."""
+    values = plugin.compute((sources or PluginSources()).inputs(bars, timeframe))
     columns = plugin.output_columns
     if list(values) != columns:
         raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")

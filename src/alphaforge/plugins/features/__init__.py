@@ -1,12 +1,29 @@
 """Feature plugins. Importing this package registers every built-in plugin."""
 
-from alphaforge.plugins.features import automated, fundamental, macro, statistical, technical  # noqa: F401  (registers)
+from alphaforge.plugins.features import (  # noqa: F401  (registers)
+    automated,
+    fundamental,
+    macro,
+    news,
+    statistical,
+    technical,
+)
 from alphaforge.plugins.features.base import (
     FEATURE_CATEGORIES,
     Bars,
     FeatureInputs,
     FeaturePlugin,
     feature_plugins,
+    needs_full_history,
+    with_input_features,
 )
 
-__all__ = ["FEATURE_CATEGORIES", "Bars", "FeatureInputs", "FeaturePlugin", "feature_plugins"]
+__all__ = [
+    "FEATURE_CATEGORIES",
+    "Bars",
+    "FeatureInputs",
+    "FeaturePlugin",
+    "feature_plugins",
+    "needs_full_history",
+    "with_input_features",
+]

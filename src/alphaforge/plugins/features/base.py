@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 
+from alphaforge.marketdata.articles import NewsArticles
 from alphaforge.marketdata.bars import BAR_COLUMNS
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.base import PluginParams, Registry, library_version, validate_params
@@ -40,7 +41,7 @@ class Bars:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Bars:
         arrays = {c: np.ascontiguousarray(frame[c].to_numpy(dtype="float64")) for c in BAR_COLUMNS}
-        return cls(timestamps=pd.DatetimeIndex(frame.index).asi8, **arrays)
+        return cls(timestamps=pd.DatetimeIndex(frame.index).as_unit("ns").asi8, **arrays)
 
     def column(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -51,13 +52,23 @@ class Bars:
 
 @dataclass(frozen=True)
 class FeatureInputs:
-    """Everything a plugin may read: the bars, and the point-in-time series it declared
-    (``macro_series``; the symbol's fundamentals ``fundamental_fields``, keyed by field),
-    which it must read as of each bar (``PitSeries.as_of``)."""
+    """Everything a plugin may read, each only when it declared it:
+
+    - ``bars`` (always) and their ``timeframe`` ("1h", "1d", "1w");
+    - ``macro`` / ``fundamentals``: point-in-time series (``macro_series``;
+      ``fundamental_fields`` of the bars' symbol, keyed by field), read as of each bar
+      with ``PitSeries.as_of``;
+    - ``news``: the symbol's articles around the bars (``reads_news``), with their scores
+      when the plugin named a ``sentiment_scorer``;
+    - ``features``: the columns of its ``input_features``, by alias, as long as the bars.
+    """
 
     bars: Bars
     macro: Mapping[str, PitSeries] = field(default_factory=dict)
     fundamentals: Mapping[str, PitSeries] = field(default_factory=dict)
+    news: NewsArticles | None = None
+    timeframe: str = "1d"
+    features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
 
 
 class FeaturePlugin(ABC):
@@ -101,6 +112,20 @@ class FeaturePlugin(ABC):
         (their fingerprints join the hash)."""
         return []
 
+    #: True when the plugin reads the bars' symbol's news articles.
+    reads_news: ClassVar[bool] = False
+
+    def sentiment_scorer(self) -> str | None:
+        """Key of the sentiment scorer whose per-article scores the plugin reads (the
+        engine scores the articles, through the score cache, before ``compute``)."""
+        return None
+
+    def input_features(self) -> dict[str, FeaturePlugin]:
+        """Other features this one is computed from, by alias. The engine computes each
+        over the same bars and caches it under its own hash; ``lookback`` must include
+        theirs."""
+        return {}
+
     @abstractmethod
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
         """Column name -> float64 array as long as the bars. Causal."""
@@ -126,8 +151,28 @@ class FeaturePlugin(ABC):
             "output_columns": default.output_columns,
             "lookback": default.lookback,
             "recursive": cls.recursive,
+            "reads_news": cls.reads_news,
+            "sentiment_scorer": default.sentiment_scorer(),
+            "input_features": {a: p.key for a, p in default.input_features().items()},
             "libraries": cls.library_versions(),
         }
+
+
+def needs_full_history(plugin: FeaturePlugin) -> bool:
+    """Recursive itself or through one of its input features."""
+    return plugin.recursive or any(needs_full_history(p) for p in plugin.input_features().values())
+
+
+def with_input_features(plugin: FeaturePlugin, inputs: FeatureInputs) -> FeatureInputs:
+    """``inputs`` plus the plugin's input features computed from the same inputs, uncached
+    (the engine caches them; this is the reference it must agree with)."""
+    if not plugin.input_features():
+        return inputs
+    features = {
+        alias: upstream.compute(with_input_features(upstream, inputs))
+        for alias, upstream in plugin.input_features().items()
+    }
+    return replace(inputs, features=features)
 
 
 feature_plugins: Registry[FeaturePlugin] = Registry("feature")
