@@ -20,8 +20,6 @@ rows), then an append-only merge per symbol:
 from __future__ import annotations
 
 import re
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -35,6 +33,7 @@ from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import _datetime_key, _iso, _ns_of, as_utc, gate_pit_records
 from alphaforge.marketdata.pit import PitSeries
+from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import FundamentalObservation
 
@@ -62,28 +61,11 @@ class FundamentalBadRow:
     available_at: str | None
     problems: list[str]
 
+    def label(self) -> str:
+        return f"{self.field}, {self.period_end}, available {self.available_at}"
 
-@dataclass(frozen=True)
-class FundamentalQualityReport:
-    bad_rows: list[FundamentalBadRow]
 
-    @property
-    def ok(self) -> bool:
-        return not self.bad_rows
-
-    def error(self, symbol: str, limit: int = 20) -> InvalidInput:
-        shown = self.bad_rows[:limit]
-        lines = "; ".join(
-            f"row {b.row} ({b.field}, {b.period_end}, available {b.available_at}): {', '.join(b.problems)}"
-            for b in shown
-        )
-        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
-        return InvalidInput(
-            f"{len(self.bad_rows)} fundamentals record(s) for {symbol} failed the data-quality gate, nothing was "
-            f"stored: {lines}{more}",
-            bad_rows=[b.__dict__ for b in shown],
-            n_bad_rows=len(self.bad_rows),
-        )
+FundamentalQualityReport = RecordsQualityReport[FundamentalBadRow]
 
 
 def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, FundamentalQualityReport]:
@@ -131,7 +113,7 @@ def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, Fund
     frame = pd.DataFrame(
         {"field": [f or "" for f in fields], "observation": observation, "available": available, "value": value}
     )
-    return frame, FundamentalQualityReport(bad_rows)
+    return frame, FundamentalQualityReport(bad_rows, "fundamentals record(s)")
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -161,8 +143,7 @@ class FundamentalsStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._lock = KeyedLocks()
         # (symbol, field, until | None) -> ((count, max id), PitSeries); exact for an
         # append-only table.
         self._cache: dict[tuple[str, str, int | None], tuple[tuple[int, int], PitSeries]] = {}
@@ -328,23 +309,7 @@ class FundamentalsStore:
             ).all()
         return [FundamentalFieldInfo(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3]), as_utc(r[4])) for r in rows]
 
-    def _lock(self, symbol: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(symbol, threading.Lock())
 
-
-_stores: weakref.WeakKeyDictionary[Database, FundamentalsStore] = weakref.WeakKeyDictionary()
-_stores_guard = threading.Lock()
-
-
-def fundamentals_store(ctx_or_db: Any) -> FundamentalsStore:
-    """The one FundamentalsStore of a Context's (or a Database's) database, per process."""
-    if isinstance(ctx_or_db, FundamentalsStore):
-        return ctx_or_db
-    db = ctx_or_db if isinstance(ctx_or_db, Database) else ctx_or_db.db
-    with _stores_guard:
-        store = _stores.get(db)
-        if store is None:
-            store = _stores[db] = FundamentalsStore(db)
-        return store
+fundamentals_store = one_per_database(FundamentalsStore)
+"""The one FundamentalsStore of a Context's (or a Database's) database, per process."""
 

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +56,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.pit import PitSeries
+from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import MacroObservation
 
@@ -90,27 +89,11 @@ class MacroBadRow:
     available_at: str | None
     problems: list[str]
 
+    def label(self) -> str:
+        return f"{self.observation_date}, available {self.available_at}"
 
-@dataclass(frozen=True)
-class MacroQualityReport:
-    bad_rows: list[MacroBadRow]
 
-    @property
-    def ok(self) -> bool:
-        return not self.bad_rows
-
-    def error(self, series: str, limit: int = 20) -> InvalidInput:
-        shown = self.bad_rows[:limit]
-        lines = "; ".join(
-            f"row {b.row} ({b.observation_date}, available {b.available_at}): {', '.join(b.problems)}" for b in shown
-        )
-        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
-        return InvalidInput(
-            f"{len(self.bad_rows)} record(s) for {series} failed the data-quality gate, nothing was "
-            f"stored: {lines}{more}",
-            bad_rows=[b.__dict__ for b in shown],
-            n_bad_rows=len(self.bad_rows),
-        )
+MacroQualityReport = RecordsQualityReport[MacroBadRow]
 
 
 def _parse_times(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +207,7 @@ def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualit
         for i, p in sorted(problems.items())
     ]
     frame = pd.DataFrame({"observation": observation, "available": available, "value": value})
-    return frame, MacroQualityReport(bad_rows)
+    return frame, MacroQualityReport(bad_rows, "record(s)")
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -264,8 +247,7 @@ class MacroStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._lock = KeyedLocks()
         # (series, until ns | None) -> ((count, max id), PitSeries); valid while the series'
         # (count, max id) is unchanged, which is exact for an append-only table.
         self._cache: dict[tuple[str, int | None], tuple[tuple[int, int], PitSeries]] = {}
@@ -441,10 +423,6 @@ class MacroStore:
     def has_series(self, series: str) -> bool:
         return self._state(normalize_series(series))[0] > 0
 
-    def _lock(self, series: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(series, threading.Lock())
-
 
 def as_utc(value: datetime | str) -> datetime:
     """Naive datetimes are UTC; aware ones are converted (SQLite aggregates may give text)."""
@@ -465,20 +443,8 @@ def _datetime_key(value: datetime) -> int:
 
 _MICROSECOND = pd.Timedelta(microseconds=1).to_pytimedelta()
 
-_stores: weakref.WeakKeyDictionary[Database, MacroStore] = weakref.WeakKeyDictionary()
-_stores_guard = threading.Lock()
-
-
-def macro_store(ctx_or_db: Any) -> MacroStore:
-    """The one MacroStore of a Context's (or a Database's) database, per process."""
-    if isinstance(ctx_or_db, MacroStore):
-        return ctx_or_db
-    db = ctx_or_db if isinstance(ctx_or_db, Database) else ctx_or_db.db
-    with _stores_guard:
-        store = _stores.get(db)
-        if store is None:
-            store = _stores[db] = MacroStore(db)
-        return store
+macro_store = one_per_database(MacroStore)
+"""The one MacroStore of a Context's (or a Database's) database, per process."""
 
 
 # -- bundled series -------------------------------------------------------------------------

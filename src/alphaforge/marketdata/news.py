@@ -17,8 +17,6 @@ close. A publication time more than a day in the future is a data error.
 from __future__ import annotations
 
 import re
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -32,6 +30,7 @@ from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.articles import NewsArticles, headline_hash, text_hash
 from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import _MAX_NS, _MIN_NS, _datetime_key, _iso, _ns_of, as_utc
+from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import NewsArticle
 
@@ -53,27 +52,11 @@ class NewsBadRow:
     headline: str | None  # the first 60 characters
     problems: list[str]
 
+    def label(self) -> str:
+        return f"{self.published_at}, {self.headline!r}"
 
-@dataclass(frozen=True)
-class NewsQualityReport:
-    bad_rows: list[NewsBadRow]
 
-    @property
-    def ok(self) -> bool:
-        return not self.bad_rows
-
-    def error(self, symbol: str, limit: int = 20) -> InvalidInput:
-        shown = self.bad_rows[:limit]
-        lines = "; ".join(
-            f"row {b.row} ({b.published_at}, {b.headline!r}): {', '.join(b.problems)}" for b in shown
-        )
-        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
-        return InvalidInput(
-            f"{len(self.bad_rows)} news article(s) for {symbol} failed the data-quality gate, nothing was "
-            f"stored: {lines}{more}",
-            bad_rows=[b.__dict__ for b in shown],
-            n_bad_rows=len(self.bad_rows),
-        )
+NewsQualityReport = RecordsQualityReport[NewsBadRow]
 
 
 def _is_missing(value: Any) -> bool:
@@ -204,7 +187,7 @@ def parse_news_upload(records: pd.DataFrame) -> tuple[list[ParsedArticle], NewsQ
                 )
             )
         articles.append(ParsedArticle(ns or 0, headline or "", texts["body"], texts["source"], texts["url"]))
-    return articles, NewsQualityReport(bad_rows)
+    return articles, NewsQualityReport(bad_rows, "news article(s)")
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -229,8 +212,7 @@ class NewsStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._lock = KeyedLocks()
         # (symbol, start key | None, end key | None) -> ((count, max id), NewsArticles);
         # exact for an append-only table.
         self._cache: dict[tuple[str, int | None, int | None], tuple[tuple[int, int], NewsArticles]] = {}
@@ -378,22 +360,6 @@ class NewsStore:
             ).all()
         return [(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3])) for r in rows]
 
-    def _lock(self, symbol: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(symbol, threading.Lock())
 
-
-_stores: weakref.WeakKeyDictionary[Database, NewsStore] = weakref.WeakKeyDictionary()
-_stores_guard = threading.Lock()
-
-
-def news_store(ctx_or_db: Any) -> NewsStore:
-    """The one NewsStore of a Context's (or a Database's) database, per process."""
-    if isinstance(ctx_or_db, NewsStore):
-        return ctx_or_db
-    db = ctx_or_db if isinstance(ctx_or_db, Database) else ctx_or_db.db
-    with _stores_guard:
-        store = _stores.get(db)
-        if store is None:
-            store = _stores[db] = NewsStore(db)
-        return store
+news_store = one_per_database(NewsStore)
+"""The one NewsStore of a Context's (or a Database's) database, per process."""
