@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import generate_latency, panel_build, plugin_overhead, train_overhead, tuning
+from bench import generate_latency, news_sentiment, panel_build, plugin_overhead, train_overhead, tuning
 from bench.common import RESULTS_DIR, machine_info, machine_line, results_path, table
 
 BENCHMARKS = {
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "panel_build": panel_build,
     "train_overhead": train_overhead,
     "tuning": tuning,
+    "news_sentiment": news_sentiment,
 }
 PROFILABLE = {"generate_latency", "panel_build"}
 

