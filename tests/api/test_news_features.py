@@ -198,3 +198,18 @@ def test_finbert_scores_feed_the_sentiment_when_a_local_model_is_configured(
         assert frame.loc[_ts("2016-03-02"), "sentiment_net"] == pytest.approx(scores[1, 2], abs=1e-5)
         expected = (scores[2] + scores[3]) / 2
         assert frame.loc[_ts("2016-03-07"), "sentiment_uncertainty"] == pytest.approx(expected[3], abs=1e-5)
+
+
+def test_async_generate_of_a_news_feature_runs_in_a_worker_process_and_matches_the_sync_one(
+    client: TestClient, ingested: dict, create_feature: CreateFeature
+) -> None:
+    from test_tasks import wait_for
+
+    feature = create_feature(client, "news.sentiment_divergence", {"window": 7})
+    submitted = client.post(f"/api/v1/features/{feature['id']}/generate/async", json=RANGE)
+    assert submitted.status_code == 202, submitted.text
+    task = wait_for(client, submitted.json()["task_id"])
+    assert task["status"] == "SUCCESS", task
+    sync = client.post(f"/api/v1/features/{feature['id']}/generate", json=RANGE).json()
+    assert sync["cached"] is True  # the worker stored exactly the dataset the sync call would have made
+    assert sync["dataset"]["version_hash"] == task["result"]["dataset"]["version_hash"]
