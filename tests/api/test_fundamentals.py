@@ -137,6 +137,22 @@ def test_rewriting_history_is_409(client: TestClient, ingested: dict) -> None:
     assert [r["value"] for r in client.get(BASE, params={"field": "eps"}).json()["records"]] == [23.0, 25.0, 26.0]
 
 
+def test_one_conflict_in_any_field_stores_nothing_of_the_upload(client: TestClient, ingested: dict) -> None:
+    upload = [
+        {"period_end": "2016-12-31", "available_at": "2017-01-26", "field": "revenue", "value": 1.0},  # new field
+        {**RECORDS[4], "value": 1.0},  # book value: conflict, row 2
+        {"period_end": "2016-12-31", "available_at": "2017-01-26", "field": "eps", "value": 27.0},  # new period
+        {**RECORDS[0], "value": 2.0},  # eps: conflict, row 4
+    ]
+    response = client.post(BASE, json={"records": upload})
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert detail.index("row 2 (book_value_per_share") < detail.index("row 4 (eps"), "conflicts in upload order"
+    fields = {f["field"] for f in client.get(BASE).json()["fields"]}
+    assert "revenue" not in fields
+    assert len(client.get(BASE, params={"field": "eps"}).json()["records"]) == 3
+
+
 def test_csv_upload(client: TestClient) -> None:
     csv = pd.DataFrame([{"period_end": "2016-06-30", "available_at": "2016-08-01", "field": "revenue",
                          "value": 1.5e12}]).to_csv(index=False).encode()

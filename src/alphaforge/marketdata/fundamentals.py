@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.macro import _datetime_key, _iso, _ns_of, as_utc, gate_pit_records
+from alphaforge.marketdata.macro import _datetime_key, as_utc, gate_pit_records
 from alphaforge.marketdata.pit import PitSeries
+from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
 from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import FundamentalObservation
@@ -104,8 +105,8 @@ def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, Fund
         FundamentalBadRow(
             row=int(i) + 1,
             field=fields[i],
-            period_end=None if obs_bad[i] else _iso(observation[i]),
-            available_at=None if avail_bad[i] else _iso(available[i]),
+            period_end=None if obs_bad[i] else iso(observation[i]),
+            available_at=None if avail_bad[i] else iso(available[i]),
             problems=p,
         )
         for i, p in sorted(problems.items())
@@ -139,14 +140,10 @@ class FundamentalFieldInfo:
 class FundamentalsStore:
     """Point-in-time fundamentals in the ``fundamental_observations`` table (append-only)."""
 
-    _CACHE_SIZE = 256
-
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock = KeyedLocks()
-        # (symbol, field, until | None) -> ((count, max id), PitSeries); exact for an
-        # append-only table.
-        self._cache: dict[tuple[str, str, int | None], tuple[tuple[int, int], PitSeries]] = {}
+        self._table = PitTable(FundamentalObservation, "period_end")
 
     # -- writing ----------------------------------------------------------------------
     def ingest(self, symbol: str, records: pd.DataFrame) -> FundamentalsIngestReport:
@@ -174,98 +171,32 @@ class FundamentalsStore:
         )
 
     def _append(self, symbol: str, frame: pd.DataFrame) -> tuple[int, int]:
-        f = FundamentalObservation
+        """Merge every field of the upload in one transaction: one conflict anywhere stores nothing."""
+        rows_by_field = frame.groupby("field", sort=True).indices
         with self.db.session() as session:
-            rows = session.execute(
-                select(f.field, f.period_end, f.available_at, f.value)
-                .where(f.symbol == symbol)
-                .where(f.field.in_(sorted(set(frame["field"]))))
-            ).all()
-            stored: dict[tuple[str, int, int], float] = {}
-            if rows:
-                obs_ns = _ns_of([r[1] for r in rows])
-                avail_ns = _ns_of([r[2] for r in rows])
-                stored = {
-                    (r[0], int(o), int(a)): float(r[3]) for o, a, r in zip(obs_ns, avail_ns, rows, strict=True)
-                }
-            new_rows: list[dict[str, Any]] = []
-            conflicts: list[str] = []
-            unchanged = 0
-            now = datetime.now(timezone.utc)
-            field_arr = frame["field"].to_numpy()
-            obs_arr, avail_arr, val_arr = (frame[c].to_numpy() for c in ("observation", "available", "value"))
-            obs_dt = pd.DatetimeIndex(obs_arr, tz="UTC").to_pydatetime()
-            avail_dt = pd.DatetimeIndex(avail_arr, tz="UTC").to_pydatetime()
-            for i in range(len(frame)):
-                key = (str(field_arr[i]), int(obs_arr[i]), int(avail_arr[i]))
-                value = float(val_arr[i])
-                old = stored.get(key)
-                if old is None:
-                    new_rows.append(
-                        {
-                            "symbol": symbol,
-                            "field": key[0],
-                            "period_end": obs_dt[i],
-                            "available_at": avail_dt[i],
-                            "value": value,
-                            "ingested_at": now,
-                        }
-                    )
-                elif old == value:
-                    unchanged += 1
-                else:
-                    conflicts.append(
-                        f"row {i + 1} ({key[0]}, {_iso(key[1])}, available {_iso(key[2])}): "
-                        f"stored {old!r}, uploaded {value!r}"
-                    )
+            merges = [
+                self._table.merge(session, {"symbol": symbol, "field": field}, frame.iloc[rows], rows + 1, f"{field}, ")
+                for field, rows in rows_by_field.items()
+            ]
+            conflicts = [c for m in merges for c in m.conflicts]
             if conflicts:
-                shown = "; ".join(conflicts[:20]) + (f"; and {len(conflicts) - 20} more" if len(conflicts) > 20 else "")
                 raise Conflict(
-                    f"{len(conflicts)} fundamentals record(s) for {symbol} would rewrite history, nothing was "
-                    f"stored: {shown}. A restatement is a new record with a later available_at.",
-                    n_conflicts=len(conflicts),
+                    conflict_message(conflicts, "fundamentals record(s)", symbol), n_conflicts=len(conflicts)
                 )
-            if new_rows:
-                session.connection().execute(insert(FundamentalObservation.__table__), new_rows)
-        return len(new_rows), unchanged
+            self._table.insert(session, [row for m in merges for row in m.rows])
+        return sum(len(m.rows) for m in merges), sum(m.unchanged for m in merges)
 
     # -- reading ----------------------------------------------------------------------
-    def _state(self, symbol: str, field: str) -> tuple[int, int]:
-        f = FundamentalObservation
-        with self.db.session() as session:
-            count, max_id = session.execute(
-                select(func.count(f.id), func.max(f.id)).where(f.symbol == symbol, f.field == field)
-            ).one()
-        return int(count or 0), int(max_id or 0)
-
     def get_series(self, symbol: str, field: str, until: datetime | None = None) -> PitSeries:
         """All records of ``symbol``'s ``field`` with ``available_at < until`` (all when
         None), observation = period_end; empty when there are none."""
         symbol, field = normalize_symbol(str(symbol)), normalize_field(field)
         until_utc = as_utc(until) if until is not None else None
-        key = (symbol, field, None if until_utc is None else _datetime_key(until_utc))
-        state = self._state(symbol, field)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] == state:
-            return cached[1]
-        if state[0] == 0:
-            pit = PitSeries.empty()
-        else:
-            f = FundamentalObservation
-            query = select(f.period_end, f.available_at, f.value).where(f.symbol == symbol, f.field == field)
-            if until_utc is not None:
-                query = query.where(f.available_at < until_utc)
-            with self.db.session() as session:
-                rows = session.execute(query).all()
-            pit = PitSeries(
-                observation=_ns_of([r[0] for r in rows]),
-                available=_ns_of([r[1] for r in rows]),
-                value=np.asarray([r[2] for r in rows], dtype="float64"),
+        with self.db.session() as session:
+            return self._table.series(
+                session, {"symbol": symbol, "field": field}, until_utc,
+                None if until_utc is None else _datetime_key(until_utc),
             )
-        if len(self._cache) >= self._CACHE_SIZE:
-            self._cache.clear()
-        self._cache[key] = (state, pit)
-        return pit
 
     def get_records(
         self,

@@ -51,11 +51,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.pit import PitSeries
+from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
 from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import MacroObservation
@@ -116,10 +117,6 @@ def _parse_times(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     safe = parsed.where(~bad, lo)
     ns = np.asarray(pd.DatetimeIndex(safe).as_unit("ns").asi8, dtype="int64")
     return ns, bad
-
-
-def _iso(ns: int) -> str:
-    return pd.Timestamp(int(ns), tz="UTC").isoformat()
 
 
 def parse_values(raw_value: pd.Series) -> np.ndarray:
@@ -200,8 +197,8 @@ def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualit
     bad_rows = [
         MacroBadRow(
             row=int(i) + 1,
-            observation_date=None if obs_bad[i] else _iso(observation[i]),
-            available_at=None if avail_bad[i] else _iso(available[i]),
+            observation_date=None if obs_bad[i] else iso(observation[i]),
+            available_at=None if avail_bad[i] else iso(available[i]),
             problems=p,
         )
         for i, p in sorted(problems.items())
@@ -230,27 +227,13 @@ class MacroSeriesInfo:
     last_available_at: datetime
 
 
-def _to_datetime(ns: int) -> datetime:
-    return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
-
-
-def _ns_of(values: list[datetime]) -> np.ndarray:
-    if not values:
-        return np.empty(0, "int64")
-    return np.asarray(pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns").asi8, dtype="int64")
-
-
 class MacroStore:
     """Point-in-time macro records in the ``macro_observations`` table (append-only)."""
-
-    _CACHE_SIZE = 256
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock = KeyedLocks()
-        # (series, until ns | None) -> ((count, max id), PitSeries); valid while the series'
-        # (count, max id) is unchanged, which is exact for an append-only table.
-        self._cache: dict[tuple[str, int | None], tuple[tuple[int, int], PitSeries]] = {}
+        self._table = PitTable(MacroObservation, "observation_date")
 
     # -- writing ----------------------------------------------------------------------
     def ingest(self, series: str, records: pd.DataFrame) -> MacroIngestReport:
@@ -280,95 +263,22 @@ class MacroStore:
 
     def _append(self, series: str, frame: pd.DataFrame) -> tuple[int, int]:
         with self.db.session() as session:
-            lo = _to_datetime(int(frame["observation"].min()))
-            hi = _to_datetime(int(frame["observation"].max()))
-            rows = session.execute(
-                select(MacroObservation.observation_date, MacroObservation.available_at, MacroObservation.value)
-                .where(MacroObservation.series == series)
-                .where(MacroObservation.observation_date >= lo, MacroObservation.observation_date <= hi)
-            ).all()
-            stored: dict[tuple[int, int], float] = {}
-            if rows:
-                obs_ns = _ns_of([r[0] for r in rows])
-                avail_ns = _ns_of([r[1] for r in rows])
-                stored = {(int(o), int(a)): float(r[2]) for o, a, r in zip(obs_ns, avail_ns, rows, strict=True)}
-            new_rows: list[dict[str, Any]] = []
-            conflicts: list[str] = []
-            unchanged = 0
-            now = datetime.now(timezone.utc)
-            obs_arr, avail_arr, val_arr = (frame[c].to_numpy() for c in ("observation", "available", "value"))
-            obs_dt = pd.DatetimeIndex(obs_arr, tz="UTC").to_pydatetime()
-            avail_dt = pd.DatetimeIndex(avail_arr, tz="UTC").to_pydatetime()
-            for i in range(len(frame)):
-                key = (int(obs_arr[i]), int(avail_arr[i]))
-                value = float(val_arr[i])
-                old = stored.get(key)
-                if old is None:
-                    new_rows.append(
-                        {
-                            "series": series,
-                            "observation_date": obs_dt[i],
-                            "available_at": avail_dt[i],
-                            "value": value,
-                            "ingested_at": now,
-                        }
-                    )
-                elif old == value:
-                    unchanged += 1
-                else:
-                    conflicts.append(
-                        f"row {i + 1} ({_iso(key[0])}, available {_iso(key[1])}): stored {old!r}, uploaded {value!r}"
-                    )
-            if conflicts:
-                shown = "; ".join(conflicts[:20]) + (f"; and {len(conflicts) - 20} more" if len(conflicts) > 20 else "")
-                raise Conflict(
-                    f"{len(conflicts)} record(s) for {series} would rewrite history, nothing was stored: "
-                    f"{shown}. A restatement is a new record with a later available_at.",
-                    n_conflicts=len(conflicts),
-                )
-            if new_rows:
-                session.connection().execute(insert(MacroObservation.__table__), new_rows)  # one executemany
-        return len(new_rows), unchanged
+            merge = self._table.merge(session, {"series": series}, frame, np.arange(1, len(frame) + 1))
+            if merge.conflicts:
+                raise Conflict(conflict_message(merge.conflicts, "record(s)", series), n_conflicts=len(merge.conflicts))
+            self._table.insert(session, merge.rows)
+        return len(merge.rows), merge.unchanged
 
     # -- reading ----------------------------------------------------------------------
-    def _state(self, series: str) -> tuple[int, int]:
-        with self.db.session() as session:
-            count, max_id = session.execute(
-                select(func.count(MacroObservation.id), func.max(MacroObservation.id)).where(
-                    MacroObservation.series == series
-                )
-            ).one()
-        return int(count or 0), int(max_id or 0)
-
     def get_series(self, series: str, until: datetime | None = None) -> PitSeries:
         """All records of ``series`` with ``available_at < until`` (all when None); an
         unknown series gives an empty PitSeries."""
         series = normalize_series(series)
         until_utc = as_utc(until) if until is not None else None
-        key = (series, None if until_utc is None else _datetime_key(until_utc))
-        state = self._state(series)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] == state:
-            return cached[1]
-        if state[0] == 0:
-            pit = PitSeries.empty()
-        else:
-            query = select(
-                MacroObservation.observation_date, MacroObservation.available_at, MacroObservation.value
-            ).where(MacroObservation.series == series)
-            if until_utc is not None:
-                query = query.where(MacroObservation.available_at < until_utc)
-            with self.db.session() as session:
-                rows = session.execute(query).all()
-            pit = PitSeries(
-                observation=_ns_of([r[0] for r in rows]),
-                available=_ns_of([r[1] for r in rows]),
-                value=np.asarray([r[2] for r in rows], dtype="float64"),
+        with self.db.session() as session:
+            return self._table.series(
+                session, {"series": series}, until_utc, None if until_utc is None else _datetime_key(until_utc)
             )
-        if len(self._cache) >= self._CACHE_SIZE:
-            self._cache.clear()
-        self._cache[key] = (state, pit)
-        return pit
 
     def fingerprint(self, series: str, until: datetime | None = None) -> str:
         return self.get_series(series, until).fingerprint()
@@ -421,7 +331,8 @@ class MacroStore:
         return [MacroSeriesInfo(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3]), as_utc(r[4])) for r in rows]
 
     def has_series(self, series: str) -> bool:
-        return self._state(normalize_series(series))[0] > 0
+        with self.db.session() as session:
+            return self._table.state(session, {"series": normalize_series(series)})[0] > 0
 
 
 def as_utc(value: datetime | str) -> datetime:
