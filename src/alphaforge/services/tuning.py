@@ -271,7 +271,10 @@ def run_trials_on(
     started = float(study.user_attrs.get(STARTED_AT, time.time()))
     while True:
         trials = study.get_trials(deepcopy=False)
-        if _stop_reason(study, trials, request, plan.objective, started) is not None:
+        reason = _stop_reason(study, trials, request, plan.objective, started)
+        if reason == "cancelled":  # by another worker's task: this shard was cancelled too
+            raise Cancelled()
+        if reason is not None:
             break
         trial = study.ask()
         if trial.number >= request.n_trials:  # another worker took the last slot meanwhile
