@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alphaforge.errors import InvalidInput
+from alphaforge.marketdata.quality import RecordsQualityReport
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,19}$")
@@ -81,25 +82,11 @@ class BadRow:
     timestamp: str | None
     problems: list[str]
 
+    def label(self) -> str:
+        return str(self.timestamp)
 
-@dataclass(frozen=True)
-class QualityReport:
-    bad_rows: list[BadRow]
 
-    @property
-    def ok(self) -> bool:
-        return not self.bad_rows
-
-    def error(self, symbol: str, limit: int = 20) -> InvalidInput:
-        shown = self.bad_rows[:limit]
-        lines = "; ".join(f"row {b.row} ({b.timestamp}): {', '.join(b.problems)}" for b in shown)
-        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
-        return InvalidInput(
-            f"{len(self.bad_rows)} bar(s) for {symbol} failed the data-quality gate, nothing was "
-            f"stored: {lines}{more}",
-            bad_rows=[b.__dict__ for b in shown],
-            n_bad_rows=len(self.bad_rows),
-        )
+QualityReport = RecordsQualityReport[BadRow]
 
 
 def parse_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, QualityReport]:
@@ -155,7 +142,7 @@ def parse_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, QualityReport]:
         for i, p in enumerate(problems)
         if p
     ]
-    report = QualityReport(bad_rows)
+    report = QualityReport(bad_rows, "bar(s)")
     if not report.ok:
         return empty_frame(), report
     return canonical(frame), report

@@ -34,7 +34,8 @@ from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import _datetime_key, as_utc, gate_pit_records
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
-from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
+from alphaforge.marketdata.quality import RecordsQualityReport
+from alphaforge.marketdata.stores import KeyedLocks, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import FundamentalObservation
 

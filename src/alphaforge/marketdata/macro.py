@@ -57,7 +57,8 @@ from sqlalchemy.exc import IntegrityError
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
-from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
+from alphaforge.marketdata.quality import RecordsQualityReport
+from alphaforge.marketdata.stores import KeyedLocks, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import MacroObservation
 

@@ -32,7 +32,8 @@ from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import _MAX_NS, _MIN_NS, _datetime_key, as_utc
 from alphaforge.marketdata.pit_table import iso as _iso
 from alphaforge.marketdata.pit_table import ns_of as _ns_of
-from alphaforge.marketdata.stores import KeyedLocks, RecordsQualityReport, one_per_database
+from alphaforge.marketdata.quality import RecordsQualityReport
+from alphaforge.marketdata.stores import KeyedLocks, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import NewsArticle
 
