@@ -88,10 +88,13 @@ class FeaturePlugin(ABC):
     def from_parameters(cls, raw: dict[str, Any] | None) -> Self:
         return cls(validate_params(cls.Params, raw, cls.key))
 
+    #: The columns ``compute`` returns, when they do not depend on the parameters.
+    outputs: ClassVar[tuple[str, ...]] = ()
+
     @property
-    @abstractmethod
     def output_columns(self) -> list[str]:
-        """Names of the columns ``compute`` returns, in order."""
+        """Names of the columns ``compute`` returns, in order (``outputs`` unless overridden)."""
+        return list(self.outputs)
 
     @property
     @abstractmethod

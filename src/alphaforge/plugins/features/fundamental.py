@@ -12,7 +12,6 @@ where the figure is <= 0; ``earnings_yield`` (EPS / close) keeps negative values
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -34,11 +33,6 @@ def _field(default: str, description: str = "A fundamentals field of the symbol"
 class FundamentalPlugin(FeaturePlugin):
     category = "fundamental"
     libraries = ("numpy",)
-    outputs: ClassVar[tuple[str, ...]]
-
-    @property
-    def output_columns(self) -> list[str]:
-        return list(self.outputs)
 
     @property
     def lookback(self) -> int:

@@ -7,7 +7,7 @@ month, and a later restatement never changes an earlier bar.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -26,11 +26,6 @@ def _series(default: str) -> str:
 class MacroPlugin(FeaturePlugin):
     category = "macro"
     libraries = ("numpy",)
-    outputs: ClassVar[tuple[str, ...]]
-
-    @property
-    def output_columns(self) -> list[str]:
-        return list(self.outputs)
 
     @property
     def lookback(self) -> int:

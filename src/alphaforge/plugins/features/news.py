@@ -22,7 +22,6 @@ windows only.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -122,11 +121,6 @@ class NewsPlugin(FeaturePlugin):
     category = "news"
     reads_news = True
     libraries = ("numpy", "pandas")
-    outputs: ClassVar[tuple[str, ...]]
-
-    @property
-    def output_columns(self) -> list[str]:
-        return list(self.outputs)
 
 
 SENTIMENT_COLUMNS = tuple(f"sentiment_{c}" for c in SCORE_COLUMNS)

@@ -3,7 +3,6 @@ kernels, so every value at t uses bars up to t only)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -40,11 +39,6 @@ def _zscore(values: np.ndarray, window: int) -> np.ndarray:
 class StatisticalPlugin(FeaturePlugin):
     category = "statistical"
     libraries = ("numpy", "pandas")
-    outputs: ClassVar[tuple[str, ...]]
-
-    @property
-    def output_columns(self) -> list[str]:
-        return list(self.outputs)
 
 
 class PeriodParams(PluginParams):

@@ -26,7 +26,6 @@ class TalibPlugin(FeaturePlugin):
     category = "technical"
     libraries = ("TA-Lib", "numpy")
     function: ClassVar[str]
-    outputs: ClassVar[tuple[str, ...]]
     inputs: ClassVar[tuple[str, ...]] = ("close",)
 
     def __init__(self, params: PluginParams) -> None:
@@ -42,10 +41,6 @@ class TalibPlugin(FeaturePlugin):
     def input_columns(self) -> tuple[str, ...]:
         column = getattr(self.params, "column", None)
         return (column,) if column else self.inputs
-
-    @property
-    def output_columns(self) -> list[str]:
-        return list(self.outputs)
 
     @cached_property
     def lookback(self) -> int:  # type: ignore[override]
