@@ -152,12 +152,15 @@ def _set_progress(
     parent_id: uuid.UUID | None = None, to_parent: bool = False,
 ) -> bool:
     """Record progress (on the parent too for shards of one job); True when the task or
-    its parent has been asked to cancel."""
+    its parent has been asked to cancel.
+
+    The parent's row is locked before the child's: ``cancel_task`` locks a parent, then its
+    children, and the opposite order deadlocks against it on PostgreSQL."""
     values = {"progress": min(max(fraction, 0.0), 1.0), "progress_message": message[:500]}
     with ctx.db.session() as session:
-        session.execute(update(Task).where(Task.id == task_id, Task.status == STARTED).values(**values, heartbeat_at=utcnow()))
         if to_parent and parent_id is not None:
             session.execute(update(Task).where(Task.id == parent_id, Task.status.in_((PENDING, STARTED))).values(**values))
+        session.execute(update(Task).where(Task.id == task_id, Task.status == STARTED).values(**values, heartbeat_at=utcnow()))
         ids = [task_id] if parent_id is None else [task_id, parent_id]
         return session.scalar(select(Task.id).where(Task.id.in_(ids), Task.cancel_requested.is_(True)).limit(1)) is not None
 
