@@ -6,12 +6,12 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm.exc import StaleDataError
 
 from alphaforge.context import Context
-from alphaforge.errors import Conflict, InvalidInput, NotFound
+from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.plugins.features import FeaturePlugin, feature_plugins
 from alphaforge.schemas.features import FeatureCreate, FeatureUpdate
+from alphaforge.services.definitions import get_definition, list_definitions, requested_changes, update_definition
 from alphaforge.storage.tables import Feature, FeatureDataset
 
 NOT_FOUND = "Feature not found"
@@ -45,25 +45,15 @@ def create_feature(ctx: Context, data: FeatureCreate) -> Feature:
 
 
 def list_features(ctx: Context, skip: int = 0, limit: int = 100) -> list[Feature]:
-    with ctx.db.session() as session:
-        query = select(Feature).order_by(Feature.created_at, Feature.id).offset(skip).limit(limit)
-        return list(session.scalars(query))
+    return list_definitions(ctx, Feature, skip, limit)
 
 
 def get_feature(ctx: Context, feature_id: uuid.UUID) -> Feature:
-    with ctx.db.session() as session:
-        feature = session.get(Feature, feature_id)
-        if feature is None:
-            raise NotFound(NOT_FOUND)
-        return feature
+    return get_definition(ctx, Feature, feature_id, NOT_FOUND)
 
 
 def update_feature(ctx: Context, feature_id: uuid.UUID, data: FeatureUpdate) -> Feature:
-    changes = {name: getattr(data, name) for name in data.model_fields_set}
-    expected_version = changes.pop("version", None)
-    nulls = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-    if nulls:
-        raise InvalidInput(f"{', '.join(nulls)} cannot be null; leave a field out to keep it")
+    changes, expected_version = requested_changes(data, _NOT_NULL)
     if changes.get("storage_uri") is not None:
         try:
             ctx.objects.key_of(changes["storage_uri"])
@@ -71,29 +61,18 @@ def update_feature(ctx: Context, feature_id: uuid.UUID, data: FeatureUpdate) -> 
             raise InvalidInput(
                 f"storage_uri must be a prefix inside the object store {ctx.objects.url}/"
             ) from None
-    try:
-        with ctx.db.session() as session:
-            feature = session.get(Feature, feature_id)
-            if feature is None:
-                raise NotFound(NOT_FOUND)
-            if expected_version is not None and expected_version != feature.version:
-                raise Conflict(
-                    f"feature was changed since you read it: your version {expected_version}, "
-                    f"stored version {feature.version}; read it again and retry",
-                    stored_version=feature.version,
-                )
-            resolve_plugin(
-                changes.get("plugin_key", feature.plugin_key),
-                changes.get("type", feature.type),
-                changes.get("parameters", feature.parameters),
-            )
-            if changes:
-                for name, value in changes.items():
-                    setattr(feature, name, value)
-                feature.version = feature.version + 1
-        return feature
-    except StaleDataError:
-        raise Conflict("feature was changed by a concurrent update; read it again and retry") from None
+
+    def revise(feature: Feature, changes: dict[str, Any]) -> dict[str, Any]:
+        resolve_plugin(
+            changes.get("plugin_key", feature.plugin_key),
+            changes.get("type", feature.type),
+            changes.get("parameters", feature.parameters),
+        )
+        return {}
+
+    return update_definition(
+        ctx, Feature, feature_id, changes, expected_version, revise, noun="feature", not_found=NOT_FOUND
+    )
 
 
 def delete_feature(ctx: Context, feature_id: uuid.UUID) -> None:

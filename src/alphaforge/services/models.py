@@ -5,14 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.orm.exc import StaleDataError
-
 from alphaforge.context import Context
-from alphaforge.errors import Conflict, InvalidInput, NotFound
+from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, resolve_model_type
 from alphaforge.schemas.models import TRAINING_OUTPUTS, ModelCreate, ModelUpdate
+from alphaforge.services.definitions import get_definition, list_definitions, requested_changes, update_definition
 from alphaforge.storage.tables import Model
-from sqlalchemy import select
 
 NOT_FOUND = "Model not found"
 _NOT_NULL = ("name", "model_type", "family", "parameters")
@@ -44,57 +42,35 @@ def create_model(ctx: Context, data: ModelCreate) -> Model:
 
 
 def list_models(ctx: Context, skip: int = 0, limit: int = 100) -> list[Model]:
-    with ctx.db.session() as session:
-        query = select(Model).order_by(Model.created_at, Model.id).offset(skip).limit(limit)
-        return list(session.scalars(query))
+    return list_definitions(ctx, Model, skip, limit)
 
 
 def get_model(ctx: Context, model_id: uuid.UUID) -> Model:
-    with ctx.db.session() as session:
-        model = session.get(Model, model_id)
-        if model is None:
-            raise NotFound(NOT_FOUND)
-        return model
+    return get_definition(ctx, Model, model_id, NOT_FOUND)
 
 
 def update_model(ctx: Context, model_id: uuid.UUID, data: ModelUpdate) -> Model:
     """Edit a definition. Its stored artifact and metrics stay until the next training (the
     lineage says which parameters produced them)."""
-    changes = {name: getattr(data, name) for name in data.model_fields_set}
-    expected_version = changes.pop("version", None)
-    outputs = [name for name in TRAINING_OUTPUTS if name in changes]
+    outputs = [name for name in TRAINING_OUTPUTS if name in data.model_fields_set]
     if outputs:
         raise InvalidInput(
             f"{', '.join(outputs)} {'is' if len(outputs) == 1 else 'are'} written by training; "
             f"train the model (POST /api/v1/models/{model_id}/train) to change {'it' if len(outputs) == 1 else 'them'}"
         )
-    nulls = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-    if nulls:
-        raise InvalidInput(f"{', '.join(nulls)} cannot be null; leave a field out to keep it")
-    try:
-        with ctx.db.session() as session:
-            model = session.get(Model, model_id)
-            if model is None:
-                raise NotFound(NOT_FOUND)
-            if expected_version is not None and expected_version != model.version:
-                raise Conflict(
-                    f"model was changed since you read it: your version {expected_version}, "
-                    f"stored version {model.version}; read it again and retry",
-                    stored_version=model.version,
-                )
-            plugin = resolve_plugin(
-                changes.get("model_type", model.model_type),
-                changes.get("family", model.family),
-                changes.get("parameters", model.parameters),
-            )
-            if changes:
-                for name, value in changes.items():
-                    setattr(model, name, value)
-                model.plugin_key = plugin.key
-                model.version = model.version + 1
-        return model
-    except StaleDataError:
-        raise Conflict("model was changed by a concurrent update; read it again and retry") from None
+    changes, expected_version = requested_changes(data, _NOT_NULL)
+
+    def revise(model: Model, changes: dict[str, Any]) -> dict[str, Any]:
+        plugin = resolve_plugin(
+            changes.get("model_type", model.model_type),
+            changes.get("family", model.family),
+            changes.get("parameters", model.parameters),
+        )
+        return {"plugin_key": plugin.key}
+
+    return update_definition(
+        ctx, Model, model_id, changes, expected_version, revise, noun="model", not_found=NOT_FOUND
+    )
 
 
 def delete_model(ctx: Context, model_id: uuid.UUID) -> None:
