@@ -310,3 +310,25 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def wait_for_quiet(name: str, threshold: float, max_wait_s: float, poll_s: float = 15.0) -> dict[str, Any]:
+    """Poll the 1-minute load average until it is below ``threshold`` (or give up): the
+    benchmarks that compare two timings want a machine nothing else is loading."""
+    first = os.getloadavg()
+    t0 = time.monotonic()
+    while os.getloadavg()[0] >= threshold and time.monotonic() - t0 < max_wait_s:
+        print(f"[{name}] load average {os.getloadavg()[0]:.2f} >= {threshold}: waiting "
+              f"({time.monotonic() - t0:.0f}/{max_wait_s:.0f} s)", flush=True)
+        time.sleep(poll_s)
+    now = os.getloadavg()
+    out = {
+        "threshold_1min": threshold,
+        "loadavg_1_5_15_before_wait": first,
+        "loadavg_1_5_15_after_wait": now,
+        "waited_s": round(time.monotonic() - t0, 1),
+        "quiet_reached": now[0] < threshold,
+    }
+    print(f"[{name}] load average {now[0]:.2f} after {out['waited_s']:.0f} s of waiting "
+          f"({'quiet' if out['quiet_reached'] else 'NOT quiet: gave up waiting'})", flush=True)
+    return out

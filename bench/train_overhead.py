@@ -67,6 +67,7 @@ from bench.common import (
     start_calibration,
     table,
     time_once,
+    wait_for_quiet,
     write_results,
 )
 
@@ -79,7 +80,6 @@ END = "2019-01-01"
 HORIZON = 1
 SEED = 0
 LOAD_THRESHOLD = 0.7
-POLL_S = 15.0
 
 #: 10 feature definitions (plugin key, parameters): 14 columns (MACD and BBANDS give 3 each).
 FEATURES: list[tuple[str, dict[str, Any]]] = [
@@ -106,30 +106,6 @@ SUBSEGMENTS = (
     "cv_fits", "cv_predicts", "cv_metrics", "cv_rest", "serialize", "store_put", "sha256_and_rest",
     "params_lineage_build", "log_training",
 )
-
-
-# -- waiting for a quiet machine ----------------------------------------------------------
-
-
-def wait_for_quiet(threshold: float, max_wait_s: float, poll_s: float = POLL_S) -> dict[str, Any]:
-    """Poll the 1-minute load average until it is below ``threshold`` (or give up)."""
-    first = os.getloadavg()
-    t0 = time.monotonic()
-    while os.getloadavg()[0] >= threshold and time.monotonic() - t0 < max_wait_s:
-        print(f"[{NAME}] load average {os.getloadavg()[0]:.2f} >= {threshold}: waiting "
-              f"({time.monotonic() - t0:.0f}/{max_wait_s:.0f} s)", flush=True)
-        time.sleep(poll_s)
-    now = os.getloadavg()
-    out = {
-        "threshold_1min": threshold,
-        "loadavg_1_5_15_before_wait": first,
-        "loadavg_1_5_15_after_wait": now,
-        "waited_s": round(time.monotonic() - t0, 1),
-        "quiet_reached": now[0] < threshold,
-    }
-    print(f"[{NAME}] load average {now[0]:.2f} after {out['waited_s']:.0f} s of waiting "
-          f"({'quiet' if out['quiet_reached'] else 'NOT quiet: gave up waiting'})", flush=True)
-    return out
 
 
 # -- the plain loop -----------------------------------------------------------------------
@@ -359,7 +335,7 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
                 print(f"[{NAME}] {key}: warm-up done; plain-loop fold mse matches the platform's "
                       f"(max rel diff {worst:.1e})", flush=True)
 
-            load = wait_for_quiet(LOAD_THRESHOLD, max_wait_s) if wait else {"skipped": True,
+            load = wait_for_quiet(NAME, LOAD_THRESHOLD, max_wait_s) if wait else {"skipped": True,
                                                                              "loadavg_1_5_15": os.getloadavg()}
             if calibrate:
                 cal = start_calibration()

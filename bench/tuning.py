@@ -75,6 +75,7 @@ from bench.common import (
     start_calibration,
     table,
     time_once,
+    wait_for_quiet,
     write_results,
 )
 from bench.train_overhead import FEATURES
@@ -87,7 +88,6 @@ END = "2019-01-01"
 HORIZON = 1
 SEED = 0
 LOAD_THRESHOLD = 0.7
-POLL_S = 15.0
 TASK_POLL_S = 0.1
 POSTGRES_ADMIN_URL = os.environ.get("ALPHAFORGE_BENCH_POSTGRES_URL",
                                     "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -118,27 +118,6 @@ def _median(values: list[float]) -> float:
 
 def load_now() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def wait_for_quiet(threshold: float, max_wait_s: float, poll_s: float = POLL_S) -> dict[str, Any]:
-    """Poll the 1-minute load average until it is below ``threshold`` (or give up)."""
-    first = os.getloadavg()
-    t0 = time.monotonic()
-    while os.getloadavg()[0] >= threshold and time.monotonic() - t0 < max_wait_s:
-        log(f"load average {os.getloadavg()[0]:.2f} >= {threshold}: waiting ({time.monotonic() - t0:.0f}/"
-            f"{max_wait_s:.0f} s)")
-        time.sleep(poll_s)
-    now = os.getloadavg()
-    out = {
-        "threshold_1min": threshold,
-        "loadavg_1_5_15_before_wait": first,
-        "loadavg_1_5_15_after_wait": now,
-        "waited_s": round(time.monotonic() - t0, 1),
-        "quiet_reached": now[0] < threshold,
-    }
-    log(f"load average {now[0]:.2f} after {out['waited_s']:.0f} s of waiting "
-        f"({'quiet' if out['quiet_reached'] else 'NOT quiet: gave up waiting'})")
-    return out
 
 
 # -- PostgreSQL: a database of our own -----------------------------------------------------
@@ -621,7 +600,7 @@ def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], triv
         "loadavg_1_5_15_process_start": LOADAVG_AT_START,
     }
     try:
-        result["load_wait"] = (wait_for_quiet(LOAD_THRESHOLD, max_wait_s) if wait
+        result["load_wait"] = (wait_for_quiet(NAME, LOAD_THRESHOLD, max_wait_s) if wait
                                else {"skipped": True, "loadavg_1_5_15": os.getloadavg()})
         cal = start_calibration()
         log(f"calibration: pure-Python 1M loop {cal['python_loop_1m_ms']:.1f} ms, numpy sort 1M "
