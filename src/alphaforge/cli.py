@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from alphaforge import logs
 from alphaforge.errors import AlphaforgeError
 from alphaforge.settings import Settings
 
@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args, Settings())

@@ -158,7 +158,9 @@ def test_invalid_requests_are_422_naming_the_problem(client: TestClient, dataset
 def test_pydantic_422s_point_at_the_parameter(client: TestClient, dataset: dict) -> None:
     response = _tune(client, dataset, param_space={"alpha": {"type": "float", "low": 5, "high": 1}})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][-2:] == ["param_space", "alpha"]
+    body = response.json()
+    assert body["error"] == "invalid_input" and "body.param_space.alpha" in body["detail"]
+    assert body["errors"][0]["loc"][-2:] == ["param_space", "alpha"]
 
 
 def test_unknown_feature_ids_are_404(client: TestClient, dataset: dict) -> None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from alphaforge.api.errors import install_error_handlers
+from alphaforge.api.middleware import RequestContext
 from alphaforge.api.routes import features, fundamentals, health, macro, market_data, models, news, tasks, tuning
 from alphaforge.context import Context
 from alphaforge.settings import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestContext)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(features.router)
     api.include_router(macro.router)  # before market_data: "/market-data/macro/bars" is a macro series

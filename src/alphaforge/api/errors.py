@@ -1,32 +1,70 @@
-"""Every failure leaves as JSON: ``{"detail": <what to change>, "error": <code>, ...}``."""
+"""Every failure leaves as JSON: ``{"detail": <what to change>, "error": <code>, "request_id": ..., ...}``.
+
+``detail`` is always a string a user can act on; request-validation failures keep the
+per-field list in ``errors``. Details a client must not see (hosts, paths, tracebacks) go
+to the server log under the same request id.
+"""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alphaforge import logs
 from alphaforge.errors import AlphaforgeError, Conflict, DependencyUnavailable
 from alphaforge.storage.db import _is_connection_error, _short
 
 log = logging.getLogger(__name__)
 
+#: Error codes of the statuses Starlette raises itself (unknown route, wrong method).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large"}
+
+
+def error_body(status_code: int, detail: str, code: str, **context: Any) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail, "error": code, **context, "request_id": logs.request_id.get()}
+    return JSONResponse(jsonable_encoder(body), status_code=status_code)
+
 
 def error_response(exc: AlphaforgeError) -> JSONResponse:
-    body: dict[str, Any] = {"detail": exc.message, "error": exc.code, **exc.context}
-    return JSONResponse(jsonable_encoder(body), status_code=exc.status_code)
+    return error_body(exc.status_code, exc.message, exc.code, **exc.context)
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """A one-line summary naming each bad field, and the list without echoed input."""
+    items = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in errors
+    ]
+    shown = "; ".join(f"{'.'.join(i['loc']) or 'request'}: {i['msg']}" for i in items[:10])
+    more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
+    return f"invalid request: {shown}{more}", items
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AlphaforgeError)
     async def _domain(_request: Request, exc: AlphaforgeError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, items = validation_errors(list(exc.errors()))
+        return error_body(422, detail, "invalid_input", errors=items)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        response = error_body(exc.status_code, detail, _HTTP_CODES.get(exc.status_code, "http_error"))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(StaleDataError)
     async def _stale(_request: Request, _exc: StaleDataError) -> JSONResponse:
@@ -36,18 +74,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated or _is_connection_error(exc):
             return error_response(DependencyUnavailable("database", _short(exc)))
-        return _internal(exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return _internal(exc)
+        return internal_error(exc)
 
 
-def _internal(exc: Exception) -> JSONResponse:
-    incident = uuid.uuid4().hex[:12]
-    log.exception("unhandled error (incident %s)", incident, exc_info=exc)
-    return JSONResponse(
-        {"detail": f"internal error, incident {incident}: this is a bug in alphaforge, please report it",
-         "error": "internal_error"},
-        status_code=500,
+def internal_error(exc: BaseException) -> JSONResponse:
+    """A bug: the traceback goes to the log under the request id, the client gets the id."""
+    log.error("unhandled error", exc_info=exc)
+    return error_body(
+        500, f"internal error, request {logs.request_id.get()}: this is a bug in alphaforge, please report it",
+        "internal_error",
     )
