@@ -26,6 +26,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "ALPHAFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 S3_CREDENTIALS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
+#: The bootstrap admin key of every test app (ALPHAFORGE_ADMIN_API_KEY), and what it sends.
+ADMIN_KEY = "af_test_admin_key_for_the_suite_only"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+#: Access settings every test app gets: TestClient's host name is "testserver".
+ACCESS = {"admin_api_key": ADMIN_KEY, "allowed_hosts": ["testserver"]}
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
@@ -86,7 +91,7 @@ SettingsFactory = Callable[..., Settings]
 
 
 def _embedded_settings(tmp: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp, **overrides)  # type: ignore[arg-type]
+    return Settings(data_dir=tmp, **{**ACCESS, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["embedded", "production"], scope="module")
@@ -113,6 +118,7 @@ def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path_factory
             "mlflow_tracking_uri": pg.new_database(),
             "mlflow_artifact_root": (tmp / "mlartifacts").as_uri(),
             **S3_CREDENTIALS,
+            **ACCESS,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
@@ -122,19 +128,25 @@ def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path_factory
 
 @pytest.fixture(scope="module")
 def client(make_settings: SettingsFactory) -> Iterator[TestClient]:
-    """One app per test module and backend; tests must not assume they are alone in it."""
-    with TestClient(create_app(make_settings())) as test_client:
+    """One app per test module and backend, called with the admin key; tests must not
+    assume they are alone in it."""
+    with app_client(make_settings()) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def fresh_client(make_settings: SettingsFactory) -> Iterator[TestClient]:
     """An app with its own empty database and store, for tests that change shared data."""
-    with TestClient(create_app(make_settings())) as test_client:
+    with app_client(make_settings()) as test_client:
         yield test_client
 
 
 # -- API helpers ------------------------------------------------------------------------
+def app_client(settings: Settings) -> TestClient:
+    """A TestClient over a new app with these settings, calling with the admin key."""
+    return TestClient(create_app(settings), headers=ADMIN_HEADERS)
+
+
 CreateFeature = Callable[..., dict]
 
 

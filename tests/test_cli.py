@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,27 +47,81 @@ def test_ingest_of_bad_bars_exits_2_with_the_reason(data_dir: Path, tmp_path: Pa
     assert "row 1 (2021-01-04T00:00:00+00:00): close > high" in capsys.readouterr().err
 
 
-def test_serve_answers_on_its_port(data_dir: Path) -> None:
-    executable = shutil.which("alphaforge", path=os.path.dirname(sys.executable))
-    assert executable, "the alphaforge console script is installed with the package"
-    port = free_port()
-    process = subprocess.Popen([executable, "serve", "--port", str(port)], env=os.environ.copy(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+class Server:
+    """`alphaforge serve` as a user starts it; its output is collected as it comes."""
+
+    def __init__(self, port: int) -> None:
+        executable = shutil.which("alphaforge", path=os.path.dirname(sys.executable))
+        assert executable, "the alphaforge console script is installed with the package"
+        env = {k: v for k, v in os.environ.items() if k != "ALPHAFORGE_ADMIN_API_KEY"}
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([executable, "serve", "--port", str(port)], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.output: list[str] = []
+        threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True).start()
         deadline = time.monotonic() + 60
         while True:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/api/v1/market-data/symbols", timeout=2)
-                break
+                httpx.get(f"{self.url}/health", timeout=2)
+                return
             except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read().decode()
+                assert self.process.poll() is None, "".join(self.output)
                 assert time.monotonic() < deadline, "server did not start within 60 s"
                 time.sleep(0.2)
-        assert response.status_code == 200
-        assert {s["symbol"] for s in response.json()["symbols"]} == {"GSPC", "IXIC"}
+
+    def stop(self) -> str:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        return "".join(self.output)
+
+
+def test_serve_prints_the_admin_key_once_and_the_api_needs_it(data_dir: Path) -> None:
+    server = Server(free_port())
+    try:
+        symbols = f"{server.url}/api/v1/market-data/symbols"
+        assert httpx.get(symbols, timeout=5).status_code == 401
+        key = (data_dir / "admin-api-key").read_text().strip()
+        assert stat.S_IMODE((data_dir / "admin-api-key").stat().st_mode) == 0o600
+        for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+            response = httpx.get(symbols, headers=headers, timeout=5)
+            assert response.status_code == 200
+            assert {s["symbol"] for s in response.json()["symbols"]} == {"GSPC", "IXIC"}
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        first = server.stop()
+    assert re.findall(r"af_[A-Za-z0-9_-]{43}", first) == [key]  # printed, once
+    again = Server(free_port())
+    try:  # the second start creates and prints no new key; the first still works
+        response = httpx.get(f"{again.url}/api/v1/features", headers={"X-API-Key": key}, timeout=5)
+        assert response.status_code == 200
+    finally:
+        assert "af_" not in again.stop()
+
+
+def test_keys_create_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from alphaforge.auth.keys import KeyStore
+    from alphaforge.settings import Settings
+    from alphaforge.storage.db import Database
+
+    assert main(["keys", "create", "--name", "alice", "--role", "research"]) == 0
+    created = capsys.readouterr().out
+    key = created.strip().splitlines()[-1]
+    key_id = created.split()[3]
+    db = Database(Settings().resolved_database_url)
+    try:
+        principal = KeyStore(db).authenticate(key)
+        assert principal is not None and principal.name == "alice" and principal.role == "research"
+        assert main(["keys", "list"]) == 0
+        listed = capsys.readouterr().out
+        assert key_id in listed and "research" in listed and key not in listed
+        assert main(["keys", "revoke", key_id]) == 0
+        assert f"revoked key {key_id}" in capsys.readouterr().out
+        assert KeyStore(db).authenticate(key) is None
+        assert main(["keys", "list"]) == 0 and key_id not in capsys.readouterr().out
+        assert main(["keys", "list", "--all"]) == 0 and "revoked" in capsys.readouterr().out
+        assert main(["keys", "revoke", "not-a-uuid"]) == 2
+        assert "is not a key id" in capsys.readouterr().err
+    finally:
+        db.dispose()
 
 
 NEWS_CSV = (

@@ -1,5 +1,5 @@
-"""``alphaforge`` command line: serve, migrate, ingest, symbols, ingest-macro, macro-series,
-ingest-fundamentals, ingest-news, news."""
+"""``alphaforge`` command line: serve, migrate, keys, ingest, symbols, ingest-macro,
+macro-series, ingest-fundamentals, ingest-news, news, worker."""
 
 from __future__ import annotations
 
@@ -212,6 +212,45 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Manage API keys directly in the database (no server needed: whoever can run this
+    already holds the database)."""
+    from alphaforge.auth.keys import KeyStore
+    from alphaforge.auth.roles import Role
+    from alphaforge.storage.db import Database
+    from alphaforge.storage.migrate import upgrade
+
+    if settings.migrate_on_start:
+        upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    store = KeyStore(db)
+    try:
+        if args.keys_command == "create":
+            row, key = store.create(args.name, Role(args.role))
+            print(f"created {row.role} key {row.id} ({row.name}); shown once, keep it safe:\n{key}")
+        elif args.keys_command == "list":
+            for row in store.list(include_revoked=args.all):
+                state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+                print(f"{row.id}  {row.prefix}…  {row.role:<8}  {state:<24}  {row.name}")
+        else:
+            row = store.revoke(_uuid(args.key_id))
+            print(f"revoked key {row.id} ({row.name})")
+    finally:
+        db.dispose()
+    return 0
+
+
+def _uuid(text: str) -> Any:
+    import uuid
+
+    from alphaforge.errors import InvalidInput
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a key id (a UUID, see `alphaforge keys list`)") from None
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -263,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     news.add_argument("--end", type=_iso_time, help="published_at bound (exclusive, ISO 8601; naive = UTC)")
     news.add_argument("--limit", type=_positive, default=1000, help="most articles listed (default 1000)")
     news.set_defaults(run=_news)
+
+    keys = sub.add_parser("keys", help="manage API keys (create prints the key once)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key with a role")
+    create.add_argument("--name", required=True, help="who or what uses it (e.g. alice-notebook)")
+    create.add_argument("--role", required=True, choices=["read", "research", "admin"])
+    listing = keys_sub.add_parser("list", help="list keys (not the keys themselves: only hashes are stored)")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key: requests with it are refused (401)")
+    revoke.add_argument("key_id")
+    keys.set_defaults(run=_keys)
 
     worker = sub.add_parser("worker", help="run tasks from the Celery broker (ALPHAFORGE_CELERY_BROKER_URL)")
     worker.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")

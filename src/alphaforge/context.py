@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from alphaforge.auth.keys import KeyStore
 from alphaforge.marketdata.local_store import LocalBarStore
 from alphaforge.marketdata.provider import BarProvider
 from alphaforge.services.tracking import Tracker
@@ -29,6 +30,8 @@ class Context:
     bar_store: LocalBarStore
     #: MLflow, connected on first use.
     tracker: Tracker
+    #: API keys (hashes in the database, a short per-process cache).
+    keys: KeyStore
     #: Where asynchronous tasks go; set by the API process only (workers run, never submit).
     executor: Executor | None = None
     #: When this process built its context: embedded tasks submitted before it are orphans.
@@ -58,7 +61,9 @@ class Context:
             )
         return cls(
             settings=settings, db=db, objects=objects, bars=bars, bar_store=bar_store,
-            tracker=Tracker.from_settings(settings),
+            tracker=Tracker.from_settings(settings), keys=KeyStore(
+                db, settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
+            ),
         )
 
     @property

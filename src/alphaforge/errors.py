@@ -11,6 +11,8 @@ from typing import Any
 class AlphaforgeError(Exception):
     status_code = 500
     code = "internal_error"
+    #: Response headers that go with the status (e.g. WWW-Authenticate on a 401).
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -53,3 +55,33 @@ class DependencyFailed(DependencyUnavailable):
     def __init__(self, dependency: str, message: str, **context: Any) -> None:
         AlphaforgeError.__init__(self, f"{dependency} failed: {message}", dependency=dependency, **context)
         self.dependency = dependency
+
+
+class BadRequest(AlphaforgeError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(AlphaforgeError):
+    """No key, or one that is unknown or revoked (401)."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="alphaforge"'}
+
+
+class Forbidden(AlphaforgeError):
+    """A valid key whose role does not allow the operation (403)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(AlphaforgeError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class TooManyRequests(AlphaforgeError):
+    status_code = 429
+    code = "too_many_requests"

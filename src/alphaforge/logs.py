@@ -33,11 +33,13 @@ class RequestIdFilter(logging.Filter):
 
 
 def configure(level: int = logging.INFO) -> None:
-    """Root logging for the CLI and the services it starts (idempotent)."""
+    """Root logging for the CLI and the services it starts. Like ``logging.basicConfig``,
+    it leaves a root logger that already has handlers (a host application's) alone."""
     root = logging.getLogger()
-    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(FORMAT))
-        handler.addFilter(RequestIdFilter())
-        root.addHandler(handler)
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RequestIdFilter())
+    root.addHandler(handler)
     root.setLevel(level)

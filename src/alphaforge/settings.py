@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Hosts every deployment answers to; ``allowed_hosts`` adds the deployment's own names.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 class Settings(BaseSettings):
@@ -59,11 +63,47 @@ class Settings(BaseSettings):
     # transformers' save_pretrained) enables the "finbert" scorer; nothing is downloaded.
     finbert_dir: Path | None = None
 
+    # -- access and bounds (a shared service) ---------------------------------------
+    #: The bootstrap admin key. Unset: on first start the service creates one, prints it
+    #: once and writes it to <data_dir>/admin-api-key (mode 0600).
+    admin_api_key: SecretStr | None = None
+    #: Host names (besides localhost, 127.0.0.1, [::1]) the API answers to; "*" for any
+    #: (only behind a proxy that checks Host itself). Comma-separated in the environment.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    #: Origins allowed to call the API from a browser (CORS); empty: CORS off.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    #: Serve /docs, /redoc and /openapi.json.
+    docs_enabled: bool = True
+    #: /health/ready answers only with a key (any role); /health is always open.
+    ready_requires_key: bool = False
+    #: Request bodies over these sizes are refused (413) before they are read.
+    max_upload_mb: float = 100.0
+    max_json_mb: float = 10.0
+    #: Wall-clock limit of one task run (a request may ask for less), and the resident
+    #: memory a worker process may use (0: no limit); a task over either ends FAILURE.
+    task_time_limit_s: float = 6 * 3600.0
+    task_memory_limit_mb: float = 4096.0
+    #: Tasks one batch request may create, and unfinished tasks one key may have queued.
+    max_batch_tasks: int = 1000
+    max_queued_tasks_per_key: int = 200
+
     load_sample_data: bool = True
     migrate_on_start: bool = True
 
     host: str = "127.0.0.1"
     port: int = 8000
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def hosts(self) -> frozenset[str]:
+        """Every Host name the API answers to (lower case, no port)."""
+        return frozenset(h.lower() for h in (*LOCAL_HOSTS, *self.allowed_hosts))
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -6,10 +6,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
+from conftest import ACCESS, app_client
 from support import free_port, require
 
 
@@ -19,8 +18,8 @@ from support import free_port, require
     ids=["postgresql", "sqlite"],
 )
 def test_unreachable_database_is_503(tmp_path: Path, database_url: str) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=database_url, migrate_on_start=False, load_sample_data=False)
-    with TestClient(create_app(settings)) as client:
+    settings = Settings(data_dir=tmp_path, database_url=database_url, migrate_on_start=False, load_sample_data=False, **ACCESS)
+    with app_client(settings) as client:
         assert client.get("/health").status_code == 200  # liveness does not touch the database
         for response in (
             client.get("/api/v1/features"),
@@ -46,9 +45,10 @@ def test_object_store_going_down_is_503(tmp_path: Path) -> None:
         s3_endpoint_url=f"http://127.0.0.1:{port}",
         s3_access_key_id="testing",
         s3_secret_access_key="testing",
+        **ACCESS,
     )
     try:
-        with TestClient(create_app(settings)) as client:
+        with app_client(settings) as client:
             feature = client.post("/api/v1/features", json={"name": "r", "type": "technical", "plugin_key": "technical.rsi"}).json()
             server.stop()
             server = None

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, settings
 
 from alphaforge.api.app import create_app, start_context
 from alphaforge.settings import Settings
+from conftest import ACCESS, ADMIN_HEADERS
 
 _DATA_DIR = tempfile.TemporaryDirectory(prefix="alphaforge-fuzz-")
-_SETTINGS = Settings(data_dir=Path(_DATA_DIR.name))
+_SETTINGS = Settings(data_dir=Path(_DATA_DIR.name), **ACCESS)
 app = create_app(_SETTINGS)  # no I/O until its context is started below
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
@@ -34,7 +35,7 @@ def started() -> Iterator[None]:
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_request_gets_a_server_error(case) -> None:
-    response = case.call()
+    response = case.call(headers=ADMIN_HEADERS)
     assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text}"
     content_type = (response.headers.get("content-type") or [""])[0]
     assert content_type.startswith("application/json") or response.status_code == 204, content_type

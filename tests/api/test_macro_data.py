@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alphaforge.marketdata.macro import BUNDLED_LAGS, MacroStore, load_bundled_macro, macro_store
+from conftest import app_client
 
 BASE = "/api/v1/market-data/macro"
 RECORDS = [
@@ -50,11 +51,11 @@ def _records(client: TestClient, series: str, **params: str) -> list[dict]:
 
 # -- bundled series ---------------------------------------------------------------------
 def test_bundled_series_are_loaded_at_start(make_settings) -> None:  # noqa: ANN001
-    from alphaforge.api.app import create_app, start_context
+    from alphaforge.api.app import start_context
 
     if "load_bundled_macro" not in inspect.getsource(start_context):
         pytest.skip("load_bundled_macro is not wired into start_context yet")
-    with TestClient(create_app(make_settings())) as fresh:
+    with app_client(make_settings()) as fresh:
         listed = {s["series"] for s in fresh.get(BASE).json()["series"]}
         assert set(BUNDLED_LAGS) <= listed
         assert load_bundled_macro(fresh.app.state.ctx) == []  # idempotent

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from alphaforge.marketdata.articles import article_text
 from alphaforge.plugins.sentiment import get_scorer
 from alphaforge.storage.parquet import from_parquet_bytes
-from conftest import CreateFeature
+from conftest import CreateFeature, app_client
 
 NEWS = "/api/v1/market-data/GSPC/news"
 RANGE = {"symbol": "GSPC", "start_date": "2016-02-01", "end_date": "2016-04-01"}
@@ -184,11 +184,10 @@ def test_finbert_scores_feed_the_sentiment_when_a_local_model_is_configured(
 ) -> None:
     """A randomly initialised stand-in for FinBERT (the real weights cannot be downloaded
     here) saved in a local folder: the engine's values equal that model's scores."""
-    from alphaforge.api.app import create_app
     from tiny_bert import write_tiny_bert
 
     folder = write_tiny_bert(tmp_path / "finbert")
-    with TestClient(create_app(make_settings(finbert_dir=folder))) as client:
+    with app_client(make_settings(finbert_dir=folder)) as client:
         assert client.post(NEWS, json={"articles": ARTICLES}).status_code == 200
         feature = create_feature(client, "news.sentiment", {"scorer": "finbert"})
         dataset, frame = _generate(client, feature["id"])

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
-from conftest import CreateFeature
+from conftest import CreateFeature, app_client
 
 RANGE = {"symbol": "GSPC", "start_date": "2012-01-01", "end_date": "2019-01-01"}
 FINISHED = {"SUCCESS", "FAILURE", "REVOKED"}
@@ -195,15 +195,14 @@ def test_a_task_whose_worker_stopped_reporting_is_ended_by_the_reaper(client: Te
 
 
 def test_tasks_left_by_a_stopped_embedded_service_end_failure_at_start(make_settings) -> None:
-    from alphaforge.api.app import create_app
 
     settings = make_settings()
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         orphan = Task(kind="generate", status="PENDING", request={})
         with ctx.db.session() as session:
             session.add(orphan)
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         task = client.get(f"/api/v1/tasks/{orphan.id}").json()
     assert task["status"] == "FAILURE" and "service stopped" in task["error"]["message"]
 

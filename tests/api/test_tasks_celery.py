@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
 from alphaforge.storage.tables import Task
-from conftest import CreateFeature
+from conftest import CreateFeature, app_client
 from support import free_port, require
 from test_tasks import RANGE, _model, _train_body, wait_for
 
@@ -48,6 +46,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
         env[f"ALPHAFORGE_{name.upper()}"] = str(value)
     return env
 
@@ -79,7 +79,7 @@ def celery_settings(make_settings, redis_url: str) -> Settings:
 
 @pytest.fixture(scope="module")
 def celery_client(celery_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with TestClient(create_app(celery_settings)) as client:  # migrates before the worker starts
+    with app_client(celery_settings) as client:  # migrates before the worker starts
         worker = Worker(celery_settings, tmp_path_factory.mktemp("worker") / "worker.log")
         try:
             yield client
@@ -150,7 +150,7 @@ def test_cancel_a_task_queued_behind_busy_workers(celery_client: TestClient, cre
 
 def test_a_broker_that_is_down_is_503_naming_the_task_queue(make_settings, create_feature: CreateFeature) -> None:
     settings = make_settings(celery_broker_url=f"redis://127.0.0.1:{free_port()}/0")
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         feature = create_feature(client, "statistical.returns")
         response = client.post(f"/api/v1/features/{feature['id']}/generate/async", json=RANGE)
         assert response.status_code == 503, response.text

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from alphaforge.marketdata.bars import parse_upload
 from alphaforge.marketdata.sample import sample_bars
 from alphaforge.storage.parquet import from_parquet_bytes
-from conftest import CreateFeature, post_features
+from conftest import CreateFeature, app_client, post_features
 
 START, END = "2009-01-01", "2019-01-01"
 FEATURES = [("technical.rsi", {"period": 14}), ("technical.macd", {}), ("statistical.returns", {})]
@@ -303,11 +303,10 @@ def test_deleting_a_trained_model_removes_its_artifacts(fresh_client: TestClient
 def test_mlflow_down_is_503_naming_it_and_the_model_row_is_untouched(
     make_settings, create_feature: CreateFeature, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from alphaforge.api.app import create_app
     from support import free_port
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    with TestClient(create_app(make_settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}"))) as client:
+    with app_client(make_settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")) as client:
         feature = create_feature(client, "statistical.returns")
         model_id = _model(client, "ridge", "machine_learning")
         response = _train(client, model_id, [feature["id"]])

@@ -17,13 +17,15 @@ import uvicorn
 
 from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
+from conftest import ACCESS, ADMIN_HEADERS
 from support import free_port
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(create_app(Settings(data_dir=tmp_path)), host="127.0.0.1", port=port, log_level="warning")
+    settings = Settings(data_dir=tmp_path, **ACCESS)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -40,7 +42,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 def test_health_answers_while_a_training_runs(server: str) -> None:
-    with httpx.Client(base_url=server, timeout=600) as http:
+    with httpx.Client(base_url=server, timeout=600, headers=ADMIN_HEADERS) as http:
         feature = http.post(
             "/api/v1/features", json={"name": "rsi", "type": "technical", "plugin_key": "technical.rsi"}
         ).json()

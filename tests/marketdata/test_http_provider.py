@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 
-from alphaforge.api.app import create_app, start_context
+from alphaforge.api.app import start_context
 from alphaforge.context import Context
 from alphaforge.errors import DependencyFailed, DependencyUnavailable, InvalidInput
 from alphaforge.marketdata.bars import BAR_COLUMNS, Timeframe, aggregate_weekly, fingerprint, parse_upload
@@ -34,6 +34,7 @@ from alphaforge.marketdata.http_provider import HttpBarProvider
 from alphaforge.marketdata.sample import sample_bars
 from alphaforge.services.generation import FULL_HISTORY
 from alphaforge.settings import Settings
+from conftest import ACCESS, app_client
 
 UTC = timezone.utc
 API_KEY = "test-key-123"
@@ -558,9 +559,9 @@ def test_a_url_that_is_not_http_is_refused_at_construction() -> None:
 @pytest.fixture(scope="module")
 def api(service: FakeService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("api"), market_data_url=service.url, market_data_api_key=API_KEY,
+        data_dir=tmp_path_factory.mktemp("api"), market_data_url=service.url, market_data_api_key=API_KEY, **ACCESS,
     )
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         yield client
 
 

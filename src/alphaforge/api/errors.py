@@ -17,13 +17,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from alphaforge import logs
-from alphaforge.errors import AlphaforgeError, Conflict, DependencyUnavailable
+from alphaforge.errors import AlphaforgeError, Conflict, DependencyUnavailable, PayloadTooLarge
 from alphaforge.storage.db import _is_connection_error, _short
 
 log = logging.getLogger(__name__)
 
+#: Content types counted as uploads (the larger body limit); everything else is JSON.
+UPLOAD_TYPES = ("multipart/form-data", "text/csv")
 #: Error codes of the statuses Starlette raises itself (unknown route, wrong method).
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large"}
 
@@ -34,7 +37,9 @@ def error_body(status_code: int, detail: str, code: str, **context: Any) -> JSON
 
 
 def error_response(exc: AlphaforgeError) -> JSONResponse:
-    return error_body(exc.status_code, exc.message, exc.code, **exc.context)
+    response = error_body(exc.status_code, exc.message, exc.code, **exc.context)
+    response.headers.update(exc.headers)
+    return response
 
 
 def validation_errors(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -59,7 +64,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_body(422, detail, "invalid_input", errors=items)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        if exc.status_code == 413 and limit is not None:  # a body that passed its limit while being read
+            content_type = request.headers.get("content-type", "").lower()
+            return error_response(too_large(limit, content_type.startswith(UPLOAD_TYPES)))
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         response = error_body(exc.status_code, detail, _HTTP_CODES.get(exc.status_code, "http_error"))
         for name, value in (exc.headers or {}).items():
@@ -83,4 +92,14 @@ def internal_error(exc: BaseException) -> JSONResponse:
     return error_body(
         500, f"internal error, request {logs.request_id.get()}: this is a bug in alphaforge, please report it",
         "internal_error",
+    )
+
+
+def too_large(limit_bytes: int, upload: bool) -> PayloadTooLarge:
+    mb = limit_bytes / (1024 * 1024)
+    if upload:
+        return PayloadTooLarge(f"the upload is over the {mb:g} MB limit (ALPHAFORGE_MAX_UPLOAD_MB); split it into smaller files")
+    return PayloadTooLarge(
+        f"the request body is over the {mb:g} MB limit for JSON (ALPHAFORGE_MAX_JSON_MB); "
+        "send less, or upload records as a CSV file"
     )

@@ -45,6 +45,7 @@ class FeatureRead(BaseModel):
     version: int
     storage_uri: str | None
     created_at: datetime
+    created_by: uuid.UUID | None = Field(None, description="The API key that created it")
     updated_at: datetime
 
 
@@ -71,6 +72,7 @@ class FeatureDatasetRead(BaseModel):
     source_fingerprint: str
     lineage: dict[str, Any] = Field(description="The document the version hash was computed from")
     created_at: datetime
+    created_by: uuid.UUID | None = Field(None, description="The API key whose request computed it")
 
 
 class FeatureGenerateResponse(BaseModel):

@@ -56,6 +56,7 @@ class ModelRead(BaseModel):
     lineage: dict[str, Any] | None = Field(description="How the stored artifact was trained")
     trained_at: datetime | None
     created_at: datetime
+    created_by: uuid.UUID | None = Field(None, description="The API key that created it")
     updated_at: datetime
 
 

@@ -40,6 +40,7 @@ class TaskRead(BaseModel):
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    created_by: uuid.UUID | None = Field(None, description="The API key that submitted it")
 
 
 class BatchGenerateRequest(BaseModel):

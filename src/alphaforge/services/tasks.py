@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from alphaforge.context import Context
-from alphaforge.errors import Conflict, DependencyUnavailable, NotFound
+from alphaforge.auth.keys import Principal
+from alphaforge.auth.roles import Role
+from alphaforge.errors import Conflict, DependencyUnavailable, Forbidden, NotFound
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
 from alphaforge.tasks.runner import FAILURE, FINISHED, PENDING, REVOKED, STARTED, reap_stale
@@ -70,9 +72,15 @@ def list_tasks(
         return list(session.scalars(query))
 
 
-def cancel_task(ctx: Context, task_id: uuid.UUID) -> Task:
-    """A PENDING task ends REVOKED at once; a STARTED one stops at its next progress report."""
+def cancel_task(ctx: Context, task_id: uuid.UUID, principal: Principal | None = None) -> Task:
+    """A PENDING task ends REVOKED at once; a STARTED one is stopped by its worker.
+    ``principal`` (None: the system) may cancel its own tasks, an admin any task."""
     task = get_task(ctx, task_id)
+    if principal is not None and principal.role != Role.ADMIN and task.created_by != principal.key_id:
+        raise Forbidden(
+            f"task {task_id} was submitted by another key; only that key or an admin key can cancel it",
+            role_needed=Role.ADMIN.value,
+        )
     if task.status in FINISHED:
         raise Conflict(f"task {task_id} already finished with status {task.status}; nothing to cancel")
     now = utcnow()

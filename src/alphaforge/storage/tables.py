@@ -7,10 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from alphaforge import actor
 from alphaforge.storage.db import Base, utcnow
+
+
+def _created_by() -> Mapped[uuid.UUID | None]:
+    """The API key whose request created the row (None: the system, e.g. bundled data)."""
+    return mapped_column(default=actor.current)
 
 
 class Feature(Base):
@@ -28,6 +34,7 @@ class Feature(Base):
     version: Mapped[int] = mapped_column(default=1)
     storage_uri: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     datasets: Mapped[list[FeatureDataset]] = relationship(
@@ -58,6 +65,7 @@ class FeatureDataset(Base):
     # parameters, library versions, range, fingerprint): lineage in one place.
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
 
     feature: Mapped[Feature] = relationship(back_populates="datasets")
 
@@ -79,6 +87,8 @@ class BarSeries(Base):
     n_bars: Mapped[int]
     fingerprint: Mapped[str] = mapped_column(String(64))
     storage_uri: Mapped[str] = mapped_column(String(1000))
+    #: The key that first ingested the series (restatements are in the audit trail).
+    created_by: Mapped[uuid.UUID | None] = _created_by()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -105,6 +115,7 @@ class Model(Base):
     lineage: Mapped[dict[str, Any] | None] = mapped_column()
     trained_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
@@ -128,6 +139,12 @@ class Task(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column()
     error_type: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: How a synchronous caller answers this failure: HTTP status, error code, context.
+    error_status: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_context: Mapped[dict[str, Any] | None] = mapped_column()
+    #: Wall-clock limit of one run, in seconds (the request's, or the service's default).
+    time_limit_s: Mapped[float | None] = mapped_column(Float)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
     #: "host:pid" of the process running it (for operators, and tests that kill it).
@@ -140,8 +157,10 @@ class Task(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID | None] = _created_by()
 
     __table_args__ = (
+        Index("ix_tasks_created_by_status", "created_by", "status"),
         Index("ix_tasks_kind_status_submitted", "kind", "status", "submitted_at"),
         Index("ix_tasks_parent", "parent_id"),
         Index("ix_tasks_status_heartbeat", "status", "heartbeat_at"),
@@ -162,6 +181,7 @@ class MacroObservation(Base):
     available_at: Mapped[datetime]
     value: Mapped[float] = mapped_column(Float)
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
 
     __table_args__ = (
         UniqueConstraint("series", "observation_date", "available_at", name="uq_macro_observations_identity"),
@@ -185,6 +205,7 @@ class FundamentalObservation(Base):
     available_at: Mapped[datetime]
     value: Mapped[float] = mapped_column(Float)
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
 
     __table_args__ = (
         UniqueConstraint("symbol", "field", "period_end", "available_at", name="uq_fundamental_observations_identity"),
@@ -209,6 +230,7 @@ class NewsArticle(Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     text_hash: Mapped[str] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
 
     __table_args__ = (
         UniqueConstraint("symbol", "published_at", "headline_hash", name="uq_news_articles_identity"),
@@ -229,3 +251,43 @@ class NewsScore(Base):
     net: Mapped[float] = mapped_column(Float)
     uncertainty: Mapped[float] = mapped_column(Float)
     scored_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (the key itself is shown once, at creation).
+    Keys are revoked, never deleted, so every ``created_by`` keeps pointing at one."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The key's first characters, so a person can tell keys apart in a list.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """One mutating request (POST, PUT, PATCH, DELETE under /api/v1): who, what, when, outcome."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    key_id: Mapped[uuid.UUID | None]
+    role: Mapped[str | None] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(1000))
+    status_code: Mapped[int] = mapped_column(Integer)
+    #: success (2xx/3xx), denied (401/403), refused (other 4xx), error (5xx)
+    outcome: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_key_at", "key_id", "at"),
+    )

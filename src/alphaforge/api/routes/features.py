@@ -4,6 +4,8 @@ import uuid
 
 from fastapi import APIRouter, Query, Response
 
+from alphaforge.api.security import ADMIN, READ, RESEARCH
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep
 from alphaforge.api.routes.tasks import submitted
 from alphaforge.context import Context
@@ -27,7 +29,7 @@ router = APIRouter(prefix="/features", tags=["features"])
 
 
 # Declared before /{feature_id} so "plugins" is never read as an id.
-@router.get("/plugins/available", response_model=FeaturePluginCatalog)
+@router.get("/plugins/available", response_model=FeaturePluginCatalog, dependencies=[READ])
 def available_plugins() -> FeaturePluginCatalog:
     """Registered plugin keys, plus each plugin's metadata (parameter schema, outputs, warm-up)."""
     return FeaturePluginCatalog(
@@ -35,40 +37,56 @@ def available_plugins() -> FeaturePluginCatalog:
     )
 
 
-@router.post("", response_model=FeatureRead, status_code=201)
+@router.post("", response_model=FeatureRead, status_code=201, dependencies=[RESEARCH])
 def create_feature(body: FeatureCreate, ctx: CtxDep) -> FeatureRead:
     return FeatureRead.model_validate(service.create_feature(ctx, body))
 
 
-@router.get("", response_model=list[FeatureRead])
+@router.get("", response_model=list[FeatureRead], dependencies=[READ])
 def list_features(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = Query(100, ge=1, le=1000)) -> list[FeatureRead]:
     return [FeatureRead.model_validate(f) for f in service.list_features(ctx, skip, limit)]
 
 
-@router.get("/{feature_id}", response_model=FeatureRead)
+@router.get("/{feature_id}", response_model=FeatureRead, dependencies=[READ], responses=responses(404))
 def get_feature(feature_id: uuid.UUID, ctx: CtxDep) -> FeatureRead:
     return FeatureRead.model_validate(service.get_feature(ctx, feature_id))
 
 
-@router.patch("/{feature_id}", response_model=FeatureRead)
+@router.patch(
+    "/{feature_id}",
+    response_model=FeatureRead,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409),
+)
 def update_feature(feature_id: uuid.UUID, body: FeatureUpdate, ctx: CtxDep) -> FeatureRead:
     return FeatureRead.model_validate(service.update_feature(ctx, feature_id, body))
 
 
-@router.delete("/{feature_id}", status_code=204)
+@router.delete("/{feature_id}", status_code=204, dependencies=[ADMIN], responses=responses(404))
 def delete_feature(feature_id: uuid.UUID, ctx: CtxDep) -> Response:
     """Deletes the definition, its dataset rows and their stored Parquet objects."""
     service.delete_feature(ctx, feature_id)
     return Response(status_code=204)
 
 
-@router.post("/{feature_id}/generate", response_model=FeatureGenerateResponse)
+@router.post(
+    "/{feature_id}/generate",
+    response_model=FeatureGenerateResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
 def generate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
     """Return the dataset for this definition, symbol and range; computed only on a miss."""
     return _response(generation.generate_dataset(ctx, feature_id, body))
 
 
-@router.post("/{feature_id}/generate/async", response_model=TaskSubmitted, status_code=202)
+@router.post(
+    "/{feature_id}/generate/async",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
 def generate_async(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
     """The same generate as a task: refused now (404/422) exactly as the synchronous call would be."""
     generation.check_generate_request(ctx, feature_id, body)
@@ -76,7 +94,13 @@ def generate_async(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: Ctx
     return submitted(tasks.submit(ctx, "generate", request))
 
 
-@router.post("/generate", response_model=TaskSubmitted, status_code=202)
+@router.post(
+    "/generate",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
 def generate_batch(body: BatchGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
     """Every feature × symbol, generated in parallel; the task's result lists each dataset."""
     unknown = [str(f) for f in body.feature_ids if not _exists(ctx, f)]
@@ -91,13 +115,23 @@ def generate_batch(body: BatchGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
     return submitted(tasks.submit(ctx, "generate_batch", body.model_dump(mode="json"), children))
 
 
-@router.post("/{feature_id}/regenerate", response_model=FeatureGenerateResponse)
+@router.post(
+    "/{feature_id}/regenerate",
+    response_model=FeatureGenerateResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
 def regenerate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
     """Re-read the bars and recompute; a new dataset version only when the hash changed."""
     return _response(generation.generate_dataset(ctx, feature_id, body, force=True))
 
 
-@router.get("/{feature_id}/versions", response_model=list[FeatureDatasetRead])
+@router.get(
+    "/{feature_id}/versions",
+    response_model=list[FeatureDatasetRead],
+    dependencies=[READ],
+    responses=responses(404),
+)
 def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: str, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
     rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)

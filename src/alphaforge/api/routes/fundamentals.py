@@ -7,6 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from alphaforge.api.security import ADMIN, READ
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import NotFound
 from alphaforge.marketdata.bars import normalize_symbol
@@ -25,7 +27,7 @@ router = APIRouter(prefix="/market-data/{symbol}/fundamentals", tags=["fundament
 _UPLOAD_DOC = upload_openapi(FundamentalsUpload)
 
 
-@router.get("", response_model=FundamentalsResponse)
+@router.get("", response_model=FundamentalsResponse, dependencies=[READ], responses=responses(404))
 def get_fundamentals(
     symbol: str,
     ctx: CtxDep,
@@ -57,7 +59,13 @@ def get_fundamentals(
     )
 
 
-@router.post("", response_model=FundamentalsIngestResponse, openapi_extra=_UPLOAD_DOC)
+@router.post(
+    "",
+    response_model=FundamentalsIngestResponse,
+    openapi_extra=_UPLOAD_DOC,
+    dependencies=[ADMIN],
+    responses=responses(409, 415),
+)
 async def ingest_fundamentals(symbol: str, request: Request, ctx: CtxDep) -> FundamentalsIngestResponse:
     """Ingest records (period_end, available_at, field, value) from a CSV file (multipart
     field ``file``) or JSON ``{"records": [...]}``.

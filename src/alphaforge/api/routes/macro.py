@@ -9,6 +9,8 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from alphaforge.api.security import ADMIN, READ
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.macro import as_utc, macro_store, normalize_series
@@ -27,12 +29,12 @@ router = APIRouter(prefix="/market-data/macro", tags=["macro data"])
 _UPLOAD_DOC = upload_openapi(MacroUpload)
 
 
-@router.get("", response_model=MacroSeriesList)
+@router.get("", response_model=MacroSeriesList, dependencies=[READ])
 def list_series(ctx: CtxDep) -> MacroSeriesList:
     return MacroSeriesList(series=[MacroSeriesInfo(**i.__dict__) for i in macro_store(ctx).list_series()])
 
 
-@router.get("/{series}", response_model=MacroRecordsResponse)
+@router.get("/{series}", response_model=MacroRecordsResponse, dependencies=[READ], responses=responses(404))
 def get_series(
     series: str,
     ctx: CtxDep,
@@ -71,7 +73,13 @@ def _ns(values: list[datetime]) -> np.ndarray:
     return np.asarray(pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns").asi8, dtype="int64")
 
 
-@router.post("/{series}", response_model=MacroIngestResponse, openapi_extra=_UPLOAD_DOC)
+@router.post(
+    "/{series}",
+    response_model=MacroIngestResponse,
+    openapi_extra=_UPLOAD_DOC,
+    dependencies=[ADMIN],
+    responses=responses(409, 415),
+)
 async def ingest_series(series: str, request: Request, ctx: CtxDep) -> MacroIngestResponse:
     """Ingest records (observation_date, available_at, value) from a CSV file (multipart
     field ``file``) or JSON ``{"records": [...]}``.

@@ -5,6 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from alphaforge.api.security import ADMIN, READ
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.schemas.market_data import BarsResponse, BarsUpload, IngestResponse, SymbolList
@@ -15,12 +17,12 @@ router = APIRouter(prefix="/market-data", tags=["market data"])
 _UPLOAD_DOC = upload_openapi(BarsUpload)
 
 
-@router.get("/symbols", response_model=SymbolList)
+@router.get("/symbols", response_model=SymbolList, dependencies=[READ], responses=responses(502))
 def list_symbols(ctx: CtxDep) -> SymbolList:
     return SymbolList(symbols=service.list_symbols(ctx))
 
 
-@router.get("/{symbol}/bars", response_model=BarsResponse)
+@router.get("/{symbol}/bars", response_model=BarsResponse, dependencies=[READ], responses=responses(404, 502))
 def get_bars(
     symbol: str,
     ctx: CtxDep,
@@ -33,7 +35,13 @@ def get_bars(
     return BarsResponse(symbol=symbol, timeframe=timeframe.value, n_bars=len(frame), bars=frame_to_records(frame))
 
 
-@router.post("/{symbol}/bars", response_model=IngestResponse, openapi_extra=_UPLOAD_DOC)
+@router.post(
+    "/{symbol}/bars",
+    response_model=IngestResponse,
+    openapi_extra=_UPLOAD_DOC,
+    dependencies=[ADMIN],
+    responses=responses(409, 415),
+)
 async def ingest_bars(symbol: str, request: Request, ctx: CtxDep, timeframe: Timeframe = Timeframe.DAY) -> IngestResponse:
     """Ingest bars from a CSV file (multipart field ``file``) or JSON ``{"bars": [...]}``.
 

@@ -4,6 +4,8 @@ import uuid
 
 from fastapi import APIRouter, Query, Response
 
+from alphaforge.api.security import ADMIN, READ, RESEARCH
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep
 from alphaforge.api.routes.tasks import submitted
 from alphaforge.plugins.models import model_plugins
@@ -25,46 +27,51 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 
 # Declared before /{model_id} so "plugins" is never read as an id.
-@router.get("/plugins/available", response_model=ModelPluginCatalog)
+@router.get("/plugins/available", response_model=ModelPluginCatalog, dependencies=[READ])
 def available_plugins() -> ModelPluginCatalog:
     """Registered plugin keys, plus each plugin's family, short name, parameter schema and search space."""
     return ModelPluginCatalog(plugins=model_plugins.keys(), metadata={cls.key: cls.describe() for cls in model_plugins})
 
 
-@router.get("/plugins/search-spaces")
+@router.get("/plugins/search-spaces", dependencies=[READ])
 def search_spaces() -> dict[str, dict[str, dict]]:
     """Each plugin's default tuning space: ``{plugin_key: {param: ParamSpec}}``."""
     return {cls.key: cls.describe()["search_space"] for cls in model_plugins}
 
 
-@router.post("", response_model=ModelRead, status_code=201)
+@router.post("", response_model=ModelRead, status_code=201, dependencies=[RESEARCH])
 def create_model(body: ModelCreate, ctx: CtxDep) -> ModelRead:
     return ModelRead.model_validate(service.create_model(ctx, body))
 
 
-@router.get("", response_model=list[ModelRead])
+@router.get("", response_model=list[ModelRead], dependencies=[READ])
 def list_models(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = Query(100, ge=1, le=1000)) -> list[ModelRead]:
     return [ModelRead.model_validate(m) for m in service.list_models(ctx, skip, limit)]
 
 
-@router.get("/{model_id}", response_model=ModelRead)
+@router.get("/{model_id}", response_model=ModelRead, dependencies=[READ], responses=responses(404))
 def get_model(model_id: uuid.UUID, ctx: CtxDep) -> ModelRead:
     return ModelRead.model_validate(service.get_model(ctx, model_id))
 
 
-@router.patch("/{model_id}", response_model=ModelRead)
+@router.patch("/{model_id}", response_model=ModelRead, dependencies=[RESEARCH], responses=responses(404, 409))
 def update_model(model_id: uuid.UUID, body: ModelUpdate, ctx: CtxDep) -> ModelRead:
     return ModelRead.model_validate(service.update_model(ctx, model_id, body))
 
 
-@router.delete("/{model_id}", status_code=204)
+@router.delete("/{model_id}", status_code=204, dependencies=[ADMIN], responses=responses(404))
 def delete_model(model_id: uuid.UUID, ctx: CtxDep) -> Response:
     """Deletes the definition and every artifact stored for it (its MLflow runs stay)."""
     service.delete_model(ctx, model_id)
     return Response(status_code=204)
 
 
-@router.post("/{model_id}/train", response_model=TrainResponse)
+@router.post(
+    "/{model_id}/train",
+    response_model=TrainResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
 def train(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TrainResponse:
     """Cross-validate (purged walk-forward), fit on all rows, store the artifact, log to MLflow.
 
@@ -73,7 +80,13 @@ def train(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TrainResponse
     return TrainResponse.model_validate(result, from_attributes=True)
 
 
-@router.post("/{model_id}/train/async", response_model=TaskSubmitted, status_code=202)
+@router.post(
+    "/{model_id}/train/async",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
 def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TaskSubmitted:
     """The same training as a task: refused now (404/422) by the same checks as the synchronous call."""
     training.check_train_request(ctx, model_id, body)
@@ -81,7 +94,12 @@ def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TaskSub
     return submitted(tasks.submit(ctx, "train", request))
 
 
-@router.post("/{model_id}/predict", response_model=PredictResponse)
+@router.post(
+    "/{model_id}/predict",
+    response_model=PredictResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
 def predict(model_id: uuid.UUID, body: PredictRequest, ctx: CtxDep) -> PredictResponse:
     """Forecasts from the stored artifact, on features recomputed exactly as trained."""
     return PredictResponse.model_validate(prediction.predict(ctx, model_id, body), from_attributes=True)

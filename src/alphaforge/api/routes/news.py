@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from alphaforge.api.security import ADMIN, READ
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import normalize_symbol
@@ -20,7 +22,7 @@ router = APIRouter(prefix="/market-data/{symbol}/news", tags=["news"])
 _UPLOAD_DOC = upload_openapi(NewsUpload)
 
 
-@router.get("", response_model=NewsResponse)
+@router.get("", response_model=NewsResponse, dependencies=[READ], responses=responses(404))
 def get_news(
     symbol: str,
     ctx: CtxDep,
@@ -49,7 +51,13 @@ def get_news(
     )
 
 
-@router.post("", response_model=NewsIngestResponse, openapi_extra=_UPLOAD_DOC)
+@router.post(
+    "",
+    response_model=NewsIngestResponse,
+    openapi_extra=_UPLOAD_DOC,
+    dependencies=[ADMIN],
+    responses=responses(415),
+)
 async def ingest_news(symbol: str, request: Request, ctx: CtxDep) -> NewsIngestResponse:
     """Ingest articles (published_at with a time zone, headline, optional body, source,
     url) from a CSV file (multipart field ``file``) or JSON ``{"articles": [...]}``.

@@ -4,6 +4,8 @@ import uuid
 
 from fastapi import APIRouter, Query
 
+from alphaforge.api.security import READ, RESEARCH, PrincipalDep
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep
 from alphaforge.schemas.tasks import TaskError, TaskKindName, TaskRead, TaskStatus, TaskSubmitted
 from alphaforge.services import tasks as service
@@ -12,7 +14,7 @@ from alphaforge.storage.tables import Task
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
-@router.get("", response_model=list[TaskRead])
+@router.get("", response_model=list[TaskRead], dependencies=[READ])
 def list_tasks(
     ctx: CtxDep,
     kind: TaskKindName | None = None,
@@ -25,15 +27,21 @@ def list_tasks(
     return [task_read(t) for t in service.list_tasks(ctx, kind, status, skip, limit, include_children)]
 
 
-@router.get("/{task_id}", response_model=TaskRead)
+@router.get("/{task_id}", response_model=TaskRead, dependencies=[READ], responses=responses(404))
 def get_task(task_id: uuid.UUID, ctx: CtxDep) -> TaskRead:
     return task_read(service.get_task(ctx, task_id))
 
 
-@router.post("/{task_id}/cancel", response_model=TaskRead)
-def cancel_task(task_id: uuid.UUID, ctx: CtxDep) -> TaskRead:
-    """A pending task is revoked at once; a running one stops at its next progress step."""
-    return task_read(service.cancel_task(ctx, task_id))
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskRead,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409),
+)
+def cancel_task(task_id: uuid.UUID, ctx: CtxDep, principal: PrincipalDep) -> TaskRead:
+    """A pending task is revoked at once; a running one is stopped. A research key cancels
+    the tasks it submitted; an admin key any task."""
+    return task_read(service.cancel_task(ctx, task_id, principal))
 
 
 def task_read(task: Task) -> TaskRead:
@@ -52,6 +60,7 @@ def task_read(task: Task) -> TaskRead:
         submitted_at=task.submitted_at,
         started_at=task.started_at,
         finished_at=task.finished_at,
+        created_by=task.created_by,
     )
 
 

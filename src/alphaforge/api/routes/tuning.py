@@ -6,6 +6,8 @@ import uuid
 
 from fastapi import APIRouter
 
+from alphaforge.api.security import RESEARCH
+from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep
 from alphaforge.api.routes.tasks import submitted
 from alphaforge.schemas.tasks import TaskSubmitted
@@ -17,7 +19,12 @@ from alphaforge.services import tuning as tuning_service
 router = APIRouter(prefix="/models", tags=["tuning"])
 
 
-@router.post("/tune", response_model=TuneResponse)
+@router.post(
+    "/tune",
+    response_model=TuneResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
 def tune(body: TuneRequest, ctx: CtxDep) -> TuneResponse:
     """An Optuna study over the plugin's parameters, scored with training's purged walk-forward CV.
 
@@ -26,13 +33,24 @@ def tune(body: TuneRequest, ctx: CtxDep) -> TuneResponse:
     return tuning_service.tune(ctx, body)
 
 
-@router.post("/automl", response_model=AutoMLResponse)
+@router.post(
+    "/automl",
+    response_model=AutoMLResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
 def automl(body: AutoMLRequest, ctx: CtxDep) -> AutoMLResponse:
     """Rank candidate plugins on one dataset (optionally tuning each); a failing candidate gets an error row."""
     return automl_service.automl(ctx, body)
 
 
-@router.post("/tune/async", response_model=TaskSubmitted, status_code=202)
+@router.post(
+    "/tune/async",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
 def tune_async(body: TuneRequest, ctx: CtxDep) -> TaskSubmitted:
     """The same tune as a task, its trials spread over the workers sharing one study.
 
@@ -45,7 +63,13 @@ def tune_async(body: TuneRequest, ctx: CtxDep) -> TaskSubmitted:
     return submitted(tasks.submit(ctx, "tune", request, [("tune_trials", request)] * shards))
 
 
-@router.post("/automl/async", response_model=TaskSubmitted, status_code=202)
+@router.post(
+    "/automl/async",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
 def automl_async(body: AutoMLRequest, ctx: CtxDep) -> TaskSubmitted:
     """The same AutoML as a task; progress moves candidate by candidate."""
     automl_service.check_automl_request(ctx, body)
