@@ -141,6 +141,20 @@ def fresh_client(make_settings: SettingsFactory) -> Iterator[TestClient]:
         yield test_client
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a subprocess (a server, a worker) needs to see the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        env[f"ALPHAFORGE_{name.upper()}"] = str(value)
+    return env
+
+
 # -- API helpers ------------------------------------------------------------------------
 def app_client(settings: Settings) -> TestClient:
     """A TestClient over a new app with these settings, calling with the admin key."""

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from alphaforge.errors import InvalidInput
 from alphaforge.plugins.models import model_plugins
+from alphaforge.schemas.tuning import AutoMLRequest
+from alphaforge.services import automl as automl_service
 from conftest import post_features
 
 FEATURES = [("technical.rsi", {"period": 14}), ("statistical.returns", {})]
@@ -76,6 +79,13 @@ def test_an_explicit_direction_wins(client: TestClient, dataset: dict) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def _automl_here(client: TestClient, body: dict) -> dict:
+    """AutoML run by the service function in this process (the API runs it in a worker,
+    where a plugin patched by the test would not be)."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    return automl_service.automl(ctx, AutoMLRequest.model_validate(body)).model_dump(mode="json")
+
+
 def test_a_failing_candidate_gets_an_error_row_ranked_last(
     client: TestClient, dataset: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,9 +93,7 @@ def test_a_failing_candidate_gets_an_error_row_ranked_last(
         raise RuntimeError("out of leaves")
 
     monkeypatch.setattr(model_plugins.get("ml.lightgbm"), "fit", broken_fit)
-    response = _automl(client, dataset)
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = _automl_here(client, {"dataset": dataset, "candidates": CANDIDATES, "cv": CV})
     last = body["leaderboard"][-1]
     assert last["plugin_key"] == "ml.lightgbm" and last["rank"] == 3
     assert last["error"] == {"type": "RuntimeError", "message": "out of leaves"}
@@ -100,15 +108,10 @@ def test_when_every_candidate_fails_there_is_no_best(
         raise RuntimeError("nope")
 
     monkeypatch.setattr(model_plugins.get("ml.ridge"), "fit", broken_fit)
-    response = client.post(
-        "/api/v1/models/automl", json={"dataset": dataset, "candidates": {"ml.ridge": {}}, "cv": CV}
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["best"] is None and response.json()["leaderboard"][0]["error"]["message"] == "nope"
-    response = client.post(
-        "/api/v1/models/automl", json={"dataset": dataset, "candidates": {"ml.ridge": {}}, "cv": CV, "create_model": True}
-    )
-    assert response.status_code == 422 and "every candidate failed" in response.json()["detail"]
+    body = _automl_here(client, {"dataset": dataset, "candidates": {"ml.ridge": {}}, "cv": CV})
+    assert body["best"] is None and body["leaderboard"][0]["error"]["message"] == "nope"
+    with pytest.raises(InvalidInput, match="every candidate failed"):
+        _automl_here(client, {"dataset": dataset, "candidates": {"ml.ridge": {}}, "cv": CV, "create_model": True})
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ other's messages. Skipped (or failed with CI=true) when Redis is not reachable.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -15,12 +16,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
 from alphaforge.settings import Settings
 from alphaforge.storage.tables import Task
-from conftest import CreateFeature, app_client
+from conftest import CreateFeature, app_client, settings_env
 from support import free_port, require
 from test_tasks import RANGE, _model, _train_body, wait_for
 
@@ -36,20 +38,6 @@ def redis_url() -> str:
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         require("Redis", str(exc), "start Redis on 127.0.0.1:6379 or set ALPHAFORGE_TEST_REDIS_URL")
     return REDIS_URL
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment a worker process needs to see the same settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if isinstance(value, list):
-            value = ",".join(map(str, value))
-        env[f"ALPHAFORGE_{name.upper()}"] = str(value)
-    return env
 
 
 class Worker:
@@ -111,25 +99,59 @@ def test_batch_generate_is_spread_over_the_worker(celery_client: TestClient, cre
     assert task["result"]["n_succeeded"] == 6 and task["children_done"] == 6
 
 
-def test_a_killed_worker_process_is_retried_once_and_the_task_still_ends(celery_client: TestClient, create_feature: CreateFeature) -> None:
+def test_killing_one_pool_process_fails_only_its_task(celery_client: TestClient, create_feature: CreateFeature) -> None:
     client = celery_client
     feature = create_feature(client, "statistical.returns", {"period": 4})
-    model_id = _model(client, {"n_estimators": 300, "min_samples_leaf": 1}, model_type="random_forest")
-    task_id = client.post(f"/api/v1/models/{model_id}/train/async", json=_train_body([feature["id"]], n_splits=6, test_size=0.1)).json()["task_id"]
-    wait_for(client, task_id, {"STARTED", "SUCCESS", "FAILURE", "REVOKED"})
+    slow = {"n_estimators": 600, "min_samples_leaf": 1}
+    victim_model = _model(client, slow, model_type="random_forest")
+    survivor_model = _model(client, {"n_estimators": 60}, model_type="random_forest")
+    body = _train_body([feature["id"]], n_splits=2, test_size=0.3)
+    victim = client.post(f"/api/v1/models/{victim_model}/train/async", json=body).json()["task_id"]
+    survivor = client.post(f"/api/v1/models/{survivor_model}/train/async", json=body).json()["task_id"]
+    wait_for(client, victim, {"STARTED"})
+    wait_for(client, survivor, {"STARTED", "SUCCESS", "FAILURE", "REVOKED"})
+    os.kill(_pid(client, victim), signal.SIGKILL)
+    killed = wait_for(client, victim)
+    assert killed["status"] == "FAILURE" and killed["error"]["type"] == "WorkerLost", killed
+    done = wait_for(client, survivor)
+    assert done["status"] == "SUCCESS", done
+    model = client.get(f"/api/v1/models/{survivor_model}").json()
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    stored = ctx.objects.get(ctx.objects.key_of(model["artifact_uri"]))
+    assert hashlib.sha256(stored).hexdigest() == model["artifact_sha256"]
+    assert client.get(f"/api/v1/models/{victim_model}").json()["artifact_uri"] is None
+    again = client.post(f"/api/v1/features/{feature['id']}/generate/async", json=RANGE).json()["task_id"]
+    assert wait_for(client, again)["status"] == "SUCCESS"  # the worker replaced the process
+
+
+def test_a_killed_celery_worker_takes_its_processes_with_it(
+    make_settings, redis_url: str, create_feature: CreateFeature, tmp_path: Path
+) -> None:
+    settings = make_settings(celery_broker_url=redis_url, celery_queue=f"alphaforge-test-{uuid.uuid4().hex[:8]}",
+                             task_stale_after_s=4, task_heartbeat_s=1)
+    with app_client(settings) as client:
+        worker = Worker(settings, tmp_path / "worker.log")
+        try:
+            feature = create_feature(client, "statistical.returns")
+            model = _model(client, {"n_estimators": 2000, "min_samples_leaf": 1}, model_type="random_forest")
+            task_id = client.post(f"/api/v1/models/{model}/train/async",
+                                  json=_train_body([feature["id"]], n_splits=2, test_size=0.3)).json()["task_id"]
+            wait_for(client, task_id, {"STARTED"})
+            pool_process = psutil.Process(_pid(client, task_id))
+            os.kill(worker.process.pid, signal.SIGKILL)  # the worker's main process only
+            worker.process.wait(timeout=10)
+            pool_process.wait(timeout=15)  # gone with its worker, not left running the training
+            task = wait_for(client, task_id, timeout=120)  # the API's reaper: no heartbeat any more
+            assert task["status"] == "FAILURE" and "stopped reporting" in task["error"]["message"], task
+            assert client.get(f"/api/v1/models/{model}").json()["artifact_uri"] is None
+        finally:
+            worker.stop()
+
+
+def _pid(client: TestClient, task_id: str) -> int:
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     with ctx.db.session() as session:
-        worker = session.get(Task, uuid.UUID(task_id)).worker
-    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
-    task = wait_for(client, task_id)
-    assert task["attempts"] == 2, task  # the message was redelivered once
-    assert task["status"] == "SUCCESS", task
-    model = client.get(f"/api/v1/models/{model_id}").json()
-    assert model["artifact_uri"] == task["result"]["artifact_uri"]
-    stored = ctx.objects.get(ctx.objects.key_of(model["artifact_uri"]))
-    import hashlib
-
-    assert hashlib.sha256(stored).hexdigest() == model["artifact_sha256"]
+        return int(session.get(Task, uuid.UUID(task_id)).worker.rsplit(":", 1)[1])
 
 
 def test_cancel_a_task_queued_behind_busy_workers(celery_client: TestClient, create_feature: CreateFeature) -> None:
@@ -172,7 +194,7 @@ def test_tune_and_automl_through_celery(celery_client: TestClient, create_featur
     with ctx.db.session() as session:
         shard_workers = {t.worker for t in session.query(Task).filter(Task.parent_id == uuid.UUID(task["task_id"]))}
     assert len(shard_workers) == 2  # the two shards ran in two worker processes
-    sync = client.post("/api/v1/models/tune", json=body).json()
+    sync = client.post("/api/v1/models/tune", json=body).json()  # one shard: the same trials, one after another
     assert [(t["params"], t["score"]) for t in task["result"]["trials"]] == [(t["params"], t["score"]) for t in sync["trials"]]
 
     automl = {"dataset": body["dataset"], "candidates": {"ml.ridge": {}, "ml.lightgbm": {"n_estimators": 20}}, "cv": {"n_splits": 3}}

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
-from alphaforge.errors import Conflict, NotFound
+from alphaforge.errors import Conflict, InvalidInput, NotFound
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.tuning import TuneRequest
 from alphaforge.services import tuning
@@ -196,10 +196,13 @@ def test_a_study_where_every_trial_fails_is_422_with_the_first_error(
         raise RuntimeError("solver diverged")
 
     monkeypatch.setattr(model_plugins.get("ml.ridge"), "fit", broken_fit)
-    response = _tune(client, dataset, n_trials=3)
-    assert response.status_code == 422, response.text
-    assert "no trial of ml.ridge completed (3 failed, 0 pruned)" in response.json()["detail"]
-    assert "RuntimeError: solver diverged" in response.json()["detail"]
+    # the service function in this process: the API runs it in a worker, unpatched
+    request = TuneRequest.model_validate({"plugin_key": "ml.ridge", "dataset": dataset, "cv": CV, "n_trials": 3})
+    with pytest.raises(InvalidInput) as refused:
+        tuning.tune(client.app.state.ctx, request)  # type: ignore[attr-defined]
+    assert refused.value.status_code == 422
+    assert "no trial of ml.ridge completed (3 failed, 0 pruned)" in refused.value.message
+    assert "RuntimeError: solver diverged" in refused.value.message
 
 
 def test_mlflow_has_a_parent_run_and_one_child_run_per_trial(client: TestClient, ridge_study: dict) -> None:

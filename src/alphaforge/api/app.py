@@ -39,6 +39,7 @@ def start_context(settings: Settings) -> Context:
     from alphaforge.marketdata.sample import load_sample_data
     from alphaforge.storage.migrate import upgrade
     from alphaforge.tasks.executors import make_executor
+    from alphaforge.tasks.runner import fail_orphans
 
     if settings.migrate_on_start:
         upgrade(settings.resolved_database_url)
@@ -48,6 +49,12 @@ def start_context(settings: Settings) -> Context:
         load_sample_data(ctx.bar_store)
     if settings.load_sample_data:
         load_bundled_macro(ctx)
+    try:  # embedded: what a previous process left PENDING/STARTED can never finish
+        ended = fail_orphans(ctx)
+        if ended:
+            log.warning("%d task(s) left unfinished by a previous run of the service ended FAILURE", ended)
+    except DependencyUnavailable as exc:  # the reaper does it once the database is back
+        log.warning("orphaned tasks not checked at start: %s", exc.message)
     ctx.executor = make_executor(ctx)
     return ctx
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,6 +21,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from alphaforge import logs
 from alphaforge.errors import AlphaforgeError, Conflict, DependencyUnavailable, PayloadTooLarge
+from alphaforge.services.tasks import ClientGone
 from alphaforge.storage.db import _is_connection_error, _short
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ def install_error_handlers(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_request: Request, _exc: ClientGone) -> Response:
+        """The client of a synchronous call left (nginx's 499); its task goes on."""
+        return Response(status_code=499)
 
     @app.exception_handler(StaleDataError)
     async def _stale(_request: Request, _exc: StaleDataError) -> JSONResponse:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from alphaforge.marketdata.bars import Timeframe
 
 TaskStatus = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"]
-TaskKindName = Literal["train", "generate", "generate_batch", "tune", "tune_trials", "automl"]
+TaskKindName = Literal["train", "generate", "generate_batch", "predict", "tune", "tune_trials", "automl"]
 
 
 class TaskError(BaseModel):

@@ -57,11 +57,53 @@ class _Definition:
     storage_prefix: str
 
 
+@dataclass
+class _Plan:
+    """What a request would compute, and under which version hash (known before computing)."""
+
+    definition: _Definition
+    symbol: str
+    timeframe: Timeframe
+    start: datetime
+    end: datetime
+    bars: pd.DataFrame
+    in_range: int
+    sources: PluginSources
+    lineage: dict[str, Any]
+    version_hash: str
+
+
 def generate_dataset(
     ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest, *, force: bool = False
 ) -> GenerateResult:
     """``force`` (regenerate) recomputes and rewrites the object even on a hit; a new row
     is still only created when the hash changed."""
+    plan = _plan(ctx, feature_id, request)
+    existing = _find(ctx, plan.definition.id, plan.version_hash)
+    if existing is not None and not force:
+        hit = _read_stored(ctx, existing)
+        if hit is not None:
+            return hit
+    return _compute_and_store(ctx, plan, existing)
+
+
+def cached_dataset(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> GenerateResult | None:
+    """The stored dataset for this request without computing anything (None on a miss):
+    the API answers a hit itself and sends a miss to a worker."""
+    plan = _plan(ctx, feature_id, request)
+    existing = _find(ctx, plan.definition.id, plan.version_hash)
+    return None if existing is None else _read_stored(ctx, existing)
+
+
+def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | None:
+    """A hit, or None when its object was lost (then it is computed and stored again)."""
+    try:
+        return GenerateResult(existing, read_frame(ctx, existing.storage_uri), cached=True)
+    except ObjectNotFound:
+        return None
+
+
+def _plan(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> _Plan:
     definition = check_generate_request(ctx, feature_id, request)
     plugin = definition.plugin
     symbol = normalize_symbol(request.symbol)
@@ -84,35 +126,31 @@ def generate_dataset(
         "source_fingerprint": fingerprint(bars),
     }
     lineage.update(sources.lineage)
-    version_hash = content_hash(lineage)
+    return _Plan(definition, symbol, request.timeframe, start, end, bars, in_range, sources, lineage,
+                 content_hash(lineage))
 
-    existing = _find(ctx, definition.id, version_hash)
-    if existing is not None and not force:
-        try:
-            return GenerateResult(existing, read_frame(ctx, existing.storage_uri), cached=True)
-        except ObjectNotFound:
-            pass  # the object was lost: recompute and store it again below
 
-    frame = compute_frame(plugin, bars, in_range, request.timeframe.value, sources)
-    key = f"{definition.storage_prefix}/{symbol}/{request.timeframe.value}/{version_hash}.parquet"
+def _compute_and_store(ctx: Context, plan: _Plan, existing: FeatureDataset | None) -> GenerateResult:
+    frame = compute_frame(plan.definition.plugin, plan.bars, plan.in_range, plan.timeframe.value, plan.sources)
+    key = f"{plan.definition.storage_prefix}/{plan.symbol}/{plan.timeframe.value}/{plan.version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
     row = existing or _insert_or_get(
         ctx,
         FeatureDataset(
-            feature_id=definition.id,
-            symbol=symbol,
-            timeframe=request.timeframe.value,
-            start_date=start,
-            end_date=end,
-            version_hash=version_hash,
+            feature_id=plan.definition.id,
+            symbol=plan.symbol,
+            timeframe=plan.timeframe.value,
+            start_date=plan.start,
+            end_date=plan.end,
+            version_hash=plan.version_hash,
             storage_uri=uri,
             row_count=len(frame),
             columns=list(frame.columns),
-            source_fingerprint=lineage["source_fingerprint"],
-            lineage=lineage,
+            source_fingerprint=plan.lineage["source_fingerprint"],
+            lineage=plan.lineage,
         ),
     )
-    _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
+    _set_storage_uri_once(ctx, plan.definition.id, ctx.objects.uri(plan.definition.storage_prefix))
     return GenerateResult(row, frame, cached=False)
 
 

@@ -40,12 +40,20 @@ class PredictResult:
     volatility: list[float] | None
 
 
-def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> PredictResult:
+def check_predict_request(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Model:
+    """The refusals that need no computing: unknown (404) or untrained (409) model, bad range (422)."""
     model = _trained_model(ctx, model_id)
-    lineage = model.lineage or {}
+    normalize_symbol(request.symbol)
     start, end = to_utc(request.start_date), to_utc(request.end_date)
     if end <= start:
         raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
+    return model
+
+
+def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> PredictResult:
+    model = check_predict_request(ctx, model_id, request)
+    lineage = model.lineage or {}
+    start, end = to_utc(request.start_date), to_utc(request.end_date)
     plugin = load_artifact(ctx, model)
     features = [FeatureSpec(**f) for f in lineage["features"]]
     rows, n_history = assemble_prediction_rows(

@@ -1,33 +1,78 @@
-"""Tasks as the API sees them: submit, read, list, cancel.
+"""Tasks as the API sees them: submit, wait, read, list, cancel.
+
+All heavy work runs as a task in a worker process, never in the API's interpreter: the
+asynchronous endpoints submit and answer 202; the synchronous ones submit the same task and
+wait for it (``run``), answering with its result or the very error it would have raised.
 
 Submitting writes the row(s) first and then hands the id to the executor, so a worker
 always finds its request; an executor that cannot take it (broker down) ends the task
-FAILURE and answers 503.
+FAILURE and answers 503. Every task is bounded: a wall-clock limit (the request's, at most
+the service's), the worker's memory limit, a cap on the tasks one request may create and on
+the unfinished tasks one key may have.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from starlette.concurrency import run_in_threadpool
 
-from alphaforge.context import Context
+from alphaforge import actor
 from alphaforge.auth.keys import Principal
 from alphaforge.auth.roles import Role
-from alphaforge.errors import Conflict, DependencyUnavailable, Forbidden, NotFound
+from alphaforge.context import Context
+from alphaforge.errors import (
+    AlphaforgeError,
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+)
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
-from alphaforge.tasks.runner import FAILURE, FINISHED, PENDING, REVOKED, STARTED, reap_stale
+from alphaforge.tasks.runner import FAILURE, FINISHED, PENDING, REVOKED, STARTED, SUCCESS, reap_stale
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "Task not found"
+#: How often a synchronous request looks at its task: quickly at first, then every 0.25 s.
+_FIRST_POLL_S, _MAX_POLL_S = 0.005, 0.25
+
+Children = list[tuple[str, dict[str, Any]]]
 
 
-def submit(ctx: Context, kind: str, request: dict[str, Any], children: list[tuple[str, dict[str, Any]]] | None = None) -> Task:
+def check_time_limit(ctx: Context, time_limit_s: float | None) -> float:
+    """The limit a request asks for, refused (422) above the service's own."""
+    ceiling = ctx.settings.task_time_limit_s
+    if time_limit_s is None:
+        return ceiling
+    if time_limit_s > ceiling:
+        raise InvalidInput(
+            f"time_limit_s={time_limit_s:g} is over the service's limit of {ceiling:g} s (ALPHAFORGE_TASK_TIME_LIMIT_S)",
+            field="time_limit_s",
+        )
+    return time_limit_s
+
+
+def submit(
+    ctx: Context, kind: str, request: dict[str, Any], children: Children | None = None, *,
+    time_limit_s: float | None = None,
+) -> Task:
     """One task, or a parent whose work is ``children`` (kind, request) run in parallel."""
     assert ctx.executor is not None, "tasks are submitted by the API process"
-    parent = Task(id=uuid.uuid4(), kind=kind, status=PENDING, request=request, children_total=len(children or []))
-    rows = [Task(id=uuid.uuid4(), kind=k, status=PENDING, request=r, parent_id=parent.id) for k, r in children or []]
+    limit = check_time_limit(ctx, time_limit_s)
+    check_caps(ctx, len(children or []) or 1)
+    parent = Task(id=uuid.uuid4(), kind=kind, status=PENDING, request=request, children_total=len(children or []),
+                  time_limit_s=limit)
+    rows = [Task(id=uuid.uuid4(), kind=k, status=PENDING, request=r, parent_id=parent.id, time_limit_s=limit)
+            for k, r in children or []]
     with ctx.db.session() as session:
         session.add(parent)
         session.flush()
@@ -41,6 +86,51 @@ def submit(ctx: Context, kind: str, request: dict[str, Any], children: list[tupl
     return parent
 
 
+async def run(
+    ctx: Context, kind: str, request: dict[str, Any], children: Children | None = None, *,
+    time_limit_s: float | None = None, client_gone: Callable[[], Awaitable[bool]] | None = None,
+) -> dict[str, Any]:
+    """Submit a task and wait for it: its result, or the error it ended with, raised as the
+    synchronous endpoint would have raised it. A client that leaves stops the waiting, not
+    the task (its row shows it running, then its outcome)."""
+    task = await run_in_threadpool(submit, ctx, kind, request, children, time_limit_s=time_limit_s)
+    return outcome(await wait(ctx, task.id, client_gone))
+
+
+async def wait(ctx: Context, task_id: uuid.UUID, client_gone: Callable[[], Awaitable[bool]] | None = None) -> Task:
+    delay = _FIRST_POLL_S
+    while True:
+        task = await run_in_threadpool(_read, ctx, task_id)
+        if task.status in FINISHED:
+            return task
+        if client_gone is not None and await client_gone():
+            log.info("the client left; task %s (%s) goes on: GET /api/v1/tasks/%s", task_id, task.kind, task_id)
+            raise ClientGone(task_id)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.6, _MAX_POLL_S)
+
+
+class ClientGone(Exception):
+    """The synchronous caller disconnected; nobody reads the answer."""
+
+
+def outcome(task: Task) -> dict[str, Any]:
+    """A finished task's result, or its error as the exception the work raised."""
+    if task.status == SUCCESS:
+        return task.result or {}
+    if task.status == REVOKED:
+        raise Conflict(f"task {task.id} was cancelled before it finished", task_id=str(task.id))
+    if task.error_status is not None:
+        error = AlphaforgeError(task.error_message or "", **(task.error_context or {}), task_id=str(task.id))
+        error.status_code, error.code = task.error_status, task.error_code or "task_failed"
+        raise error
+    if task.error_type == "WorkerLost":
+        raise DependencyUnavailable("task worker", f"{task.error_message}; task {task.id}", task_id=str(task.id))
+    log.error("task %s failed: %s: %s", task.id, task.error_type, task.error_message)
+    error = AlphaforgeError(f"the work failed unexpectedly (task {task.id}); this is a bug in alphaforge, please report it")
+    raise error
+
+
 def get_task(ctx: Context, task_id: uuid.UUID) -> Task:
     _reap(ctx)
     with ctx.db.session() as session:
@@ -50,9 +140,39 @@ def get_task(ctx: Context, task_id: uuid.UUID) -> Task:
         return task
 
 
-def task_status(ctx: Context, task_id: uuid.UUID) -> str | None:
+def _read(ctx: Context, task_id: uuid.UUID) -> Task:
     with ctx.db.session() as session:
-        return session.scalar(select(Task.status).where(Task.id == task_id))
+        task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(NOT_FOUND)
+    return task
+
+
+def check_caps(ctx: Context, new_tasks: int) -> None:
+    """One request creates at most ``max_batch_tasks`` tasks; one key has at most
+    ``max_queued_tasks_per_key`` unfinished (the service's own work is not capped)."""
+    settings = ctx.settings
+    if new_tasks > settings.max_batch_tasks:
+        raise InvalidInput(
+            f"this request would create {new_tasks} tasks; one request may create at most "
+            f"{settings.max_batch_tasks} (ALPHAFORGE_MAX_BATCH_TASKS): split it"
+        )
+    key = actor.current()
+    if key is None:
+        return
+    with ctx.db.session() as session:
+        unfinished = session.scalar(
+            select(func.count()).select_from(Task).where(Task.created_by == key, Task.status.in_((PENDING, STARTED)),
+                                                         Task.children_total == 0)
+        ) or 0
+    if unfinished + new_tasks > settings.max_queued_tasks_per_key:
+        error = TooManyRequests(
+            f"this key has {unfinished} unfinished tasks and the request adds {new_tasks}; a key may have at most "
+            f"{settings.max_queued_tasks_per_key} (ALPHAFORGE_MAX_QUEUED_TASKS_PER_KEY): wait for some to finish or "
+            "cancel them"
+        )
+        error.headers = {"Retry-After": "10"}
+        raise error
 
 
 def list_tasks(
@@ -100,22 +220,9 @@ def cancel_task(ctx: Context, task_id: uuid.UUID, principal: Principal | None = 
     return get_task(ctx, task_id)
 
 
-def fail_orphans(ctx: Context) -> int:
-    """Embedded executor only: tasks submitted before this process started were in the pool
-    of a process that is gone, so they can never finish."""
-    if ctx.settings.celery_broker_url:
-        return 0
-    with ctx.db.session() as session:
-        return session.execute(
-            update(Task).where(Task.status.in_((PENDING, STARTED)), Task.submitted_at < ctx.started_at)
-            .values(status=FAILURE, finished_at=utcnow(), error_type="WorkerLost",
-                    error_message="the service stopped before the task finished; submit it again")
-        ).rowcount
-
-
 def _reap(ctx: Context) -> None:
-    """End the tasks that can no longer finish before anyone reads them."""
-    fail_orphans(ctx)
+    """End the tasks whose worker stopped reporting before anyone reads them (the
+    executor's reaper does it every few seconds as well)."""
     reap_stale(ctx)
 
 

@@ -1,22 +1,28 @@
 """Celery on Redis: one generic task that runs a task row by id.
 
-Messages are acknowledged late and requeued when a worker process dies, so a killed task
-runs once more (the runner gives up after ``MAX_ATTEMPTS`` and ends it FAILURE). Results
-live on the task rows, so Celery's result backend is not used.
+``alphaforge worker --concurrency N`` consumes with N threads, each handing its task to the
+worker's own ``WorkerPool`` of N isolated processes and waiting for it: the same isolation,
+limits and cancellation as the embedded executor. Messages are acknowledged late, so a
+worker whose whole process dies has its message delivered again (the runner gives up after
+``MAX_ATTEMPTS`` and ends it FAILURE). Results live on the task rows, so Celery's result
+backend is not used.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_shutdown
 
 from alphaforge.context import Context
 from alphaforge.settings import Settings
 
 RUN_TASK = "alphaforge.run_task"
-_ctx: Context | None = None
+_lock = threading.Lock()
+_pool = None  # this worker's WorkerPool, started with its first task
+_pool_size = 1  # `alphaforge worker --concurrency`
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -40,30 +46,37 @@ def make_celery(settings: Settings) -> Celery:
 
     @app.task(name=RUN_TASK)
     def run(task_id: str) -> None:
-        from alphaforge.tasks.runner import run_task
-
-        run_task(_worker_context(settings), uuid.UUID(task_id))
+        _worker_pool(settings).run(uuid.UUID(task_id))
 
     return app
 
 
-def _worker_context(settings: Settings) -> Context:
-    global _ctx
-    if _ctx is None:
-        _ctx = Context.from_settings(settings)
-    return _ctx
+def _worker_pool(settings: Settings):  # type: ignore[no-untyped-def]
+    global _pool
+    from alphaforge.tasks.pool import WorkerPool
+
+    with _lock:
+        if _pool is None:
+            _pool = WorkerPool(Context.from_settings(settings), _pool_size)
+        return _pool
 
 
-@worker_process_init.connect
-def _fresh_context_per_process(**_: object) -> None:
-    """A forked pool process must not reuse the parent's database connections."""
-    global _ctx
-    _ctx = None
+@worker_shutdown.connect
+def _close_pool(**_: object) -> None:
+    """A stopping worker ends its processes (their tasks end FAILURE, to be submitted again)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()
 
 
 def run_worker(settings: Settings, concurrency: int) -> None:
     """``alphaforge worker``: serve tasks until stopped."""
     if not settings.celery_broker_url:
         raise SystemExit("set ALPHAFORGE_CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker")
+    global _pool_size
+    _pool_size = concurrency
     app = make_celery(settings)
-    app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork", "--without-gossip", "--without-mingle"])
+    app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=threads",
+                     "--without-gossip", "--without-mingle"])

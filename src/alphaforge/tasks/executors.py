@@ -1,27 +1,23 @@
-"""Where tasks run. One interface, two executors:
+"""Where tasks run. One interface, two executors, one way of running a task:
 
-- ``EmbeddedExecutor`` (default): a bounded pool of worker processes inside the service, so
-  heavy compute never holds the API's interpreter. A worker process that dies is noticed
-  through the pool: a task it had started ends FAILURE; one it had not claimed is resubmitted.
-- ``CeleryExecutor`` (``ALPHAFORGE_CELERY_BROKER_URL``): one message per task on Redis,
-  run by ``alphaforge worker`` processes (see ``celery_app``).
+- ``EmbeddedExecutor`` (default): a ``WorkerPool`` of isolated worker processes supervised
+  from the API process (``tasks.pool``), so heavy compute never holds the API's interpreter.
+- ``CeleryExecutor`` (``ALPHAFORGE_CELERY_BROKER_URL``): one message per task on Redis, taken
+  by ``alphaforge worker`` processes, each of which runs its tasks in the same kind of pool.
 
-Both hand the worker only a task id; the request, progress and outcome live on the row.
+Both hand the worker only a task id; the request, progress and outcome live on the row. The
+API process also runs the reaper, which ends tasks whose worker stopped reporting.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from alphaforge.context import Context
 from alphaforge.errors import DependencyUnavailable
-from alphaforge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,81 +28,59 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-# -- embedded -----------------------------------------------------------------------------
-_worker_ctx: Context | None = None
+class Reaper:
+    """Every few seconds: ends STARTED tasks whose worker stopped sending heartbeats, and
+    (embedded) tasks a previous process of the service left unfinished."""
 
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="task-reaper", daemon=True)
+        self._thread.start()
 
-def _init_worker(settings: Settings) -> None:
-    global _worker_ctx
-    _worker_ctx = Context.from_settings(settings)
+    def _loop(self) -> None:
+        from alphaforge.tasks.runner import fail_orphans, reap_stale
 
+        interval = max(1.0, min(self.ctx.settings.task_heartbeat_s, self.ctx.settings.task_stale_after_s / 4))
+        while not self._stop.wait(interval):
+            try:
+                fail_orphans(self.ctx)
+                reap_stale(self.ctx)
+            except Exception:  # noqa: BLE001 - the database may be down; try again later
+                log.warning("reaping stale tasks failed", exc_info=True)
 
-def _run_in_worker(task_id: str) -> None:
-    from alphaforge.tasks.runner import run_task
-
-    assert _worker_ctx is not None, "worker process was not initialised"
-    run_task(_worker_ctx, uuid.UUID(task_id))
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 class EmbeddedExecutor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._lock = threading.Lock()
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool = None  # started at the first task: most processes never run one
+        self.reaper = Reaper(ctx)
 
-    def _current_pool(self) -> ProcessPoolExecutor:
+    @property
+    def pool(self):  # type: ignore[no-untyped-def]
+        from alphaforge.tasks.pool import WorkerPool
+
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=max(1, self.ctx.settings.task_workers),
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker,
-                    initargs=(self.ctx.settings,),
-                )
+                self._pool = WorkerPool(self.ctx, self.ctx.settings.task_workers)
             return self._pool
 
     def submit(self, task_id: uuid.UUID) -> None:
-        pool = self._current_pool()
-        try:
-            future = pool.submit(_run_in_worker, str(task_id))
-        except BrokenProcessPool:
-            self._drop(pool)
-            future = self._current_pool().submit(_run_in_worker, str(task_id))
-            pool = self._pool  # type: ignore[assignment]
-        future.add_done_callback(lambda f: self._done(task_id, pool, f))
-
-    def _done(self, task_id: uuid.UUID, pool: ProcessPoolExecutor, future: Future[None]) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is None:
-            return
-        from alphaforge.tasks.runner import PENDING, mark_lost
-        from alphaforge.services.tasks import task_status
-
-        if isinstance(exc, BrokenProcessPool):
-            self._drop(pool)
-            if task_status(self.ctx, task_id) == PENDING:  # never claimed: run it on a fresh pool
-                self.submit(task_id)
-                return
-            mark_lost(self.ctx, task_id, "its worker process died (killed, or out of memory) while running it")
-        else:
-            mark_lost(self.ctx, task_id, f"the worker could not run it: {type(exc).__name__}: {exc}")
-
-    def _drop(self, pool: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._pool is pool:
-                self._pool = None
-        pool.shutdown(wait=False, cancel_futures=False)
+        self.pool.submit(task_id)
 
     def close(self) -> None:
+        self.reaper.close()
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
 
 
-# -- Celery -------------------------------------------------------------------------------
 class CeleryExecutor:
     def __init__(self, ctx: Context) -> None:
         from alphaforge.tasks.celery_app import RUN_TASK, make_celery
@@ -114,27 +88,18 @@ class CeleryExecutor:
         self.ctx = ctx
         self.app = make_celery(ctx.settings)
         self._task_name = RUN_TASK
+        self.reaper = Reaper(ctx)
 
     def submit(self, task_id: uuid.UUID) -> None:
         try:
             self.app.send_task(self._task_name, args=[str(task_id)])
         except Exception as exc:  # noqa: BLE001 - kombu raises many transport errors
-            raise DependencyUnavailable(
-                "task queue", f"cannot enqueue on {redact(self.ctx.settings.celery_broker_url)}: {exc}"
-            ) from exc
+            log.warning("cannot enqueue task %s on the broker: %s", task_id, exc)
+            raise DependencyUnavailable("task queue", "the broker did not accept the task") from exc
 
     def close(self) -> None:
+        self.reaper.close()
         self.app.close()
-
-
-def redact(url: str | None) -> str:
-    from urllib.parse import urlsplit
-
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def make_executor(ctx: Context) -> Executor:

@@ -38,16 +38,27 @@ def _train(ctx: Context, request: Json, progress: Progress) -> Json:
 
 
 def _generate(ctx: Context, request: Json, progress: Progress) -> Json:
+    """``force``: regenerate (recompute even on a hit)."""
     from alphaforge.schemas.features import FeatureDatasetRead, FeatureGenerateRequest
     from alphaforge.services.generation import generate_dataset
 
     progress(0.0, f"generating {request['body']['symbol']}")
-    result = generate_dataset(ctx, uuid.UUID(request["feature_id"]), FeatureGenerateRequest.model_validate(request["body"]))
+    body = FeatureGenerateRequest.model_validate(request["body"])
+    result = generate_dataset(ctx, uuid.UUID(request["feature_id"]), body, force=bool(request.get("force")))
     return {
         "dataset": FeatureDatasetRead.model_validate(result.dataset).model_dump(mode="json"),
         "preview": result.preview,
         "cached": result.cached,
     }
+
+
+def _predict(ctx: Context, request: Json, progress: Progress) -> Json:
+    from alphaforge.schemas.models import PredictRequest, PredictResponse
+    from alphaforge.services.prediction import predict
+
+    progress(0.0, "recomputing the features and predicting")
+    result = predict(ctx, uuid.UUID(request["model_id"]), PredictRequest.model_validate(request["body"]))
+    return PredictResponse.model_validate(result, from_attributes=True).model_dump(mode="json")
 
 
 def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
@@ -110,6 +121,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     for kind in (
         TaskKind("train", _train),
         TaskKind("generate", _generate),
+        TaskKind("predict", _predict),
         TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
         TaskKind("tune", _no_parent_work, finalize=_tune_result),
         TaskKind("tune_trials", _tune_trials, progress_to_parent=True),

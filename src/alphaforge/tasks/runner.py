@@ -19,8 +19,10 @@ import traceback
 import uuid
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select, update
 
+from alphaforge import actor
 from alphaforge.context import Context
 from alphaforge.errors import AlphaforgeError
 from alphaforge.services.progress import Cancelled
@@ -44,15 +46,17 @@ def run_task(ctx: Context, task_id: uuid.UUID) -> None:
     if task is None:
         return
     kind = TASK_KINDS[task.kind]
+    progress = _Progress(ctx, task)
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(ctx, task_id, stop), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(ctx, task_id, progress, stop), daemon=True)
     beat.start()
     try:
-        result = kind.run(ctx, task.request, _Progress(ctx, task))
+        with actor.acting_as(task.created_by):  # rows the task creates record the submitting key
+            result = kind.run(ctx, task.request, progress)
     except Cancelled:
         _finish(ctx, task_id, REVOKED, error=("Cancelled", "cancelled on request"))
     except AlphaforgeError as exc:
-        _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, exc.message))
+        _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, exc.message), refusal=exc)
     except Exception as exc:  # noqa: BLE001 - recorded on the row; the worker keeps serving
         log.error("task %s (%s) failed:\n%s", task_id, task.kind, traceback.format_exc())
         _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, str(exc) or repr(exc)))
@@ -67,12 +71,66 @@ def run_task(ctx: Context, task_id: uuid.UUID) -> None:
 
 def mark_lost(ctx: Context, task_id: uuid.UUID, message: str) -> bool:
     """End a task whose worker died; True when this call ended it."""
-    ended = _finish(ctx, task_id, FAILURE, error=("WorkerLost", message), only_from=(PENDING, STARTED))
+    return end_task(ctx, task_id, FAILURE, "WorkerLost", message)
+
+
+def end_task(
+    ctx: Context, task_id: uuid.UUID, status: str, error_type: str, message: str, *,
+    http_status: int | None = None, code: str | None = None, only_pending: bool = False,
+) -> bool:
+    """End a task from outside its run (its worker died, was stopped at a limit or on a
+    cancel); count it on its parent. True when this call ended it (it was not finished)."""
+    refusal = None
+    if http_status is not None:
+        refusal = AlphaforgeError(message)
+        refusal.status_code, refusal.code = http_status, code or "task_failed"
+    only_from = (PENDING,) if only_pending else (PENDING, STARTED)
+    ended = _finish(ctx, task_id, status, error=(error_type, message), only_from=only_from, refusal=refusal)
     if ended:
         parent = _get(ctx, task_id).parent_id
         if parent is not None:
             child_finished(ctx, parent)
     return ended
+
+
+def task_limits(ctx: Context, task_id: uuid.UUID) -> float | None:
+    """The wall-clock limit of a task about to run (None: it is finished or gone)."""
+    with ctx.db.session() as session:
+        row = session.execute(select(Task.status, Task.time_limit_s).where(Task.id == task_id)).one_or_none()
+    if row is None or row[0] in FINISHED:
+        return None
+    return row[1] or ctx.settings.task_time_limit_s
+
+
+def cancel_requested(ctx: Context, task_id: uuid.UUID) -> bool:
+    """Was the task, or its parent, asked to stop?"""
+    with ctx.db.session() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            return False
+        if task.cancel_requested:
+            return True
+        if task.parent_id is None:
+            return False
+        return bool(session.scalar(select(Task.cancel_requested).where(Task.id == task.parent_id)))
+
+
+def status_of(ctx: Context, task_id: uuid.UUID) -> str | None:
+    with ctx.db.session() as session:
+        return session.scalar(select(Task.status).where(Task.id == task_id))
+
+
+def fail_orphans(ctx: Context) -> int:
+    """Embedded executor only: tasks submitted before this process started were in the pool
+    of a process that is gone, so they can never finish."""
+    if ctx.settings.celery_broker_url:
+        return 0
+    with ctx.db.session() as session:
+        return session.execute(
+            update(Task).where(Task.status.in_((PENDING, STARTED)), Task.submitted_at < ctx.started_at)
+            .values(status=FAILURE, finished_at=utcnow(), error_type="WorkerLost",
+                    error_message="the service stopped before the task finished; submit it again")
+        ).rowcount
 
 
 def reap_stale(ctx: Context) -> int:
@@ -131,20 +189,34 @@ def child_finished(ctx: Context, parent_id: uuid.UUID) -> None:
 
 # -- internals --------------------------------------------------------------------------------
 class _Progress:
-    """The progress callback handed to a service: throttled writes, cancel checks."""
+    """The progress callback handed to a service: throttled writes, cancel checks. A report
+    dropped by the throttle is written by the heartbeat (``flush``), so the row never keeps
+    showing a phase the task has left."""
 
     def __init__(self, ctx: Context, task: Task) -> None:
         self.ctx, self.task_id, self.parent_id = ctx, task.id, task.parent_id
         self.to_parent = TASK_KINDS[task.kind].progress_to_parent
         self._last = 0.0
+        self._pending: tuple[float, str] | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, fraction: float, message: str) -> None:
         now = time.monotonic()
-        if now - self._last < PROGRESS_INTERVAL_S and fraction < 1.0:
-            return
-        self._last = now
+        with self._lock:
+            if now - self._last < PROGRESS_INTERVAL_S and fraction < 1.0:
+                self._pending = (fraction, message)
+                return
+            self._last, self._pending = now, None
         if _set_progress(self.ctx, self.task_id, fraction, message, self.parent_id, self.to_parent):
             raise Cancelled()
+
+    def flush(self) -> None:
+        """Write the last dropped report, if any (its cancel answer is the supervisor's job)."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+            self._last = time.monotonic()
+        if pending is not None:
+            _set_progress(self.ctx, self.task_id, *pending, self.parent_id, self.to_parent)
 
 
 def _set_progress(
@@ -224,12 +296,18 @@ def _worker_gone(ctx: Context, task: Task) -> bool:
 def _finish(
     ctx: Context, task_id: uuid.UUID, status: str, *, result: dict[str, Any] | None = None,
     error: tuple[str, str] | None = None, only_from: tuple[str, ...] = (STARTED,),
+    refusal: AlphaforgeError | None = None,
 ) -> bool:
+    """``refusal``: the domain error, kept so a synchronous caller answers exactly as if it
+    had run the work itself (status, code and context)."""
     values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "result": result}
     if status == SUCCESS:
         values.update(progress=1.0, progress_message="done")
     if error is not None:
         values.update(error_type=error[0][:100], error_message=error[1])
+    if refusal is not None:
+        values.update(error_status=refusal.status_code, error_code=refusal.code[:64],
+                      error_context=to_jsonable_python(refusal.context, fallback=str))
     with ctx.db.session() as session:
         return session.execute(
             update(Task).where(Task.id == task_id, Task.status.in_(only_from)).values(**values)
@@ -237,9 +315,15 @@ def _finish(
         ).rowcount == 1
 
 
-def _heartbeat(ctx: Context, task_id: uuid.UUID, stop: threading.Event) -> None:
-    while not stop.wait(ctx.settings.task_heartbeat_s):
+def _heartbeat(ctx: Context, task_id: uuid.UUID, progress: _Progress, stop: threading.Event) -> None:
+    interval = min(ctx.settings.task_heartbeat_s, 1.0)  # the beat is written every task_heartbeat_s
+    last_beat = time.monotonic()
+    while not stop.wait(interval):
         try:
+            progress.flush()
+            if time.monotonic() - last_beat < ctx.settings.task_heartbeat_s:
+                continue
+            last_beat = time.monotonic()
             with ctx.db.session() as session:
                 session.execute(update(Task).where(Task.id == task_id, Task.status == STARTED).values(heartbeat_at=utcnow()))
         except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval

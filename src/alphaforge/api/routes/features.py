@@ -2,16 +2,20 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Query, Response
+from typing import Any
 
-from alphaforge.api.security import ADMIN, READ, RESEARCH
-from alphaforge.schemas.errors import responses
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
 from alphaforge.api.deps import CtxDep
 from alphaforge.api.routes.tasks import submitted
+from alphaforge.api.security import ADMIN, READ, RESEARCH
+from alphaforge.api.work import TimeLimit, run_and_wait
 from alphaforge.context import Context
 from alphaforge.errors import NotFound
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.features import feature_plugins
+from alphaforge.schemas.errors import responses
 from alphaforge.schemas.features import (
     FeatureCreate,
     FeatureDatasetRead,
@@ -75,9 +79,16 @@ def delete_feature(feature_id: uuid.UUID, ctx: CtxDep) -> Response:
     dependencies=[RESEARCH],
     responses=responses(404, 409, 429, 502),
 )
-def generate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
-    """Return the dataset for this definition, symbol and range; computed only on a miss."""
-    return _response(generation.generate_dataset(ctx, feature_id, body))
+async def generate(
+    feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
+) -> FeatureGenerateResponse:
+    """Return the dataset for this definition, symbol and range. A hit is answered at once;
+    a miss is computed by a task worker (the same task ``/generate/async`` submits)."""
+    hit = await run_in_threadpool(generation.cached_dataset, ctx, feature_id, body)
+    if hit is not None:
+        return _response(hit)
+    result = await run_and_wait(request, ctx, "generate", _generate_request(feature_id, body), time_limit_s=time_limit_s)
+    return FeatureGenerateResponse.model_validate(result)
 
 
 @router.post(
@@ -87,11 +98,12 @@ def generate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -
     dependencies=[RESEARCH],
     responses=responses(404, 429, 502),
 )
-def generate_async(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
+def generate_async(
+    feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep, time_limit_s: TimeLimit = None,
+) -> TaskSubmitted:
     """The same generate as a task: refused now (404/422) exactly as the synchronous call would be."""
     generation.check_generate_request(ctx, feature_id, body)
-    request = {"feature_id": str(feature_id), "body": body.model_dump(mode="json")}
-    return submitted(tasks.submit(ctx, "generate", request))
+    return submitted(tasks.submit(ctx, "generate", _generate_request(feature_id, body), time_limit_s=time_limit_s))
 
 
 @router.post(
@@ -101,18 +113,20 @@ def generate_async(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: Ctx
     dependencies=[RESEARCH],
     responses=responses(404, 429, 502),
 )
-def generate_batch(body: BatchGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
+def generate_batch(body: BatchGenerateRequest, ctx: CtxDep, time_limit_s: TimeLimit = None) -> TaskSubmitted:
     """Every feature × symbol, generated in parallel; the task's result lists each dataset."""
-    unknown = [str(f) for f in body.feature_ids if not _exists(ctx, f)]
+    feature_ids, symbols = list(dict.fromkeys(body.feature_ids)), list(dict.fromkeys(body.symbols))
+    tasks.check_caps(ctx, len(feature_ids) * len(symbols))  # before checking each pair
+    unknown = [str(f) for f in feature_ids if not _exists(ctx, f)]
     if unknown:
         raise NotFound(f"Unknown feature id(s): {', '.join(unknown)}")
     children = []
-    for feature_id in dict.fromkeys(body.feature_ids):
-        for symbol in dict.fromkeys(body.symbols):
+    for feature_id in feature_ids:
+        for symbol in symbols:
             one = FeatureGenerateRequest(symbol=symbol, timeframe=body.timeframe, start_date=body.start_date, end_date=body.end_date)
             generation.check_generate_request(ctx, feature_id, one)
-            children.append(("generate", {"feature_id": str(feature_id), "body": one.model_dump(mode="json")}))
-    return submitted(tasks.submit(ctx, "generate_batch", body.model_dump(mode="json"), children))
+            children.append(("generate", _generate_request(feature_id, one)))
+    return submitted(tasks.submit(ctx, "generate_batch", body.model_dump(mode="json"), children, time_limit_s=time_limit_s))
 
 
 @router.post(
@@ -121,9 +135,14 @@ def generate_batch(body: BatchGenerateRequest, ctx: CtxDep) -> TaskSubmitted:
     dependencies=[RESEARCH],
     responses=responses(404, 409, 429, 502),
 )
-def regenerate(feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep) -> FeatureGenerateResponse:
-    """Re-read the bars and recompute; a new dataset version only when the hash changed."""
-    return _response(generation.generate_dataset(ctx, feature_id, body, force=True))
+async def regenerate(
+    feature_id: uuid.UUID, body: FeatureGenerateRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
+) -> FeatureGenerateResponse:
+    """Re-read the bars and recompute (in a task worker); a new dataset version only when the hash changed."""
+    await run_in_threadpool(generation.check_generate_request, ctx, feature_id, body)
+    payload = _generate_request(feature_id, body) | {"force": True}
+    result = await run_and_wait(request, ctx, "generate", payload, time_limit_s=time_limit_s)
+    return FeatureGenerateResponse.model_validate(result)
 
 
 @router.get(
@@ -136,6 +155,10 @@ def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: str, timeframe: Timefra
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
     rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)
     return [FeatureDatasetRead.model_validate(r) for r in rows]
+
+
+def _generate_request(feature_id: uuid.UUID, body: FeatureGenerateRequest) -> dict[str, Any]:
+    return {"feature_id": str(feature_id), "body": body.model_dump(mode="json")}
 
 
 def _exists(ctx: Context, feature_id: uuid.UUID) -> bool:

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Query, Response
+from typing import Any
 
-from alphaforge.api.security import ADMIN, READ, RESEARCH
-from alphaforge.schemas.errors import responses
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
 from alphaforge.api.deps import CtxDep
 from alphaforge.api.routes.tasks import submitted
+from alphaforge.api.security import ADMIN, READ, RESEARCH
+from alphaforge.api.work import TimeLimit, run_and_wait
 from alphaforge.plugins.models import model_plugins
+from alphaforge.schemas.errors import responses
 from alphaforge.schemas.models import (
     ModelCreate,
     ModelPluginCatalog,
@@ -19,8 +23,8 @@ from alphaforge.schemas.models import (
     TrainRequest,
     TrainResponse,
 )
-from alphaforge.services import models as service
 from alphaforge.schemas.tasks import TaskSubmitted
+from alphaforge.services import models as service
 from alphaforge.services import prediction, tasks, training
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -72,12 +76,16 @@ def delete_model(model_id: uuid.UUID, ctx: CtxDep) -> Response:
     dependencies=[RESEARCH],
     responses=responses(404, 409, 429, 502),
 )
-def train(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TrainResponse:
+async def train(
+    model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
+) -> TrainResponse:
     """Cross-validate (purged walk-forward), fit on all rows, store the artifact, log to MLflow.
 
-    Runs in the server's worker threads, so the API stays responsive while it computes."""
-    result = training.train_model(ctx, model_id, body)
-    return TrainResponse.model_validate(result, from_attributes=True)
+    Runs in a task worker (the same task ``/train/async`` submits): the API keeps answering,
+    and the work is bounded by its time and memory limits."""
+    await run_in_threadpool(training.check_train_request, ctx, model_id, body)
+    result = await run_and_wait(request, ctx, "train", _train_request(model_id, body), time_limit_s=time_limit_s)
+    return TrainResponse.model_validate(result)
 
 
 @router.post(
@@ -87,11 +95,10 @@ def train(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TrainResponse
     dependencies=[RESEARCH],
     responses=responses(404, 429, 502),
 )
-def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TaskSubmitted:
+def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep, time_limit_s: TimeLimit = None) -> TaskSubmitted:
     """The same training as a task: refused now (404/422) by the same checks as the synchronous call."""
     training.check_train_request(ctx, model_id, body)
-    request = {"model_id": str(model_id), "body": body.model_dump(mode="json")}
-    return submitted(tasks.submit(ctx, "train", request))
+    return submitted(tasks.submit(ctx, "train", _train_request(model_id, body), time_limit_s=time_limit_s))
 
 
 @router.post(
@@ -100,6 +107,14 @@ def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep) -> TaskSub
     dependencies=[RESEARCH],
     responses=responses(404, 409, 429, 502),
 )
-def predict(model_id: uuid.UUID, body: PredictRequest, ctx: CtxDep) -> PredictResponse:
-    """Forecasts from the stored artifact, on features recomputed exactly as trained."""
-    return PredictResponse.model_validate(prediction.predict(ctx, model_id, body), from_attributes=True)
+async def predict(
+    model_id: uuid.UUID, body: PredictRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
+) -> PredictResponse:
+    """Forecasts from the stored artifact, on features recomputed exactly as trained (in a task worker)."""
+    await run_in_threadpool(prediction.check_predict_request, ctx, model_id, body)
+    payload = {"model_id": str(model_id), "body": body.model_dump(mode="json")}
+    return PredictResponse.model_validate(await run_and_wait(request, ctx, "predict", payload, time_limit_s=time_limit_s))
+
+
+def _train_request(model_id: uuid.UUID, body: TrainRequest) -> dict[str, Any]:
+    return {"model_id": str(model_id), "body": body.model_dump(mode="json")}
