@@ -43,14 +43,23 @@ def parse_timeframe(value: str) -> Timeframe:
 
 
 def normalize_symbol(symbol: str) -> str:
-    """Upper-case and check a symbol before it reaches any storage key or path."""
+    """Upper-case and check a symbol before it reaches any storage key or path.
+
+    ASCII is checked before upper-casing: Unicode case mapping turns 'ı' into 'I' and 'ß'
+    into 'SS', which would silently read or write another symbol."""
     normalized = symbol.strip().upper()
-    if not SYMBOL_PATTERN.fullmatch(normalized):
+    if not symbol.isascii() or not SYMBOL_PATTERN.fullmatch(normalized):
         raise InvalidInput(
-            f"invalid symbol {symbol!r}: use 1-20 characters, letters, digits, '.', '_' or '-', "
+            f"invalid symbol {symbol!r}: use 1-20 ASCII characters, letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (e.g. GSPC, BRK.B, BTC-USD)"
         )
     return normalized
+
+
+#: The times int64 nanoseconds can hold (pandas' Timestamp range), to the microsecond:
+#: the bounds of every time the service accepts or stores as a bar.
+MIN_TIME: datetime = pd.Timestamp.min.ceil("us").tz_localize("UTC").to_pydatetime()
+MAX_TIME: datetime = pd.Timestamp.max.floor("us").tz_localize("UTC").to_pydatetime()
 
 
 def to_utc(value: datetime) -> datetime:
@@ -108,6 +117,8 @@ def parse_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, QualityReport]:
 
     raw_ts = records[ts_col]
     timestamps = pd.to_datetime(raw_ts.astype("string"), utc=True, errors="coerce", format="mixed")
+    out_of_range = np.asarray(timestamps.notna() & ~timestamps.between(MIN_TIME, MAX_TIME))
+    timestamps = timestamps.mask(out_of_range)  # pandas parses far dates at a coarser unit than ns
     values = {c: pd.to_numeric(records[columns[c]], errors="coerce").astype("float64") for c in BAR_COLUMNS}
     frame = pd.DataFrame(values)
     frame.index = pd.DatetimeIndex(timestamps).as_unit("ns")
@@ -133,7 +144,8 @@ def parse_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, QualityReport]:
         for i in np.flatnonzero(mask):
             problems[i].append(text)
     for i in np.flatnonzero(ts_na):
-        problems[i].append(f"timestamp {raw_ts.iloc[i]!r} is not a date/time")
+        in_range = f" between {MIN_TIME.isoformat()} and {MAX_TIME.isoformat()}" if out_of_range[i] else ""
+        problems[i].append(f"timestamp {raw_ts.iloc[i]!r} is not a date/time{in_range}")
     for i in np.flatnonzero(duplicated):
         problems[i].append("duplicate timestamp")
 

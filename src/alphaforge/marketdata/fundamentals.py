@@ -45,13 +45,22 @@ RECORD_COLUMNS = ("period_end", "available_at", "field", "value")
 
 def normalize_field(field: str) -> str:
     """Lower-case and check a fundamentals field name before it reaches storage."""
-    normalized = str(field).strip().lower()
-    if not FIELD_PATTERN.fullmatch(normalized):
+    normalized = _field_name(field)
+    if normalized is None:
         raise InvalidInput(
-            f"invalid fundamentals field {field!r}: use 1-40 characters, lower-case letters, digits or '_', "
+            f"invalid fundamentals field {field!r}: use 1-40 ASCII characters, lower-case letters, digits or '_', "
             "starting with a letter (e.g. eps, book_value_per_share)"
         )
     return normalized
+
+
+def _field_name(given: object) -> str | None:
+    """The normalized field name, None when ``given`` is not one. ASCII is checked before
+    lower-casing: case mapping would turn the Kelvin sign into 'k'."""
+    if not isinstance(given, str) or not given.isascii():
+        return None
+    name = given.strip().lower()
+    return name if FIELD_PATTERN.fullmatch(name) else None
 
 
 # -- the data-quality gate ----------------------------------------------------------------
@@ -86,10 +95,7 @@ def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, Fund
     if len(records) == 0:
         raise InvalidInput("the upload holds no records")
     raw_field = records[columns["field"]]
-    fields: list[str | None] = []
-    for given in raw_field:
-        name = given.strip().lower() if isinstance(given, str) else None
-        fields.append(name if name is not None and FIELD_PATTERN.fullmatch(name) else None)
+    fields = [_field_name(given) for given in raw_field]
     field_array = np.asarray([f if f is not None else f"\x00bad{i}" for i, f in enumerate(fields)], dtype=object)
     observation, available, value, obs_bad, avail_bad, problems = gate_pit_records(
         records[columns["period_end"]],

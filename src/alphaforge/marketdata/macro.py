@@ -73,11 +73,12 @@ _MAX_NS = pd.Timestamp("2261-12-31", tz="UTC").value
 
 
 def normalize_series(series: str) -> str:
-    """Upper-case and check a series name before it reaches storage."""
+    """Upper-case and check a series name before it reaches storage (ASCII checked first,
+    as for symbols: case mapping would turn 'ı' into 'I')."""
     normalized = str(series).strip().upper()
-    if not SERIES_PATTERN.fullmatch(normalized):
+    if not str(series).isascii() or not SERIES_PATTERN.fullmatch(normalized):
         raise InvalidInput(
-            f"invalid macro series {series!r}: use 1-40 characters, letters, digits, '.', '_' or '-', "
+            f"invalid macro series {series!r}: use 1-40 ASCII characters, letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (e.g. VIX, CORE_CPI)"
         )
     return normalized
