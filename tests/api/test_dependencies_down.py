@@ -30,7 +30,7 @@ def test_unreachable_database_is_503(tmp_path: Path, database_url: str) -> None:
             client.get("/health/ready"),
         ):
             assert response.status_code == 503, response.text
-            assert response.json()["detail"].startswith("database unavailable")
+            assert response.json()["detail"] == "database unavailable: cannot connect to it"
             assert response.json()["dependency"] == "database"
 
 
