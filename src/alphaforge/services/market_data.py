@@ -28,8 +28,7 @@ def ingest_bars(ctx: Context, symbol: str, timeframe: Timeframe, records: pd.Dat
     """Gate then store; a rejected upload stores nothing."""
     if not ctx.bars_are_local:
         raise Conflict(
-            f"bars come from the external market-data service at {ctx.settings.market_data_url}; "
-            "ingest them there"
+            "bars come from the external market-data service (ALPHAFORGE_MARKET_DATA_URL); ingest them there"
         )
     symbol = normalize_symbol(symbol)
     frame, report = parse_upload(records)

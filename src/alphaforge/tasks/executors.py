@@ -119,9 +119,10 @@ class CeleryExecutor:
         try:
             self.app.send_task(self._task_name, args=[str(task_id)])
         except Exception as exc:  # noqa: BLE001 - kombu raises many transport errors
-            raise DependencyUnavailable(
-                "task queue", f"cannot enqueue on {redact(self.ctx.settings.celery_broker_url)}: {exc}"
-            ) from exc
+            # The broker's address and error text go to the log, not to the client.
+            broker = redact(self.ctx.settings.celery_broker_url)
+            log.warning("task queue at %s: cannot enqueue task %s: %r", broker, task_id, exc)
+            raise DependencyUnavailable("task queue", "cannot enqueue the task; retry when the broker is back") from exc
 
     def close(self) -> None:
         self.app.close()
