@@ -59,6 +59,9 @@ def test_csv_is_read_block_by_block_from_a_file_and_again(tmp_path: Path, monkey
     pd.testing.assert_frame_equal(got, _pandas(path.read_bytes())[["x", "ts"]])
     with open(path, "rb") as handle:  # a seekable file: every read starts at the beginning
         from_handle = read_csv_upload(handle)
+        abandoned = from_handle.chunks(["note"])
+        next(abandoned)
+        abandoned.close()  # its reader is closed: it reads the file no more
         first = pd.concat(list(from_handle.chunks(["note"])), ignore_index=True)
         again = pd.concat(list(from_handle.chunks(["note"])), ignore_index=True)
     assert first.equals(again) and len(first) == 5000

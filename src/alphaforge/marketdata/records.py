@@ -83,26 +83,35 @@ class CsvRecords:
             raise InvalidInput(f"cannot read the CSV upload: {exc}") from None
 
     def _open(self) -> pacsv.CSVStreamingReader:
-        parse = pacsv.ParseOptions(newlines_in_values=True)  # as pandas: a quoted value may span lines
-        read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
-        # The header as pyarrow reads it (names not yet de-duplicated), to make every column a string.
-        names = pacsv.open_csv(self._rewind(), read_options=read, parse_options=parse).schema.names
-        if len(names) != len(self._columns):
-            raise InvalidInput(f"cannot read the CSV upload: its header has {len(self._columns)} columns, "
-                               f"or {len(names)} (a quote that is never closed?)")
-        convert = pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
+        """One reader per pass: pyarrow reads ahead in a background thread, so two readers
+        must never share the file. The header comes back as the first row (names
+        ``f0``, ``f1``, ... let every column be typed a string, whatever its header says)."""
+        names = [f"f{i}" for i in range(len(self._columns))]
+        return pacsv.open_csv(
+            self._rewind(),
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False,
+                                           autogenerate_column_names=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),  # as pandas: a quoted value may span lines
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
         )
-        return pacsv.open_csv(self._rewind(), read_options=read, parse_options=parse, convert_options=convert)
 
     def chunks(self, columns: Sequence[Any]) -> Iterator[pd.DataFrame]:
         positions = [self._columns.index(c) for c in columns]
+        reader = None
         try:
             reader = self._open()
+            if len(reader.schema) != len(self._columns):
+                raise InvalidInput(f"cannot read the CSV upload: its header has {len(self._columns)} columns "
+                                   f"or {len(reader.schema)} (a quote never closed?)")
+            header = True
             for batch in reader:
+                if header:  # the header row, read as data
+                    batch, header = batch.slice(1), False
                 frame = batch.select(positions).to_pandas()
                 frame.columns = list(columns)
                 yield frame
@@ -113,6 +122,9 @@ class CsvRecords:
                     "(or a quote is never closed)"
                 ) from None
             raise InvalidInput(f"cannot read the CSV upload: {exc}") from None
+        finally:
+            if reader is not None:
+                reader.close()
 
 
 def read_csv_upload(source: str | Path | BinaryIO | bytes) -> CsvRecords:
