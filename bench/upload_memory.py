@@ -21,7 +21,9 @@ seeded random walk with 4-decimal prices and integer volumes, about 70 bytes a r
 ``--mb`` MiB. ``valid`` bars are consistent (low <= open, close <= high); in ``bad`` every
 row's high is 1.0 below min(open, close), so every row fails the data-quality gate.
 
-Targets: peak RSS below 1 GiB, and peak minus baseline below 3x the upload's size.
+Targets (for the 200 MiB reference size): peak RSS below 1 GiB, and peak minus baseline
+below 3x the upload's size. A ``--quick`` 20 MiB run checks the plumbing only: fixed costs
+(a 1 MiB read block, the allocator's arenas) dominate there, so no ratio target applies.
 Requests send ``bench.common.api_headers()`` (the server gets the same key).
 """
 
@@ -48,6 +50,8 @@ NAME = "upload_memory"
 KINDS = ("valid", "bad")
 TARGET_PEAK_MIB = 1024.0
 TARGET_PEAK_OVER_BASELINE_X = 3.0
+#: The ratio target is judged from this upload size up (below it fixed costs dominate).
+RATIO_TARGET_FROM_MIB = 100.0
 FIRST_HOUR = np.datetime64("1800-01-01T00:00:00", "s")
 CHUNK_ROWS = 200_000
 MIB = 1024 * 1024
@@ -278,7 +282,8 @@ def run(mib: float, repeats: int, settle_s: float) -> dict[str, Any]:
                 runs.append(one)
             median = {k: statistics.median(r[k] for r in runs) for k in MEDIAN_KEYS}
             median["met_peak"] = median["peak_rss_mib"] < TARGET_PEAK_MIB
-            median["met_ratio"] = median["peak_over_baseline_x_upload"] < TARGET_PEAK_OVER_BASELINE_X
+            median["met_ratio"] = (median["peak_over_baseline_x_upload"] < TARGET_PEAK_OVER_BASELINE_X
+                                   if mib >= RATIO_TARGET_FROM_MIB else None)
             result["kinds"][kind] = {"upload_mib": runs[0]["upload_mib"], "rows": rows, "median": median, "runs": runs}
         return result
     finally:
@@ -298,7 +303,7 @@ def summary_rows(result: dict[str, Any]) -> list[list[Any]]:
         rows += [
             [NAME, f"{label}: peak RSS", f"{m['peak_rss_mib']:.0f} MiB", f"< {TARGET_PEAK_MIB:.0f} MiB", m["met_peak"]],
             [NAME, f"{label}: peak - baseline", f"{m['peak_over_baseline_x_upload']:.2f}x upload",
-             f"< {TARGET_PEAK_OVER_BASELINE_X:.0f}x", m["met_ratio"]],
+             f"< {TARGET_PEAK_OVER_BASELINE_X:.0f}x" if m["met_ratio"] is not None else "-", m["met_ratio"]],
             [NAME, f"{label}: retained - baseline", f"{m['retained_over_baseline_mib']:.0f} MiB", "-", None],
             [NAME, f"{label}: /health p95 / max", f"{m['health_p95_ms']:.0f} / {m['health_max_ms']:.0f} ms", "-", None],
         ]
