@@ -4,9 +4,10 @@ file streamed from disk.
 The data-quality gates read an upload one chunk of rows at a time, so an upload is never
 held as one Python object per cell: a CSV is read by pyarrow one block at a time into
 compact Arrow strings (pandas' ``str`` dtype, exactly what ``pandas.read_csv(dtype=str)``
-gives), each chunk is converted with pandas' own parsers, and only the converted arrays
-(numbers, nanoseconds) are kept. The chunks are small so a gate running in a worker thread
-never holds the GIL for long (the event loop keeps answering).
+gives), each chunk is converted (pyarrow's number parser and ISO 8601 first, pandas' parsers
+for the rest: the values pandas alone gives), and only the converted arrays (numbers,
+nanoseconds) are kept. The chunks are small so a gate running in a worker thread never
+holds the GIL for long (the event loop keeps answering).
 """
 
 from __future__ import annotations
