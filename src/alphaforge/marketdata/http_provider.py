@@ -299,15 +299,15 @@ def _parse_bars(payload: Any, what: str) -> pd.DataFrame:
         raise DependencyFailed(
             DEPENDENCY,
             f"the service sent {what} that fail the data-quality gate: {_describe(report)}",
-            n_bad_rows=len(report.bad_rows),
+            n_bad_rows=report.n_bad_rows,
         )
     return frame
 
 
 def _describe(report: QualityReport, limit: int = 5) -> str:
     shown = "; ".join(f"row {b.row} ({b.timestamp}): {', '.join(b.problems)}" for b in report.bad_rows[:limit])
-    more = len(report.bad_rows) - limit
-    return f"{len(report.bad_rows)} bad bar(s): {shown}" + (f"; and {more} more" if more > 0 else "")
+    more = report.n_bad_rows - min(limit, len(report.bad_rows))
+    return f"{report.n_bad_rows} bad bar(s): {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
 class _SeriesRow(BaseModel):

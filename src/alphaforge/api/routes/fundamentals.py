@@ -75,6 +75,7 @@ async def ingest_fundamentals(symbol: RequestText, request: Request, ctx: CtxDep
     period_end, available_at) is a 409: history is never rewritten.
     """
     name = normalize_symbol(symbol)
-    records = await read_upload(request, FundamentalsUpload, '{"records": [{period_end, available_at, field, value}, ...]}')
-    report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
+    shape = '{"records": [{period_end, available_at, field, value}, ...]}'
+    async with read_upload(request, FundamentalsUpload, shape) as records:
+        report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
     return FundamentalsIngestResponse(**report.__dict__)

@@ -91,6 +91,7 @@ async def ingest_series(series: RequestText, request: Request, ctx: CtxDep) -> M
     is a 409: history is never rewritten.
     """
     name = normalize_series(series)
-    records = await read_upload(request, MacroUpload, '{"records": [{observation_date, available_at, value}, ...]}')
-    report = await run_in_threadpool(macro_store(ctx).ingest, name, records)
+    shape = '{"records": [{observation_date, available_at, value}, ...]}'
+    async with read_upload(request, MacroUpload, shape) as records:
+        report = await run_in_threadpool(macro_store(ctx).ingest, name, records)
     return MacroIngestResponse(**report.__dict__)

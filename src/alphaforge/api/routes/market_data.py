@@ -47,6 +47,7 @@ async def ingest_bars(symbol: RequestText, request: Request, ctx: CtxDep, timefr
     Every bar passes the data-quality gate or nothing is stored (422 naming the bad rows).
     A bar whose timestamp already exists replaces the stored one.
     """
-    records = await read_upload(request, BarsUpload, '{"bars": [{timestamp, open, high, low, close, volume}, ...]}')
-    result = await run_in_threadpool(service.ingest_bars, ctx, symbol, timeframe, records)
+    shape = '{"bars": [{timestamp, open, high, low, close, volume}, ...]}'
+    async with read_upload(request, BarsUpload, shape) as records:
+        result = await run_in_threadpool(service.ingest_bars, ctx, symbol, timeframe, records)
     return IngestResponse(**result.__dict__)

@@ -67,6 +67,7 @@ async def ingest_news(symbol: RequestText, request: Request, ctx: CtxDep) -> New
     is skipped, whatever its body: the first stored wins, nothing is ever rewritten.
     """
     name = normalize_symbol(symbol)
-    records = await read_upload(request, NewsUpload, '{"articles": [{published_at, headline, body?, source?, url?}, ...]}')
-    report = await run_in_threadpool(news_store(ctx).ingest, name, records)
+    shape = '{"articles": [{published_at, headline, body?, source?, url?}, ...]}'
+    async with read_upload(request, NewsUpload, shape) as records:
+        report = await run_in_threadpool(news_store(ctx).ingest, name, records)
     return NewsIngestResponse(**report.__dict__)
