@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own subprocess, then print one summary table.
 
-    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead
-                                    # and about 8 for tuning)
+    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead,
+                                    # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build)
     python -m bench --only plugin_overhead panel_build
@@ -17,7 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench import generate_latency, news_sentiment, panel_build, plugin_overhead, train_overhead, tuning
+from bench import (
+    generate_latency,
+    news_sentiment,
+    object_store_stall,
+    panel_build,
+    plugin_overhead,
+    train_overhead,
+    tuning,
+    upload_memory,
+)
 from bench.common import RESULTS_DIR, machine_info, machine_line, results_path, table
 
 BENCHMARKS = {
@@ -27,6 +36,8 @@ BENCHMARKS = {
     "train_overhead": train_overhead,
     "tuning": tuning,
     "news_sentiment": news_sentiment,
+    "object_store_stall": object_store_stall,
+    "upload_memory": upload_memory,
 }
 PROFILABLE = {"generate_latency", "panel_build"}
 

@@ -1,4 +1,4 @@
-"""What the benchmarks share: synthetic bars, timing helpers, machine info, result files.
+"""What the benchmarks share: synthetic bars, timing helpers, machine info, result files, a real server.
 
 Every market-data series made here is SYNTHETIC: a seeded geometric random walk with
 consistent OHLC (low <= min(open, close) <= max(open, close) <= high, volume >= 0). The
@@ -11,6 +11,9 @@ import gc
 import json
 import os
 import platform
+import secrets
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -332,3 +335,101 @@ def wait_for_quiet(name: str, threshold: float, max_wait_s: float, poll_s: float
     print(f"[{name}] load average {now[0]:.2f} after {out['waited_s']:.0f} s of waiting "
           f"({'quiet' if out['quiet_reached'] else 'NOT quiet: gave up waiting'})", flush=True)
     return out
+
+
+# -- a real server ----------------------------------------------------------------------
+
+#: The admin key the benchmarks' servers are started with and their requests send: the
+#: environment's ALPHAFORGE_ADMIN_API_KEY, else one made up for this process.
+ADMIN_API_KEY = os.environ.get("ALPHAFORGE_ADMIN_API_KEY") or secrets.token_urlsafe(24)
+
+
+def api_headers() -> dict[str, str]:
+    """The headers every benchmark request to a server sends (the one place for them)."""
+    return {"Authorization": f"Bearer {ADMIN_API_KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(port: int) -> list[str]:
+    script = Path(sys.executable).with_name("alphaforge")
+    if script.exists():
+        return [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "alphaforge.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+class Server:
+    """``alphaforge serve`` in a subprocess on its own data directory; stopped on exit.
+
+    The environment's ALPHAFORGE_* settings are dropped (a stray one would skew the run);
+    the server gets its data directory, the sample data, ``ADMIN_API_KEY`` and ``env``."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_s: float | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __enter__(self) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
+        env.update(ALPHAFORGE_DATA_DIR=str(self.data_dir), ALPHAFORGE_LOAD_SAMPLE_DATA="true",
+                   ALPHAFORGE_ADMIN_API_KEY=ADMIN_API_KEY, **self.extra_env)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in __exit__)
+        t0 = time.perf_counter()
+        # cwd = the data directory, so no stray .env of the checkout is read.
+        self.proc = subprocess.Popen(
+            server_command(self.port), cwd=self.data_dir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.__exit__(None, None, None)  # stop the server we started, then re-raise
+            raise
+        self.startup_s = time.perf_counter() - t0
+        return self
+
+    def _wait_until_up(self, timeout_s: float = 180.0) -> None:
+        import httpx
+
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False, headers=api_headers()) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+                try:
+                    if client.get("/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
+                time.sleep(0.1)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()

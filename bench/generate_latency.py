@@ -22,13 +22,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +34,17 @@ from typing import Any
 
 import httpx
 
-from bench.common import RESULTS_DIR, machine_info, machine_line, start_calibration, summarize_ms, table, write_results
+from bench.common import (
+    RESULTS_DIR,
+    Server,
+    api_headers,
+    machine_info,
+    machine_line,
+    start_calibration,
+    summarize_ms,
+    table,
+    write_results,
+)
 
 NAME = "generate_latency"
 TARGET_HIT_P50_MS = 20.0
@@ -64,80 +70,6 @@ DEFINITIONS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_command(port: int) -> list[str]:
-    script = Path(sys.executable).with_name("alphaforge")
-    if script.exists():
-        return [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return [sys.executable, "-m", "alphaforge.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-
-
-class Server:
-    """``alphaforge serve`` in a subprocess on its own data directory; stopped on exit."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.startup_s: float | None = None
-
-    def __enter__(self) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
-        env.update(ALPHAFORGE_DATA_DIR=str(self.data_dir), ALPHAFORGE_LOAD_SAMPLE_DATA="true")
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in __exit__)
-        t0 = time.perf_counter()
-        # cwd = the data directory, so no stray .env of the checkout is read.
-        self.proc = subprocess.Popen(
-            server_command(self.port), cwd=self.data_dir, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        try:
-            self._wait_until_up()
-        except BaseException:
-            self.__exit__(None, None, None)  # stop the server we started, then re-raise
-            raise
-        self.startup_s = time.perf_counter() - t0
-        return self
-
-    def _wait_until_up(self, timeout_s: float = 180.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
-                try:
-                    if client.get("/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
-                time.sleep(0.1)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
 def _timed(client: httpx.Client, method: str, url: str, **kwargs: Any) -> tuple[float, httpx.Response]:
     t0 = time.perf_counter()
     response = client.request(method, url, **kwargs)
@@ -155,7 +87,9 @@ def run_once(definitions: list[tuple[str, dict[str, Any]]], hits: int, health_n:
     data_dir = Path(tempfile.mkdtemp(prefix="alphaforge-bench-"))
     raw: dict[str, Any] = {"ranges": {}}
     try:
-        with Server(data_dir) as server, httpx.Client(base_url=server.base_url, timeout=120.0, trust_env=False) as client:
+        with Server(data_dir) as server, httpx.Client(
+            base_url=server.base_url, timeout=120.0, trust_env=False, headers=api_headers()
+        ) as client:
             print(f"[{NAME}] server on {server.base_url} answered after {server.startup_s:.1f} s", flush=True)
             raw["startup_s"] = server.startup_s
             for _ in range(20):  # warm the connection and the routes

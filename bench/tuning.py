@@ -28,7 +28,7 @@ cache is warmed before anything is timed.
    ``POST /models/tune/async`` does it: ``check_tune_request``, ``create_study``, then
    ``tasks.submit`` of a parent ``tune`` task with one ``tune_trials`` shard per worker, on
    a context from ``start_context(Settings(data_dir=tmp, task_workers=N))`` (embedded
-   executor: a pool of spawn worker processes); the task row is polled (every 0.1 s) until
+   executor: a pool of worker processes forked from a fork server); the task row is polled (every 0.1 s) until
    it has finished. Both contexts share one data dir and live side by side. Pruner none
    and a fixed-cost space (n_estimators 100 and num_leaves 31 fixed; learning_rate,
    min_child_samples, colsample_bytree, reg_lambda sampled), so both runs do the same work.
@@ -358,7 +358,7 @@ def async_tune(ctx: Any, request: Any) -> dict[str, Any]:
     import optuna
 
     from alphaforge.services import studies, tasks, tuning
-    from alphaforge.tasks.runner import FINISHED, SUCCESS
+    from alphaforge.tasks.runner import FINISHED, SUCCESS, status_of
 
     t0 = time.time()
     tuning.check_tune_request(ctx, request)
@@ -367,7 +367,7 @@ def async_tune(ctx: Any, request: Any) -> dict[str, Any]:
     shards = max(1, min(ctx.settings.task_workers, request.n_trials))
     t_submit = time.time()
     parent = tasks.submit(ctx, "tune", body, [("tune_trials", body)] * shards)
-    while tasks.task_status(ctx, parent.id) not in FINISHED:
+    while status_of(ctx, parent.id) not in FINISHED:
         time.sleep(TASK_POLL_S)
     t_end = time.time()
     task = tasks.get_task(ctx, parent.id)

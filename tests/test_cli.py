@@ -234,3 +234,29 @@ def test_ingest_fundamentals(data_dir: Path, tmp_path: Path, capsys: pytest.Capt
     csv.write_text("period_end,available_at,field,value\n2016-09-30,2016-09-01,eps,1\n")
     assert main(["ingest-fundamentals", "XYZ", str(csv)]) == 2
     assert "available_at is before period_end" in capsys.readouterr().err
+
+
+def test_ingest_reads_a_large_csv_from_its_file(data_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A CSV of several read blocks, in mixed time formats and zones, straight from disk."""
+    import pandas as pd
+
+    n = 30_000
+    stamps = pd.date_range("2001-01-01", periods=n, freq="h", tz="UTC")
+    text = [t.strftime("%Y-%m-%dT%H:%M:%SZ") if i % 2 else t.tz_convert("Asia/Tokyo").isoformat()
+            for i, t in enumerate(stamps)]
+    csv = tmp_path / "hourly.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n"
+                   + "".join(f"{t},10,11,9,10.5,{i}\n" for i, t in enumerate(text)))
+    assert csv.stat().st_size > 1 << 20
+    assert main(["ingest", "big", str(csv), "--timeframe", "1h"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"BIG 1h: {n} received, {n} new, 0 replaced; {n} bars from 2001-01-01 to {stamps[-1]:%Y-%m-%d}"
+    )
+    bad = tmp_path / "bad_many.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n"
+                   + "".join(f"{t},10,9,8,8.5,1\n" for t in text[:25]))  # open > high, 25 times
+    assert main(["ingest", "BIG", str(bad), "--timeframe", "1h"]) == 2
+    err = capsys.readouterr().err
+    assert "25 bar(s) for BIG failed the data-quality gate" in err and "; and 5 more" in err
+    assert "row 20 (" in err and "row 21 (" not in err

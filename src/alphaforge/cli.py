@@ -35,11 +35,12 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
     from alphaforge.marketdata.bars import parse_timeframe
-    from alphaforge.services.market_data import ingest_bars, read_csv_upload
+    from alphaforge.marketdata.records import read_csv_upload
+    from alphaforge.services.market_data import ingest_bars
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
-        records = read_csv_upload(Path(args.csv).read_bytes())
+        records = read_csv_upload(Path(args.csv))
         result = ingest_bars(ctx, args.symbol, parse_timeframe(args.timeframe), records)
     finally:
         ctx.close()
@@ -69,11 +70,11 @@ def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
 def _ingest_macro(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
     from alphaforge.marketdata.macro import macro_store
-    from alphaforge.services.market_data import read_csv_upload
+    from alphaforge.marketdata.records import read_csv_upload
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
-        records = read_csv_upload(Path(args.csv).read_bytes())
+        records = read_csv_upload(Path(args.csv))
         report = macro_store(ctx).ingest(args.series, records)
     finally:
         ctx.close()
@@ -105,11 +106,11 @@ def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
 def _ingest_fundamentals(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
     from alphaforge.marketdata.fundamentals import fundamentals_store
-    from alphaforge.services.market_data import read_csv_upload
+    from alphaforge.marketdata.records import read_csv_upload
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
-        records = read_csv_upload(Path(args.csv).read_bytes())
+        records = read_csv_upload(Path(args.csv))
         report = fundamentals_store(ctx).ingest(args.symbol, records)
     finally:
         ctx.close()
@@ -126,13 +127,12 @@ def _read_articles(path: Path) -> Any:
     import pandas as pd
 
     from alphaforge.errors import InvalidInput
-    from alphaforge.services.market_data import read_csv_upload
+    from alphaforge.marketdata.records import read_csv_upload
 
-    data = path.read_bytes()
     if path.suffix.lower() != ".json":
-        return read_csv_upload(data)
+        return read_csv_upload(path)
     try:
-        payload = json.loads(data)
+        payload = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read the JSON file {path}: {exc}") from None
     articles = payload.get("articles") if isinstance(payload, dict) else payload

@@ -48,6 +48,9 @@ class Context:
                 settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
             ),
             region=settings.s3_region,
+            connect_timeout_s=settings.s3_connect_timeout_s,
+            read_timeout_s=settings.s3_read_timeout_s,
+            max_attempts=settings.s3_max_attempts,
         )
         bar_store = LocalBarStore(objects, db)
         bars: BarProvider = bar_store

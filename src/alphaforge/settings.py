@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Hosts every deployment answers to; ``allowed_hosts`` adds the deployment's own names.
@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_region: str = "us-east-1"
+    # S3 timeouts: an attempt fails when the server does not connect within the first or
+    # stops sending for the second. One operation (retries included) ends after both
+    # together: a server that hangs costs a request that long (15 s), whatever the retries.
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0)
+    s3_read_timeout_s: float = Field(default=10.0, gt=0)
+    #: Attempts per S3 call (1 = no retry): retries cover dropped connections and throttling.
+    s3_max_attempts: int = Field(default=2, ge=1, le=10)
 
     # External market-data service; when unset, bars come from the local bar store.
     market_data_url: str | None = None

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from alphaforge.settings import Settings
-from conftest import ACCESS, app_client
+from alphaforge.storage.tables import BarSeries
+from conftest import ACCESS, SettingsFactory, app_client
 from support import free_port, require
 
 
@@ -27,7 +28,7 @@ def test_unreachable_database_is_503(tmp_path: Path, database_url: str) -> None:
             client.get("/health/ready"),
         ):
             assert response.status_code == 503, response.text
-            assert response.json()["detail"].startswith("database unavailable")
+            assert response.json()["detail"] == "database unavailable: cannot connect to it"
             assert response.json()["dependency"] == "database"
 
 
@@ -56,10 +57,40 @@ def test_object_store_going_down_is_503(tmp_path: Path) -> None:
             response = client.post(f"/api/v1/features/{feature['id']}/generate", json=body)
             assert response.status_code == 503, response.text
             assert response.json()["dependency"] == "object store"
-            assert response.json()["detail"].startswith("object store unavailable")
+            assert response.json()["detail"] == "object store unavailable: cannot connect to it"
+            ready = client.get("/health/ready")
+            assert ready.status_code == 503 and ready.json()["detail"] == "object store unavailable: cannot connect to it"
             # Nothing half-written: no dataset row points at an object that was not stored.
             versions = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "GSPC"})
             assert versions.json() == []
     finally:
         if server is not None:
             server.stop()
+
+
+def test_bars_lost_from_the_object_store_are_a_409_until_ingested_again(make_settings: SettingsFactory) -> None:
+    """A series whose object was lost (a bucket recreated empty, a wiped folder) says so,
+    and a new upload starts the series afresh."""
+    settings = make_settings(load_sample_data=False)
+    rows = [
+        {"timestamp": f"2020-01-{day:02d}T00:00:00Z", "open": 10.0, "high": 11.0, "low": 9.5, "close": 10.5, "volume": 1.0}
+        for day in (2, 3, 6)
+    ]
+    with app_client(settings) as client:
+        assert client.post("/api/v1/market-data/LOST/bars", json={"bars": rows}).status_code == 200
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        with ctx.db.session() as session:
+            uri = session.get(BarSeries, ("LOST", "1d")).storage_uri
+        ctx.objects.delete(ctx.objects.key_of(uri))  # the loss, done from outside the API
+    with app_client(settings) as client:  # a restarted service: nothing in memory
+        response = client.get("/api/v1/market-data/LOST/bars")
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"] == (
+            "the stored 1d bars of LOST are missing from the object store; "
+            "ingest them again with POST /api/v1/market-data/LOST/bars"
+        )
+        again = client.post("/api/v1/market-data/LOST/bars", json={"bars": rows[:2]})
+        assert again.status_code == 200, again.text
+        assert again.json()["inserted"] == 2 and again.json()["n_bars"] == 2  # the lost bar is not invented
+        bars = client.get("/api/v1/market-data/LOST/bars").json()["bars"]
+        assert [b["timestamp"][:10] for b in bars] == ["2020-01-02", "2020-01-03"]

@@ -104,7 +104,9 @@ def test_not_configured_says_what_to_set(tmp_path: Path) -> None:
 
 def test_missing_folder_says_what_to_set(tmp_path: Path) -> None:
     error = _invalid(tmp_path, tmp_path / "no-such-folder")
-    assert "ALPHAFORGE_FINBERT_DIR" in error.message and "no-such-folder" in error.message
+    # The setting is named; the server's folder is for its log, not for API clients.
+    assert "ALPHAFORGE_FINBERT_DIR" in error.message and "no FinBERT model" in error.message
+    assert "no-such-folder" not in error.message and str(tmp_path) not in error.message
 
 
 def test_unloadable_folder_says_what_to_set(model_dir: Path, tmp_path: Path) -> None:

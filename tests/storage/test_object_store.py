@@ -61,15 +61,58 @@ def test_local_put_leaves_no_partial_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "o" / "k").iterdir()) == ["v.bin"]
 
 
-def test_unreachable_s3_is_a_503_naming_the_object_store() -> None:
+def test_unreachable_s3_is_a_503_naming_the_object_store_not_its_address() -> None:
     store = ObjectStore(
-        "s3://bucket/prefix", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="x", secret_access_key="x"
+        "s3://some-bucket/prefix", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="x", secret_access_key="x"
     )
-    with pytest.raises(DependencyUnavailable) as info:
-        store.put("k", b"x")
-    assert info.value.status_code == 503 and info.value.dependency == "object store"
+    for operation in (lambda: store.put("secret-key/k", b"x"), lambda: store.get("secret-key/k")):
+        with pytest.raises(DependencyUnavailable) as info:
+            operation()
+        assert info.value.status_code == 503 and info.value.dependency == "object store"
+        # The endpoint, bucket and key are for the server log; the client learns what failed.
+        assert info.value.message == "object store unavailable: cannot connect to it"
+        assert info.value.context == {"dependency": "object store"}
+
+
+def test_a_missing_bucket_is_created_again_by_the_next_write(s3_endpoint: str) -> None:
+    store = ObjectStore(
+        f"s3://gone-{uuid.uuid4().hex[:10]}/prefix", endpoint_url=s3_endpoint, access_key_id="x", secret_access_key="x"
+    )
+    store.ensure_ready()
+    store.put("a/one.bin", b"1")
+    store.fs.rm(store.bucket, recursive=True)  # what an S3 server restarted empty looks like
+    assert not store.fs.exists(store.bucket)
+    # Reads see a missing object, as for any lost object; listing sees nothing.
+    with pytest.raises(ObjectNotFound):
+        store.get("a/one.bin")
+    assert not store.exists("a/one.bin") and store.list("a") == []
+    # The next write creates the bucket again and stores the object.
+    assert store.put("a/two.bin", b"22") == f"{store.url}/a/two.bin"
+    assert store.get("a/two.bin") == b"22" and store.list("a") == ["a/two.bin"]
+
+
+def test_a_missing_bucket_that_cannot_be_created_is_a_503_saying_so(s3_endpoint: str) -> None:
+    # "ab" is too short for a bucket name: S3 refuses to create it (InvalidBucketName).
+    store = ObjectStore("s3://ab/prefix", endpoint_url=s3_endpoint, access_key_id="x", secret_access_key="x")
+    for operation in (lambda: store.put("k", b"x"), store.ensure_ready):
+        with pytest.raises(DependencyUnavailable) as info:
+            operation()
+        assert info.value.status_code == 503
+        assert info.value.message == (
+            "object store unavailable: the bucket is missing and could not be created (InvalidBucketName)"
+        )
 
 
 def test_only_file_and_s3_urls() -> None:
     with pytest.raises(ValueError, match="file:// or s3://"):
         ObjectStore("gs://bucket")
+
+
+def test_a_local_folder_that_cannot_be_written_is_a_503_without_its_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the store's folder should be")
+    store = ObjectStore((blocker / "objects").as_uri())
+    with pytest.raises(DependencyUnavailable) as info:
+        store.put("k/v.bin", b"x")
+    assert info.value.message == "object store unavailable: cannot write: Not a directory"
+    assert str(tmp_path) not in str(info.value.context)

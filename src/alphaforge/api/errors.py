@@ -15,14 +15,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from alphaforge import logs
-from alphaforge.errors import AlphaforgeError, Conflict, DependencyUnavailable, PayloadTooLarge
+from alphaforge.errors import AlphaforgeError, Conflict, PayloadTooLarge
 from alphaforge.services.tasks import ClientGone
-from alphaforge.storage.db import _is_connection_error, _short
+from alphaforge.storage.db import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(Conflict("the record was changed by a concurrent request; read it again and retry"))
 
     @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or _is_connection_error(exc):
-            return error_response(DependencyUnavailable("database", _short(exc)))
-        return internal_error(exc)
+    @app.exception_handler(PoolTimeout)
+    async def _database(_request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
+        unavailable = database_unavailable(exc)
+        return internal_error(exc) if unavailable is None else error_response(unavailable)
 
 
 def internal_error(exc: BaseException) -> JSONResponse:

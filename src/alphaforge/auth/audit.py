@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from alphaforge.marketdata.bars import to_utc
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import AuditEvent
 
@@ -58,8 +59,8 @@ def list_events(
     if outcome_name is not None:
         query = query.where(AuditEvent.outcome == outcome_name)
     if since is not None:
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(AuditEvent.at >= to_utc(since))
     if until is not None:
-        query = query.where(AuditEvent.at < until)
+        query = query.where(AuditEvent.at < to_utc(until))
     with db.session() as session:
         return list(session.scalars(query))

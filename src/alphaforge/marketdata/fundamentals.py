@@ -31,10 +31,11 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.macro import _datetime_key, as_utc, gate_pit_records
+from alphaforge.marketdata.macro import PitParser, _datetime_key, as_utc
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
-from alphaforge.marketdata.quality import RecordsQualityReport
+from alphaforge.marketdata.quality import FirstValues, RecordsQualityReport, Rule, find_bad_rows
+from alphaforge.marketdata.records import ColumnBuffer, Records, as_records
 from alphaforge.marketdata.stores import KeyedLocks, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import FundamentalObservation
@@ -45,13 +46,22 @@ RECORD_COLUMNS = ("period_end", "available_at", "field", "value")
 
 def normalize_field(field: str) -> str:
     """Lower-case and check a fundamentals field name before it reaches storage."""
-    normalized = str(field).strip().lower()
-    if not FIELD_PATTERN.fullmatch(normalized):
+    normalized = _field_name(field)
+    if normalized is None:
         raise InvalidInput(
-            f"invalid fundamentals field {field!r}: use 1-40 characters, lower-case letters, digits or '_', "
+            f"invalid fundamentals field {field!r}: use 1-40 ASCII characters, lower-case letters, digits or '_', "
             "starting with a letter (e.g. eps, book_value_per_share)"
         )
     return normalized
+
+
+def _field_name(given: object) -> str | None:
+    """The normalized field name, None when ``given`` is not one. ASCII is checked before
+    lower-casing: case mapping would turn the Kelvin sign into 'k'."""
+    if not isinstance(given, str) or not given.isascii():
+        return None
+    name = given.strip().lower()
+    return name if FIELD_PATTERN.fullmatch(name) else None
 
 
 # -- the data-quality gate ----------------------------------------------------------------
@@ -70,12 +80,40 @@ class FundamentalBadRow:
 FundamentalQualityReport = RecordsQualityReport[FundamentalBadRow]
 
 
-def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, FundamentalQualityReport]:
+class _FieldNames:
+    """Field names normalized chunk by chunk into int codes (one per distinct name; -1 for
+    an invalid one): each distinct text is normalized once, never a string per row."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._codes: dict[str, int] = {}
+        self.given = FirstValues()  # invalid names as uploaded, for the 422
+
+    def _code(self, given: Any) -> int:
+        name = _field_name(given)
+        if name is None:
+            return -1
+        return self._codes.setdefault(name, len(self._codes))
+
+    def add(self, offset: int, raw: pd.Series) -> np.ndarray:
+        if isinstance(raw.dtype, pd.StringDtype):  # a CSV: codes of the distinct texts
+            codes, uniques = pd.factorize(raw)
+            lookup = np.asarray([self._code(u) for u in uniques] + [-1], dtype="int64")
+            out = lookup[codes]  # code -1 (a missing value) takes the last entry: invalid
+        else:  # JSON values: any type
+            out = np.asarray([self._code(v) for v in raw], dtype="int64")
+        self.names = list(self._codes)
+        self.given.offer(offset, out < 0, raw)
+        return out
+
+
+def parse_fundamentals_upload(records: pd.DataFrame | Records) -> tuple[pd.DataFrame, FundamentalQualityReport]:
     """Parse raw uploaded rows (any case of column names) and run the quality gate.
 
     Returns a frame of ``field`` (normalized), ``observation`` (the period end) /
     ``available`` (int64 UTC ns) and ``value`` (float64) in upload order, and the report;
     the frame is only meaningful when the report is ok. Rows are numbered from 1."""
+    records = as_records(records)
     columns = {str(c).strip().lower(): c for c in records.columns}
     missing = [c for c in RECORD_COLUMNS if c not in columns]
     if missing:
@@ -83,39 +121,36 @@ def parse_fundamentals_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, Fund
             "fundamentals records need the columns period_end, available_at, field, value; "
             f"missing: {', '.join(missing)}"
         )
-    if len(records) == 0:
+    parser, fields, field_codes = PitParser("period_end"), _FieldNames(), ColumnBuffer(1, "int64")
+    for chunk in records.chunks([columns[c] for c in RECORD_COLUMNS]):
+        field_codes.append(fields.add(parser.n_rows, chunk.iloc[:, 2]))
+        parser.add(chunk.iloc[:, 0], chunk.iloc[:, 1], chunk.iloc[:, 3])
+    if parser.n_rows == 0:
         raise InvalidInput("the upload holds no records")
-    raw_field = records[columns["field"]]
-    fields: list[str | None] = []
-    for given in raw_field:
-        name = given.strip().lower() if isinstance(given, str) else None
-        fields.append(name if name is not None and FIELD_PATTERN.fullmatch(name) else None)
-    field_array = np.asarray([f if f is not None else f"\x00bad{i}" for i, f in enumerate(fields)], dtype=object)
-    observation, available, value, obs_bad, avail_bad, problems = gate_pit_records(
-        records[columns["period_end"]],
-        records[columns["available_at"]],
-        records[columns["value"]],
-        observation_name="period_end",
-        group=field_array,
-        group_name="field",
-    )
-    for i, name in enumerate(fields):
-        if name is None:
-            problems[i].insert(0, f"field {raw_field.iloc[i]!r} is not a field name (lower-case, e.g. eps)")
+    codes = field_codes.values()[0]
+    invalid = codes < 0
+    # An invalid name never duplicates another row: a code of its own (below -1).
+    pit = parser.finish(group=np.where(invalid, -2 - np.arange(len(codes)), codes), group_name="field")
+    rules: list[Rule] = [
+        (invalid, lambda i: f"field {fields.given[i]!r} is not a field name (lower-case, e.g. eps)"),
+        *pit.rules,
+    ]
+    described, n_bad = find_bad_rows(parser.n_rows, rules)
     bad_rows = [
         FundamentalBadRow(
-            row=int(i) + 1,
-            field=fields[i],
-            period_end=None if obs_bad[i] else iso(observation[i]),
-            available_at=None if avail_bad[i] else iso(available[i]),
-            problems=p,
+            row=i + 1,
+            field=None if invalid[i] else fields.names[codes[i]],
+            period_end=None if pit.obs_bad[i] else iso(pit.observation[i]),
+            available_at=None if pit.avail_bad[i] else iso(pit.available[i]),
+            problems=problems,
         )
-        for i, p in sorted(problems.items())
+        for i, problems in described
     ]
+    names = np.asarray([*fields.names, ""], dtype=object)  # one object per name, shared by its rows
     frame = pd.DataFrame(
-        {"field": [f or "" for f in fields], "observation": observation, "available": available, "value": value}
+        {"field": names[codes], "observation": pit.observation, "available": pit.available, "value": pit.value}
     )
-    return frame, FundamentalQualityReport(bad_rows, "fundamentals record(s)")
+    return frame, FundamentalQualityReport(bad_rows, n_bad, "fundamentals record(s)")
 
 
 # -- the store ------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ class HttpBarProvider(BarProvider):
         if response.status_code == 404:
             raise DependencyFailed(
                 DEPENDENCY,
-                f"{self.base_url}{SYMBOLS_PATH} answered 404; check {URL_SETTING} points at the service",
+                f"the service answered 404 for GET {SYMBOLS_PATH}; check {URL_SETTING} points at the service",
                 upstream_status=404,
             )
         rows = _parse_series(_json(response, "the symbol list"))
@@ -163,16 +163,17 @@ class HttpBarProvider(BarProvider):
     def _attempt(self, path: str, params: dict[str, str], what: str) -> httpx.Response | _Failure:
         try:
             response = self._client.get(path, params=params)
-        except httpx.UnsupportedProtocol as exc:
-            return _Failure(DependencyUnavailable, f"cannot call {self.base_url} ({exc}); check {URL_SETTING}")
-        except httpx.TimeoutException:
-            return _Failure(
-                DependencyUnavailable, f"no answer for {what} from {self.base_url} within {self.timeout_s:g} s", True
-            )
-        except httpx.TransportError as exc:
-            return _Failure(DependencyUnavailable, f"cannot reach {self.base_url}: {_exc_text(exc)}", True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return _Failure(DependencyFailed, f"request for {what} failed: {_exc_text(exc)}")
+            # The service's address and the transport's words go to the log, not to the client.
+            log.warning("market data at %s: request for %s failed: %s", self.base_url, what, _exc_text(exc))
+            if isinstance(exc, httpx.UnsupportedProtocol):
+                text = f"cannot call the service (unsupported protocol); check {URL_SETTING}"
+                return _Failure(DependencyUnavailable, text)
+            if isinstance(exc, httpx.TimeoutException):
+                return _Failure(DependencyUnavailable, f"no answer for {what} within {self.timeout_s:g} s", True)
+            if isinstance(exc, httpx.TransportError):
+                return _Failure(DependencyUnavailable, f"cannot reach the service ({type(exc).__name__})", True)
+            return _Failure(DependencyFailed, f"request for {what} failed ({type(exc).__name__})")
         return self._check_status(response, what) or response
 
     def _check_status(self, response: httpx.Response, what: str) -> _Failure | None:
@@ -193,11 +194,13 @@ class HttpBarProvider(BarProvider):
         later = f"; retry after {_retry_after_text(retry_after)}" if retry_after else ""
         if status == 429:
             return _Failure(DependencyUnavailable, f"rate limited by the service (HTTP 429){later}", context=context)
-        if status in (503, 504):
-            text = f"the service is unavailable (HTTP {status}: {message}){later}"
-            return _Failure(DependencyUnavailable, text, True, context)
         if status >= 500:
-            return _Failure(DependencyFailed, f"the service failed on {what} (HTTP {status}: {message})", True, context)
+            # A server error's text may describe the service's insides: logged, not passed on.
+            log.warning("market data at %s: HTTP %d for %s: %s", self.base_url, status, what, message)
+        if status in (503, 504):
+            return _Failure(DependencyUnavailable, f"the service is unavailable (HTTP {status}){later}", True, context)
+        if status >= 500:
+            return _Failure(DependencyFailed, f"the service failed on {what} (HTTP {status})", True, context)
         return _Failure(DependencyFailed, f"unexpected HTTP {status} for {what}: {message}", context=context)
 
 
@@ -276,8 +279,9 @@ def _json(response: httpx.Response, what: str) -> Any:
         return response.json()
     except ValueError as exc:
         snippet = response.text[:120] if response.content else "an empty body"
+        log.warning("market data: malformed JSON for %s (%s): %r", what, exc, snippet)
         raise DependencyFailed(
-            DEPENDENCY, f"the service sent malformed JSON for {what} ({exc}): {snippet!r}", upstream_status=response.status_code
+            DEPENDENCY, f"the service sent malformed JSON for {what}", upstream_status=response.status_code
         ) from None
 
 
@@ -295,15 +299,15 @@ def _parse_bars(payload: Any, what: str) -> pd.DataFrame:
         raise DependencyFailed(
             DEPENDENCY,
             f"the service sent {what} that fail the data-quality gate: {_describe(report)}",
-            n_bad_rows=len(report.bad_rows),
+            n_bad_rows=report.n_bad_rows,
         )
     return frame
 
 
 def _describe(report: QualityReport, limit: int = 5) -> str:
     shown = "; ".join(f"row {b.row} ({b.timestamp}): {', '.join(b.problems)}" for b in report.bad_rows[:limit])
-    more = len(report.bad_rows) - limit
-    return f"{len(report.bad_rows)} bad bar(s): {shown}" + (f"; and {more} more" if more > 0 else "")
+    more = report.n_bad_rows - min(limit, len(report.bad_rows))
+    return f"{report.n_bad_rows} bad bar(s): {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
 class _SeriesRow(BaseModel):

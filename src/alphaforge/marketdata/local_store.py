@@ -3,6 +3,7 @@ with a catalog row per series in the database."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import select
 
-from alphaforge.errors import InvalidInput
+from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import (
     BAR_COLUMNS,
     Timeframe,
@@ -25,6 +26,7 @@ from alphaforge.storage.object_store import ObjectNotFound, ObjectStore
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
 from alphaforge.storage.tables import BarSeries
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -60,7 +62,7 @@ class LocalBarStore(BarProvider):
         if timeframe == Timeframe.WEEK:
             raise InvalidInput("1w bars are aggregated from 1d bars; ingest 1d (or 1h) bars instead")
         with self._lock(symbol, timeframe):
-            existing = self._read(symbol, timeframe)
+            existing = self._read(symbol, timeframe, lost_ok=True)
             replaced = int(existing.index.isin(bars.index).sum()) if existing is not None else 0
             if existing is not None and len(existing):
                 merged = pd.concat([existing[~existing.index.isin(bars.index)], bars])
@@ -134,7 +136,10 @@ class LocalBarStore(BarProvider):
             stored = session.scalars(select(BarSeries.timeframe).where(BarSeries.symbol == symbol)).all()
         return sorted(set(stored) | ({Timeframe.WEEK.value} if Timeframe.DAY.value in stored else set()))
 
-    def _read(self, symbol: str, timeframe: Timeframe) -> pd.DataFrame | None:
+    def _read(self, symbol: str, timeframe: Timeframe, *, lost_ok: bool = False) -> pd.DataFrame | None:
+        """The stored series (None: none stored). Its object lost from the object store (e.g.
+        a bucket recreated empty): None when ``lost_ok`` (an ingest starts the series
+        afresh), else a 409 that says to ingest the bars again."""
         for attempt in range(2):
             with self.db.session() as session:
                 row = session.get(BarSeries, (symbol, timeframe.value))
@@ -149,7 +154,13 @@ class LocalBarStore(BarProvider):
             except ObjectNotFound:
                 if attempt == 0:
                     continue  # a concurrent ingest replaced the series; read the catalog again
-                raise
+                log.warning("bars %s %s: object %s is missing from the object store", symbol, timeframe.value, uri)
+                if lost_ok:
+                    return None
+                raise Conflict(
+                    f"the stored {timeframe.value} bars of {symbol} are missing from the object store; "
+                    f"ingest them again with POST /api/v1/market-data/{symbol}/bars"
+                ) from None
             frame = from_parquet_bytes(data)[list(BAR_COLUMNS)]
             self._cache[(symbol, timeframe.value)] = (fp, frame)
             return frame

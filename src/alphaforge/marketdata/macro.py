@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,7 +56,8 @@ from sqlalchemy.exc import IntegrityError
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
-from alphaforge.marketdata.quality import RecordsQualityReport
+from alphaforge.marketdata.quality import FirstValues, RecordsQualityReport, Rule, find_bad_rows
+from alphaforge.marketdata.records import ColumnBuffer, Records, as_records, parse_numbers, parse_times
 from alphaforge.marketdata.stores import KeyedLocks, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import MacroObservation
@@ -70,14 +70,16 @@ RECORD_COLUMNS = ("observation_date", "available_at", "value")
 # Representable as int64 nanoseconds (PitSeries) with a margin.
 _MIN_NS = pd.Timestamp("1678-01-01", tz="UTC").value
 _MAX_NS = pd.Timestamp("2261-12-31", tz="UTC").value
+_LO, _HI = pd.Timestamp(_MIN_NS, tz="UTC"), pd.Timestamp(_MAX_NS, tz="UTC")
 
 
 def normalize_series(series: str) -> str:
-    """Upper-case and check a series name before it reaches storage."""
+    """Upper-case and check a series name before it reaches storage (ASCII checked first,
+    as for symbols: case mapping would turn 'ı' into 'I')."""
     normalized = str(series).strip().upper()
-    if not SERIES_PATTERN.fullmatch(normalized):
+    if not str(series).isascii() or not SERIES_PATTERN.fullmatch(normalized):
         raise InvalidInput(
-            f"invalid macro series {series!r}: use 1-40 characters, letters, digits, '.', '_' or '-', "
+            f"invalid macro series {series!r}: use 1-40 ASCII characters, letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (e.g. VIX, CORE_CPI)"
         )
     return normalized
@@ -98,89 +100,95 @@ class MacroBadRow:
 MacroQualityReport = RecordsQualityReport[MacroBadRow]
 
 
-def _parse_times(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """int64 UTC nanoseconds and a "bad" mask; naive times are UTC."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype):
-        parsed = pd.DatetimeIndex(raw)
-        parsed = parsed.tz_localize("UTC") if parsed.tz is None else parsed.tz_convert("UTC")
-        bad = np.asarray(parsed.isna())
-        ns = np.where(bad, 0, parsed.as_unit("ns").asi8)
-        return ns.astype("int64"), bad
-    text = raw.astype("string")
-    parsed_list = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-    parsed = pd.DatetimeIndex(parsed_list)
-    bad = np.asarray(parsed.isna())
-    # Out of the int64-ns range (pandas may parse far dates at a coarser unit): bad.
-    lo, hi = pd.Timestamp(_MIN_NS, tz="UTC"), pd.Timestamp(_MAX_NS, tz="UTC")
-    with np.errstate(invalid="ignore"):
-        out_of_range = ~bad & np.asarray((parsed < lo) | (parsed > hi))
-    bad = bad | out_of_range
-    safe = parsed.where(~bad, lo)
-    ns = np.asarray(pd.DatetimeIndex(safe).as_unit("ns").asi8, dtype="int64")
-    return ns, bad
-
-
 def parse_values(raw_value: pd.Series) -> np.ndarray:
     """Uploaded values as float64; anything not a number (booleans included) is NaN."""
     if pd.api.types.is_bool_dtype(raw_value.dtype):
         raw_value = pd.Series([None] * len(raw_value), dtype=object)  # true/false is no value
-    elif raw_value.dtype == object or pd.api.types.is_string_dtype(raw_value.dtype):
+    elif raw_value.dtype == object:  # JSON: a true/false among the numbers (text has none)
         raw_value = raw_value.map(lambda v: None if isinstance(v, bool) else v)
-    return pd.to_numeric(raw_value, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return parse_numbers(raw_value)
 
 
-def gate_pit_records(
-    raw_obs: pd.Series,
-    raw_avail: pd.Series,
-    raw_value: pd.Series,
-    observation_name: str = "observation_date",
-    group: np.ndarray | None = None,
-    group_name: str | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, defaultdict[int, list[str]]]:
-    """The point-in-time quality gate shared by macro series and fundamentals.
+@dataclass(frozen=True)
+class PitColumns:
+    """An upload's point-in-time columns, parsed, and the gate's rules over them."""
 
-    Parses observation / available times (int64 UTC ns) and values (float64) and returns
-    them with the bad masks of the times and the problems per row index (0-based):
-    unparseable or missing times, available before the observation, sub-microsecond times,
-    non-finite values, and duplicate keys ((group,) observation, available_at)."""
-    observation, obs_bad = _parse_times(raw_obs)
-    available, avail_bad = _parse_times(raw_avail)
-    value = parse_values(raw_value)
+    observation: np.ndarray  # int64 UTC ns
+    available: np.ndarray
+    value: np.ndarray  # float64
+    obs_bad: np.ndarray  # the time is missing, unparseable or out of range
+    avail_bad: np.ndarray
+    rules: list[Rule]
 
-    problems: defaultdict[int, list[str]] = defaultdict(list)  # row index -> problems
-    for name, raw, bad in ((observation_name, raw_obs, obs_bad), ("available_at", raw_avail, avail_bad)):
-        for i in np.flatnonzero(bad):
-            given = raw.iloc[i]
+
+class PitParser:
+    """The point-in-time quality gate shared by macro series and fundamentals, fed chunk by
+    chunk (:meth:`add`) so only the parsed arrays are kept.
+
+    Parses observation / available times (int64 UTC ns) and values (float64); the rules
+    (:meth:`finish`): unparseable or missing times, available before the observation,
+    sub-microsecond times, non-finite values, and duplicate keys ((group,) observation,
+    available_at)."""
+
+    def __init__(self, observation_name: str = "observation_date") -> None:
+        self.observation_name = observation_name
+        self._times = ColumnBuffer(2, "int64")  # observation, available
+        self._bad = ColumnBuffer(2, "bool")
+        self._values = ColumnBuffer(1, "float64")
+        self._given = (FirstValues(), FirstValues())  # unusable times as uploaded
+
+    @property
+    def n_rows(self) -> int:
+        return self._times.n_rows
+
+    def add(self, raw_obs: pd.Series, raw_avail: pd.Series, raw_value: pd.Series) -> None:
+        (obs, obs_bad), (avail, avail_bad) = parse_times(raw_obs, _LO, _HI), parse_times(raw_avail, _LO, _HI)
+        self._given[0].offer(self.n_rows, obs_bad, raw_obs)
+        self._given[1].offer(self.n_rows, avail_bad, raw_avail)
+        self._times.append(obs, avail)
+        self._bad.append(obs_bad, avail_bad)
+        self._values.append(parse_values(raw_value))
+
+    def _time_problem(self, given_values: FirstValues, name: str) -> Callable[[int], str]:
+        def problem(i: int) -> str:
+            given = given_values[i]
             if given is None or (not isinstance(given, str) and pd.isna(given)):
-                problems[i].append(f"{name} is missing")
-            else:
-                problems[i].append(f"{name} {given!r} is not a date/time (1678-2261)")
-    both = ~obs_bad & ~avail_bad
-    for i in np.flatnonzero(both & (available < observation)):
-        problems[i].append(f"available_at is before {observation_name}")
-    for name, ns, ok in ((observation_name, observation, ~obs_bad), ("available_at", available, ~avail_bad)):
-        for i in np.flatnonzero(ok & (ns % 1000 != 0)):
-            problems[i].append(f"{name} is finer than a microsecond")
-    for i in np.flatnonzero(~np.isfinite(value)):
-        problems[i].append("value is missing or not a finite number")
-    keys = pd.DataFrame({"o": observation, "a": available})
-    label = f"{observation_name}, available_at"
-    if group is not None:
-        keys["g"] = group
-        label = f"{group_name}, {label}"
-    duplicated = keys.duplicated(keep=False).to_numpy() & both
-    for i in np.flatnonzero(duplicated):
-        problems[i].append(f"duplicate ({label})")
-    return observation, available, value, obs_bad, avail_bad, problems
+                return f"{name} is missing"
+            return f"{name} {given!r} is not a date/time (1678-2261)"
+
+        return problem
+
+    def finish(self, group: np.ndarray | None = None, group_name: str | None = None) -> PitColumns:
+        """The parsed columns and the rules; ``group`` (int codes) joins the duplicate key."""
+        (observation, available), (obs_bad, avail_bad) = self._times.values(), self._bad.values()
+        value = self._values.values()[0]
+        name = self.observation_name
+        both = ~obs_bad & ~avail_bad
+        rules: list[Rule] = [
+            (obs_bad, self._time_problem(self._given[0], name)),
+            (avail_bad, self._time_problem(self._given[1], "available_at")),
+            (both & (available < observation), f"available_at is before {name}"),
+            (~obs_bad & (observation % 1000 != 0), f"{name} is finer than a microsecond"),
+            (~avail_bad & (available % 1000 != 0), "available_at is finer than a microsecond"),
+            (~np.isfinite(value), "value is missing or not a finite number"),
+        ]
+        keys = pd.DataFrame({"o": observation, "a": available})
+        label = f"{name}, available_at"
+        if group is not None:
+            keys["g"] = group
+            label = f"{group_name}, {label}"
+        rules.append((keys.duplicated(keep=False).to_numpy() & both, f"duplicate ({label})"))
+        return PitColumns(observation, available, value, obs_bad, avail_bad, rules)
 
 
-def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualityReport]:
+def parse_macro_upload(records: pd.DataFrame | Records) -> tuple[pd.DataFrame, MacroQualityReport]:
     """Parse raw uploaded rows (any case of column names) and run the quality gate.
 
     Returns a frame of ``observation`` / ``available`` (int64 UTC ns) and ``value``
     (float64) in upload order, and the report; the frame is only meaningful when the
     report is ok. Rows are numbered from 1 in upload order.
     """
+    records = as_records(records)
     columns = {str(c).strip().lower(): c for c in records.columns}
     missing = [c for c in RECORD_COLUMNS if c not in columns]
     if missing:
@@ -188,24 +196,24 @@ def parse_macro_upload(records: pd.DataFrame) -> tuple[pd.DataFrame, MacroQualit
             "macro records need the columns observation_date, available_at, value; "
             f"missing: {', '.join(missing)}"
         )
-    if len(records) == 0:
+    parser = PitParser()
+    for chunk in records.chunks([columns[c] for c in RECORD_COLUMNS]):
+        parser.add(chunk.iloc[:, 0], chunk.iloc[:, 1], chunk.iloc[:, 2])
+    if parser.n_rows == 0:
         raise InvalidInput("the upload holds no records")
-    raw_obs, raw_avail = records[columns["observation_date"]], records[columns["available_at"]]
-    observation, available, value, obs_bad, avail_bad, problems = gate_pit_records(
-        raw_obs, raw_avail, records[columns["value"]]
-    )
-
+    pit = parser.finish()
+    described, n_bad = find_bad_rows(parser.n_rows, pit.rules)
     bad_rows = [
         MacroBadRow(
-            row=int(i) + 1,
-            observation_date=None if obs_bad[i] else iso(observation[i]),
-            available_at=None if avail_bad[i] else iso(available[i]),
-            problems=p,
+            row=i + 1,
+            observation_date=None if pit.obs_bad[i] else iso(pit.observation[i]),
+            available_at=None if pit.avail_bad[i] else iso(pit.available[i]),
+            problems=problems,
         )
-        for i, p in sorted(problems.items())
+        for i, problems in described
     ]
-    frame = pd.DataFrame({"observation": observation, "available": available, "value": value})
-    return frame, MacroQualityReport(bad_rows, "record(s)")
+    frame = pd.DataFrame({"observation": pit.observation, "available": pit.available, "value": pit.value})
+    return frame, MacroQualityReport(bad_rows, n_bad, "record(s)")
 
 
 # -- the store ------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import _MAX_NS, _MIN_NS, _datetime_key, as_utc
 from alphaforge.marketdata.pit_table import iso as _iso
 from alphaforge.marketdata.pit_table import ns_of as _ns_of
-from alphaforge.marketdata.quality import RecordsQualityReport
+from alphaforge.marketdata.quality import MAX_BAD_ROWS, RecordsQualityReport
+from alphaforge.marketdata.records import Records, as_records
 from alphaforge.marketdata.stores import KeyedLocks, one_per_database
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import NewsArticle
@@ -146,12 +147,30 @@ class ParsedArticle:
     url: str | None
 
 
-def parse_news_upload(records: pd.DataFrame) -> tuple[list[ParsedArticle], NewsQualityReport]:
+def _check_article(raw: dict[str, Any], latest_ns: int) -> tuple[ParsedArticle, list[str], int | None, str | None]:
+    """One uploaded row: the article, its problems, and its time and headline as parsed."""
+    problems: list[str] = []
+    ns, problem = parse_published(raw["published_at"], latest_ns)
+    if problem:
+        problems.append(problem)
+    headline = _parse_text("headline", raw["headline"], problems)
+    if headline is None and not any(p.startswith("headline") for p in problems):
+        problems.append("headline is missing or empty")
+    texts = {name: _parse_text(name, raw[name], problems) for name in OPTIONAL_COLUMNS}
+    if texts["url"] is not None and not _URL.match(texts["url"]):
+        problems.append(f"url {_show(texts['url'])} does not start with http:// or https://")
+    article = ParsedArticle(ns or 0, headline or "", texts["body"], texts["source"], texts["url"])
+    return article, problems, ns, headline
+
+
+def parse_news_upload(records: pd.DataFrame | Records) -> tuple[list[ParsedArticle], NewsQualityReport]:
     """Parse raw uploaded rows (any case of column names) and run the quality gate.
 
     Returns the articles in upload order and the report; the articles are only meaningful
-    when the report is ok. Rows are numbered from 1. (Plain objects, not a frame: pandas
+    when the report is ok (after the first bad row they are no longer collected). Rows are
+    numbered from 1; the rows are read chunk by chunk. (Plain objects, not a frame: pandas
     would turn the None of an empty body into NaN.)"""
+    records = as_records(records)
     columns = {str(c).strip().lower(): c for c in records.columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -159,38 +178,29 @@ def parse_news_upload(records: pd.DataFrame) -> tuple[list[ParsedArticle], NewsQ
             "news articles need the columns published_at, headline (optional: body, source, url); "
             f"missing: {', '.join(missing)}"
         )
-    if len(records) == 0:
-        raise InvalidInput("the upload holds no articles")
-    n = len(records)
-    raw = {
-        name: records[columns[name]].tolist() if name in columns else [None] * n
-        for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-    }
+    names = [name for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in columns]
     latest_ns = pd.Timestamp(datetime.now(timezone.utc) + FUTURE_TOLERANCE).value
     articles: list[ParsedArticle] = []
     bad_rows: list[NewsBadRow] = []
-    for i in range(n):
-        problems: list[str] = []
-        ns, problem = parse_published(raw["published_at"][i], latest_ns)
-        if problem:
-            problems.append(problem)
-        headline = _parse_text("headline", raw["headline"][i], problems)
-        if headline is None and not any(p.startswith("headline") for p in problems):
-            problems.append("headline is missing or empty")
-        texts = {name: _parse_text(name, raw[name][i], problems) for name in OPTIONAL_COLUMNS}
-        if texts["url"] is not None and not _URL.match(texts["url"]):
-            problems.append(f"url {_show(texts['url'])} does not start with http:// or https://")
-        if problems:
-            bad_rows.append(
-                NewsBadRow(
-                    row=i + 1,
-                    published_at=None if ns is None else _iso(ns),
-                    headline=None if headline is None else headline[:60],
-                    problems=problems,
-                )
-            )
-        articles.append(ParsedArticle(ns or 0, headline or "", texts["body"], texts["source"], texts["url"]))
-    return articles, NewsQualityReport(bad_rows, "news article(s)")
+    n_bad = n = 0
+    for chunk in records.chunks([columns[name] for name in names]):
+        values = {name: chunk.iloc[:, k].tolist() for k, name in enumerate(names)}
+        for i in range(len(chunk)):
+            raw = {name: values[name][i] if name in values else None for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
+            article, problems, ns, headline = _check_article(raw, latest_ns)
+            n += 1
+            if not problems:
+                if not n_bad:
+                    articles.append(article)
+                continue
+            n_bad += 1
+            articles.clear()  # the upload is rejected: keep no article
+            if len(bad_rows) < MAX_BAD_ROWS:
+                bad_rows.append(NewsBadRow(row=n, published_at=None if ns is None else _iso(ns),
+                                           headline=None if headline is None else headline[:60], problems=problems))
+    if n == 0:
+        raise InvalidInput("the upload holds no articles")
+    return articles, NewsQualityReport(bad_rows, n_bad, "news article(s)")
 
 
 # -- the store ------------------------------------------------------------------------------

@@ -1,12 +1,24 @@
 """The data-quality gate's verdict on an upload, for every kind of record (bars, macro,
-fundamentals, news): ok, or a 422 that names each bad row and says nothing was stored."""
+fundamentals, news): ok, or a 422 that names the first bad rows, counts all of them and
+says nothing was stored.
+
+A gate checks whole columns at once (one boolean mask per rule) and describes only the
+first :data:`MAX_BAD_ROWS` bad rows: an upload of millions of bad rows costs a few masks,
+never a Python object per bad row."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+import pandas as pd
 
 from alphaforge.errors import InvalidInput
+
+#: Bad rows a 422 describes (all of them are counted).
+MAX_BAD_ROWS = 20
 
 
 class BadRecord(Protocol):
@@ -25,20 +37,68 @@ R = TypeVar("R", bound=BadRecord)
 class RecordsQualityReport(Generic[R]):
     """The data-quality gate's verdict on an upload of records: ok, or the bad rows."""
 
-    bad_rows: list[R]
+    bad_rows: list[R]  # the first MAX_BAD_ROWS bad rows, in upload order
+    n_bad_rows: int  # every bad row
     what: str  # "record(s)", "news article(s)": how the 422 names the records
 
     @property
     def ok(self) -> bool:
-        return not self.bad_rows
+        return self.n_bad_rows == 0
 
-    def error(self, subject: str, limit: int = 20) -> InvalidInput:
+    def error(self, subject: str, limit: int = MAX_BAD_ROWS) -> InvalidInput:
         shown = self.bad_rows[:limit]
         lines = "; ".join(f"row {b.row} ({b.label()}): {', '.join(b.problems)}" for b in shown)
-        more = f"; and {len(self.bad_rows) - limit} more" if len(self.bad_rows) > limit else ""
+        more = f"; and {self.n_bad_rows - len(shown)} more" if self.n_bad_rows > len(shown) else ""
         return InvalidInput(
-            f"{len(self.bad_rows)} {self.what} for {subject} failed the data-quality gate, nothing was "
+            f"{self.n_bad_rows} {self.what} for {subject} failed the data-quality gate, nothing was "
             f"stored: {lines}{more}",
             bad_rows=[b.__dict__ for b in shown],
-            n_bad_rows=len(self.bad_rows),
+            n_bad_rows=self.n_bad_rows,
         )
+
+
+#: A rule of a gate: the rows that break it, and its problem (a text, or the text for row i).
+Rule = tuple[np.ndarray, str | Callable[[int], str]]
+
+
+def first_true(mask: np.ndarray, limit: int, block: int = 1 << 16) -> list[int]:
+    """The positions of the first ``limit`` True values, scanning block by block."""
+    found: list[int] = []
+    for start in range(0, len(mask), block):
+        if len(found) >= limit:
+            break
+        hits = np.flatnonzero(mask[start : start + block])[: limit - len(found)]
+        found.extend(int(i) + start for i in hits)
+    return found
+
+
+def find_bad_rows(
+    n_rows: int, rules: Sequence[Rule], limit: int = MAX_BAD_ROWS
+) -> tuple[list[tuple[int, list[str]]], int]:
+    """The first ``limit`` rows that break a rule, each with its problems in rule order
+    (rows 0-based), and the number of rows that break one."""
+    bad = np.zeros(n_rows, dtype=bool)
+    for mask, _ in rules:
+        bad |= mask
+    described = []
+    for i in first_true(bad, limit):
+        problems = [text if isinstance(text, str) else text(i) for mask, text in rules if mask[i]]
+        described.append((i, problems))
+    return described, int(np.count_nonzero(bad))
+
+
+class FirstValues:
+    """The uploaded values of the first ``limit`` rows where a mask holds, gathered chunk by
+    chunk: what a 422 quotes (a timestamp as given) without keeping the whole column."""
+
+    def __init__(self, limit: int = MAX_BAD_ROWS) -> None:
+        self.limit = limit
+        self.values: dict[int, Any] = {}  # 0-based row -> value as uploaded
+
+    def offer(self, offset: int, mask: np.ndarray, values: pd.Series) -> None:
+        """Rows ``offset + i`` for the True positions i of ``mask`` (a chunk's rows)."""
+        for i in first_true(mask, self.limit - len(self.values)):
+            self.values[offset + i] = values.iloc[i]
+
+    def __getitem__(self, row: int) -> Any:
+        return self.values[row]

@@ -10,26 +10,35 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.features.base import FeatureCategory
+from alphaforge.schemas.request import (
+    DESCRIPTION_MAX,
+    KEY_MAX,
+    NAME_MAX,
+    URI_MAX,
+    RequestModel,
+    RequestTime,
+    Symbol,
+)
 
 
-class FeatureCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=255, examples=["14-period RSI"])
+class FeatureCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["14-period RSI"])
     type: FeatureCategory
-    plugin_key: str = Field(max_length=100, examples=["technical.rsi"])
+    plugin_key: str = Field(max_length=KEY_MAX, examples=["technical.rsi"])
     parameters: dict[str, Any] = Field(default_factory=dict, examples=[{"period": 14}])
-    description: str | None = None
+    description: str | None = Field(None, max_length=DESCRIPTION_MAX)
 
 
-class FeatureUpdate(BaseModel):
+class FeatureUpdate(RequestModel):
     """All optional; ``parameters`` replaces the whole dict. ``version``, when sent, must
     equal the stored version (optimistic lock) or the update is refused with 409."""
 
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(None, min_length=1, max_length=NAME_MAX)
     type: FeatureCategory | None = None
-    plugin_key: str | None = Field(None, max_length=100)
+    plugin_key: str | None = Field(None, max_length=KEY_MAX)
     parameters: dict[str, Any] | None = None
-    description: str | None = None
-    storage_uri: str | None = Field(None, max_length=1000)
+    description: str | None = Field(None, max_length=DESCRIPTION_MAX)
+    storage_uri: str | None = Field(None, max_length=URI_MAX)
     version: int | None = Field(None, ge=1, description="The version you read; 409 if it changed since")
 
 
@@ -49,11 +58,11 @@ class FeatureRead(BaseModel):
     updated_at: datetime
 
 
-class FeatureGenerateRequest(BaseModel):
-    symbol: str = Field(examples=["GSPC"])
+class FeatureGenerateRequest(RequestModel):
+    symbol: Symbol
     timeframe: Timeframe = Timeframe.DAY
-    start_date: datetime = Field(description="Inclusive; naive values are read as UTC", examples=["2010-01-01"])
-    end_date: datetime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2010-01-01"])
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
 
 
 class FeatureDatasetRead(BaseModel):

@@ -8,9 +8,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from alphaforge.auth.roles import Role
+from alphaforge.schemas.request import RequestModel
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100, examples=["alice's notebook"])
     role: Role = Field(description="read: every GET; research: + definitions, generate, train, tune, predict; admin: everything")
 

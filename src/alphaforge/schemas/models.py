@@ -10,31 +10,36 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.models.base import ModelFamily
+from alphaforge.schemas.request import KEY_MAX, NAME_MAX, URI_MAX, RequestModel, RequestTime, Symbol
 
 #: Fields of the seed's ModelUpdate that only training writes; sending one is a 422.
 TRAINING_OUTPUTS = ("mlflow_run_id", "artifact_uri", "metrics")
 
 
-class ModelCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=255, examples=["GSPC xgboost"])
+class ModelCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["GSPC xgboost"])
     model_type: str = Field(
-        min_length=1, max_length=100, description="A short name within the family or a plugin key", examples=["xgboost"]
+        min_length=1, max_length=KEY_MAX, description="A short name within the family or a plugin key", examples=["xgboost"]
     )
     family: ModelFamily
     parameters: dict[str, Any] = Field(default_factory=dict, examples=[{"max_depth": 4}])
 
 
-class ModelUpdate(BaseModel):
+class ModelUpdate(RequestModel):
     """All optional; ``parameters`` replaces the whole dict. ``version``, when sent, must
     equal the stored version (optimistic lock) or the update is refused with 409.
     ``mlflow_run_id``, ``artifact_uri`` and ``metrics`` are written by training only."""
 
-    name: str | None = Field(None, min_length=1, max_length=255)
-    model_type: str | None = Field(None, min_length=1, max_length=100)
+    name: str | None = Field(None, min_length=1, max_length=NAME_MAX)
+    model_type: str | None = Field(None, min_length=1, max_length=KEY_MAX)
     family: ModelFamily | None = None
     parameters: dict[str, Any] | None = None
-    mlflow_run_id: str | None = Field(None, description="Read-only: written by training; sending it is a 422")
-    artifact_uri: str | None = Field(None, description="Read-only: written by training; sending it is a 422")
+    mlflow_run_id: str | None = Field(
+        None, max_length=NAME_MAX, description="Read-only: written by training; sending it is a 422"
+    )
+    artifact_uri: str | None = Field(
+        None, max_length=URI_MAX, description="Read-only: written by training; sending it is a 422"
+    )
     metrics: dict[str, Any] | None = Field(None, description="Read-only: written by training; sending it is a 422")
     version: int | None = Field(None, ge=1, description="The version you read; 409 if it changed since")
 
@@ -60,16 +65,16 @@ class ModelRead(BaseModel):
     updated_at: datetime
 
 
-class DatasetSpec(BaseModel):
+class DatasetSpec(RequestModel):
     feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200, description="Columns follow this order")
-    symbol: str = Field(examples=["GSPC"])
+    symbol: Symbol
     timeframe: Timeframe = Timeframe.DAY
-    start_date: datetime = Field(description="Inclusive; naive values are read as UTC", examples=["2005-01-01"])
-    end_date: datetime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2005-01-01"])
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
     target_horizon: int = Field(1, ge=1, le=260, description="Bars ahead: target = close[t+h] / close[t] - 1")
 
 
-class CVConfig(BaseModel):
+class CVConfig(RequestModel):
     method: Literal["rolling", "expanding"] = "rolling"
     n_splits: int = Field(5, ge=1, le=50)
     test_size: float = Field(0.15, gt=0, lt=1, description="Rows per test fold, as a fraction of all rows")
@@ -82,7 +87,7 @@ class CVConfig(BaseModel):
     embargo: int = Field(0, ge=0, le=10_000, description="Rows after each test window left out of later training sets")
 
 
-class TrainRequest(BaseModel):
+class TrainRequest(RequestModel):
     dataset: DatasetSpec
     cv: CVConfig = Field(default_factory=CVConfig)
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds every fit: the same request gives the same model")
@@ -121,11 +126,11 @@ class TrainResponse(BaseModel):
     mlflow_run_id: str
 
 
-class PredictRequest(BaseModel):
-    symbol: str = Field(examples=["GSPC"])
+class PredictRequest(RequestModel):
+    symbol: Symbol
     timeframe: Timeframe = Timeframe.DAY
-    start_date: datetime = Field(examples=["2018-01-01"])
-    end_date: datetime = Field(examples=["2019-01-01"])
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2018-01-01"])
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
 
 
 class PredictResponse(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from alphaforge.marketdata.bars import Timeframe
+from alphaforge.schemas.request import RequestModel, RequestTime, Symbol
 
 TaskStatus = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"]
 TaskKindName = Literal["train", "generate", "generate_batch", "predict", "tune", "tune_trials", "automl"]
@@ -43,9 +44,9 @@ class TaskRead(BaseModel):
     created_by: uuid.UUID | None = Field(None, description="The API key that submitted it")
 
 
-class BatchGenerateRequest(BaseModel):
+class BatchGenerateRequest(RequestModel):
     feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200)
-    symbols: list[str] = Field(min_length=1, max_length=500)
+    symbols: list[Symbol] = Field(min_length=1, max_length=500)
     timeframe: Timeframe = Timeframe.DAY
-    start_date: datetime
-    end_date: datetime
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC")
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from alphaforge.plugins.models.base import ParamSpec
 from alphaforge.schemas.models import CVConfig, DatasetSpec, TrainResponse
+from alphaforge.schemas.request import KEY_MAX, NAME_MAX, RequestModel
 
 Direction = Literal["minimize", "maximize"]
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
@@ -17,13 +18,16 @@ METRIC_DESCRIPTION = (
     "Summary metric to optimise: mean_mse, mean_mae (minimised by default), directional_accuracy "
     "(alias mean_directional_accuracy), mean_ic, mean_rank_ic (maximised by default)"
 )
+#: A plugin key, metric or parameter name.
+Key = Annotated[str, Field(min_length=1, max_length=KEY_MAX)]
+
 SEED = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every fit: a sequential run is reproducible")
 
 
-class TuneRequest(BaseModel):
-    plugin_key: str = Field(min_length=1, max_length=100, examples=["ml.lightgbm"])
+class TuneRequest(RequestModel):
+    plugin_key: Key = Field(examples=["ml.lightgbm"])
     dataset: DatasetSpec
-    param_space: dict[str, ParamSpec] | None = Field(
+    param_space: dict[Key, ParamSpec] | None = Field(
         None,
         max_length=100,
         description="{parameter: ParamSpec}; replaces the plugin's default space (GET /models/plugins/search-spaces)",
@@ -33,7 +37,7 @@ class TuneRequest(BaseModel):
     )
     n_trials: int = Field(30, ge=1, le=1000, description="Trials in the study, across all workers")
     cv: CVConfig = Field(default_factory=CVConfig)
-    metric: str = Field("mean_mse", description=METRIC_DESCRIPTION)
+    metric: Key = Field("mean_mse", description=METRIC_DESCRIPTION)
     direction: Direction | None = Field(None, description="Default: from the metric")
     seed: int = SEED
     timeout_s: float | None = Field(
@@ -77,16 +81,16 @@ class TuneResponse(BaseModel):
     mlflow_parent_run_id: str | None
 
 
-class AutoMLRequest(BaseModel):
+class AutoMLRequest(RequestModel):
     dataset: DatasetSpec
-    candidates: dict[str, dict[str, Any]] = Field(
+    candidates: dict[Key, dict[str, Any]] = Field(
         min_length=1,
         max_length=20,
         description="{plugin_key: fixed parameters}, evaluated in this order",
         examples=[{"ml.ridge": {"alpha": 1.0}, "ml.lightgbm": {"n_estimators": 100}}],
     )
     cv: CVConfig = Field(default_factory=CVConfig)
-    metric: str = Field("mean_mse", description=METRIC_DESCRIPTION)
+    metric: Key = Field("mean_mse", description=METRIC_DESCRIPTION)
     direction: Direction | None = Field(None, description="Default: from the metric")
     n_trials: int = Field(
         0, ge=0, le=1000,
@@ -94,7 +98,7 @@ class AutoMLRequest(BaseModel):
     )
     seed: int = SEED
     create_model: bool = Field(False, description="Save the best candidate as a model definition and train it")
-    model_name: str | None = Field(None, min_length=1, max_length=255, description="Default: 'automl <plugin_key>'")
+    model_name: str | None = Field(None, min_length=1, max_length=NAME_MAX, description="Default: 'automl <plugin_key>'")
 
 
 class CandidateError(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -11,25 +10,18 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, InvalidInput, NotFound
 from alphaforge.marketdata.bars import Timeframe, normalize_symbol, parse_upload, to_utc
 from alphaforge.marketdata.local_store import IngestResult
+from alphaforge.marketdata.records import Records
 from alphaforge.schemas.market_data import SymbolInfo, TimeframeInfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
-def read_csv_upload(data: bytes) -> pd.DataFrame:
-    try:
-        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the CSV upload: {exc}") from None
-
-
-def ingest_bars(ctx: Context, symbol: str, timeframe: Timeframe, records: pd.DataFrame) -> IngestResult:
+def ingest_bars(ctx: Context, symbol: str, timeframe: Timeframe, records: pd.DataFrame | Records) -> IngestResult:
     """Gate then store; a rejected upload stores nothing."""
     if not ctx.bars_are_local:
         raise Conflict(
-            f"bars come from the external market-data service at {ctx.settings.market_data_url}; "
-            "ingest them there"
+            "bars come from the external market-data service (ALPHAFORGE_MARKET_DATA_URL); ingest them there"
         )
     symbol = normalize_symbol(symbol)
     frame, report = parse_upload(records)

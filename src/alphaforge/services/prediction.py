@@ -8,6 +8,7 @@ the artifact's SHA-256 is checked before anything is deserialized.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from alphaforge.services.hashing import utc_iso
 from alphaforge.services.models import NOT_FOUND
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,14 +89,19 @@ def load_artifact(ctx: Context, model: Model) -> ModelPlugin:
     try:
         data = ctx.objects.get(ctx.objects.key_of(model.artifact_uri))
     except ObjectNotFound:
+        log.warning("model %s: its artifact %s is missing from the object store", model.id, model.artifact_uri)
         raise Conflict(
-            f"the model's artifact {model.artifact_uri} is missing from the object store; train the model again"
+            f"the artifact of model {model.id} is missing from the object store; train the model again"
         ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != model.artifact_sha256:
+        log.error(
+            "model %s: artifact %s has SHA-256 %s, the row records %s", model.id, model.artifact_uri, digest,
+            model.artifact_sha256,
+        )
         raise DependencyFailed(
             "object store",
-            f"artifact {model.artifact_uri} has SHA-256 {digest}, the model row records {model.artifact_sha256}; "
+            f"the stored artifact of model {model.id} does not match the SHA-256 its row records; "
             "refusing to load it: train the model again",
         )
     lineage = model.lineage

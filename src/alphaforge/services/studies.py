@@ -13,6 +13,7 @@ URL and process (a forked worker must not reuse its parent's connections).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 #: Seconds a SQLite writer waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 60
 
+log = logging.getLogger(__name__)
 _storages: dict[tuple[str, int], RDBStorage] = {}
 _lock = threading.Lock()
 
@@ -62,8 +64,10 @@ def _open(url: str) -> RDBStorage:
     except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
         from alphaforge.services.tracking import redact_uri
 
+        # The client learns which dependency; its URL and the driver's text go to the log.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DependencyUnavailable("optuna storage", f"{first[:300]} ({redact_uri(url)})") from exc
+        log.warning("optuna storage at %s: cannot open it: %s", redact_uri(url), first[:300])
+        raise DependencyUnavailable("optuna storage", "cannot open it") from exc
 
 
 def _prepare_sqlite(path: str | None) -> None:

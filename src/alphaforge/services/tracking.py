@@ -9,7 +9,7 @@ and a ``lineage.json``.
 Each ``Tracker`` holds its own ``MlflowClient`` bound to its tracking URI, and never the
 global ``mlflow`` state, so several trackers (one per app or test) can live in one process.
 A store that cannot be reached, or that fails, becomes ``DependencyUnavailable("mlflow")``
-(503) naming the URI without its password.
+(503); its URI (without the password) and error go to the log, not to the client.
 
 HTTP servers: retries and timeouts come from MLflow's own environment variables
 (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_TIMEOUT``). MLflow's defaults (7
@@ -160,7 +160,7 @@ class Tracker:
             if run_id is not None:
                 _mark_failed(client, run_id)
             if isinstance(exc, _backend_errors()):
-                raise self._unavailable(f"logging the training run failed: {_first_line(exc)}") from exc
+                raise self._unavailable("logging the training run failed", exc) from exc
             raise
         return run_id
 
@@ -178,7 +178,7 @@ class Tracker:
             if run_id is not None:
                 _mark_failed(client, run_id)
             if isinstance(exc, _backend_errors()):
-                raise self._unavailable(f"creating the study run failed: {_first_line(exc)}") from exc
+                raise self._unavailable("creating the study run failed", exc) from exc
             raise
         return run_id
 
@@ -201,7 +201,7 @@ class Tracker:
             if run_id is not None:
                 _mark_failed(client, run_id)
             if isinstance(exc, _backend_errors()):
-                raise self._unavailable(f"logging a trial run failed: {_first_line(exc)}") from exc
+                raise self._unavailable("logging a trial run failed", exc) from exc
             raise
         return run_id
 
@@ -215,7 +215,7 @@ class Tracker:
             client.log_batch(run_id, metrics=entities, tags=_tag_entities(dict(tags)))
             client.set_terminated(run_id, status)
         except _backend_errors() as exc:
-            raise self._unavailable(f"finishing the study run failed: {_first_line(exc)}") from exc
+            raise self._unavailable("finishing the study run failed", exc) from exc
 
     # -- connection -------------------------------------------------------------------
     def _connect(self) -> tuple[MlflowClient, str]:
@@ -226,7 +226,7 @@ class Tracker:
                 if self._experiment_id is None:
                     self._experiment_id = self._get_or_create_experiment(self._client)
             except _backend_errors() as exc:
-                raise self._unavailable(f"cannot reach the tracking store: {_first_line(exc)}") from exc
+                raise self._unavailable("cannot reach the tracking store", exc) from exc
             return self._client, self._experiment_id
 
     def _new_client(self) -> MlflowClient:
@@ -264,9 +264,14 @@ class Tracker:
             )
         return experiment.experiment_id
 
-    def _unavailable(self, message: str) -> DependencyUnavailable:
-        uri = redact_uri(self.tracking_uri)
-        return DependencyUnavailable("mlflow", f"{message} (tracking URI {uri})", tracking_uri=uri)
+    def _unavailable(self, message: str, exc: BaseException | None = None) -> DependencyUnavailable:
+        """The 503 a client sees names MLflow, not its URI or its error text: those go to
+        the log (under the request or task id)."""
+        detail = f": {_first_line(exc)}" if exc is not None else ""
+        logging.getLogger(__name__).warning(
+            "mlflow at %s: %s%s", redact_uri(self.tracking_uri), message, detail
+        )
+        return DependencyUnavailable("mlflow", message)
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +11,13 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, TypeDecorator, Uuid, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from alphaforge.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -85,10 +89,11 @@ class Database:
         try:
             yield session
             session.commit()
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout) as exc:
             session.rollback()
-            if exc.connection_invalidated or _is_connection_error(exc):
-                raise DependencyUnavailable("database", _short(exc)) from exc
+            unavailable = database_unavailable(exc)
+            if unavailable is not None:
+                raise unavailable from exc
             raise
         except BaseException:
             session.rollback()
@@ -100,9 +105,23 @@ class Database:
         self.engine.dispose()
 
 
-def _is_connection_error(exc: DBAPIError) -> bool:
-    from sqlalchemy.exc import InterfaceError, OperationalError
+def database_unavailable(exc: BaseException) -> DependencyUnavailable | None:
+    """The 503 for a database that cannot be reached (None when ``exc`` is something else).
 
+    The client learns what happened; the driver's text (host, port, file path) goes to the
+    log, under the request id the response carries.
+    """
+    if isinstance(exc, PoolTimeout):
+        reason = "no connection to it came free in time; retry"
+    elif isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_connection_error(exc)):
+        reason = _reason(str(exc.orig).lower())
+    else:
+        return None
+    log.warning("database unavailable: %s", _first_line(exc))
+    return DependencyUnavailable("database", reason)
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
     if not isinstance(exc, (OperationalError, InterfaceError)):
         return False
     text = str(exc.orig).lower()
@@ -112,5 +131,14 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     )
 
 
-def _short(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+def _reason(text: str) -> str:
+    if "timeout" in text or "timed out" in text:
+        return "it did not answer in time"
+    if any(m in text for m in ("refused", "could not connect", "connection failed", "unable to open", "starting up")):
+        return "cannot connect to it"
+    return "the connection to it was lost; retry"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

@@ -94,8 +94,9 @@ class CeleryExecutor:
         try:
             self.app.send_task(self._task_name, args=[str(task_id)])
         except Exception as exc:  # noqa: BLE001 - kombu raises many transport errors
-            log.warning("cannot enqueue task %s on the broker: %s", task_id, exc)
-            raise DependencyUnavailable("task queue", "the broker did not accept the task") from exc
+            # The broker's address and error text go to the log, not to the client.
+            log.warning("task queue: cannot enqueue task %s: %r", task_id, exc)
+            raise DependencyUnavailable("task queue", "cannot enqueue the task; retry when the broker is back") from exc
 
     def close(self) -> None:
         self.reaper.close()

@@ -59,7 +59,9 @@ def run_task(ctx: Context, task_id: uuid.UUID) -> None:
         _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, exc.message), refusal=exc)
     except Exception as exc:  # noqa: BLE001 - recorded on the row; the worker keeps serving
         log.error("task %s (%s) failed:\n%s", task_id, task.kind, traceback.format_exc())
-        _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, str(exc) or repr(exc)))
+        # str(exc) may name paths or hosts; the traceback above is logged under this task's id.
+        message = f"unexpected error in task {task_id}; see the server log"
+        _finish(ctx, task_id, FAILURE, error=(type(exc).__name__, message))
     else:
         _finish(ctx, task_id, SUCCESS, result=result)
     finally:

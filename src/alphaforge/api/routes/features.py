@@ -25,6 +25,7 @@ from alphaforge.schemas.features import (
     FeatureRead,
     FeatureUpdate,
 )
+from alphaforge.schemas.request import RequestText
 from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
 from alphaforge.services import features as service
 from alphaforge.services import generation, tasks
@@ -151,7 +152,7 @@ async def regenerate(
     dependencies=[READ],
     responses=responses(404),
 )
-def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: str, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
+def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: RequestText, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
     rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)
     return [FeatureDatasetRead.model_validate(r) for r in rows]

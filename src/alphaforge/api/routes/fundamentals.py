@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +19,7 @@ from alphaforge.schemas.fundamentals import (
     FundamentalsResponse,
     FundamentalsUpload,
 )
+from alphaforge.schemas.request import RequestText, RequestTime
 
 router = APIRouter(prefix="/market-data/{symbol}/fundamentals", tags=["fundamentals"])
 
@@ -29,10 +28,10 @@ _UPLOAD_DOC = upload_openapi(FundamentalsUpload)
 
 @router.get("", response_model=FundamentalsResponse, dependencies=[READ], responses=responses(404))
 def get_fundamentals(
-    symbol: str,
+    symbol: RequestText,
     ctx: CtxDep,
-    field: str | None = None,
-    as_of: datetime | None = None,
+    field: RequestText | None = None,
+    as_of: RequestTime | None = None,
     latest_only: bool = False,
 ) -> FundamentalsResponse:
     """Records of the symbol (of one ``field`` when given). ``as_of`` is the vintage view:
@@ -66,7 +65,7 @@ def get_fundamentals(
     dependencies=[ADMIN],
     responses=responses(409, 415),
 )
-async def ingest_fundamentals(symbol: str, request: Request, ctx: CtxDep) -> FundamentalsIngestResponse:
+async def ingest_fundamentals(symbol: RequestText, request: Request, ctx: CtxDep) -> FundamentalsIngestResponse:
     """Ingest records (period_end, available_at, field, value) from a CSV file (multipart
     field ``file``) or JSON ``{"records": [...]}``.
 
@@ -76,6 +75,7 @@ async def ingest_fundamentals(symbol: str, request: Request, ctx: CtxDep) -> Fun
     period_end, available_at) is a 409: history is never rewritten.
     """
     name = normalize_symbol(symbol)
-    records = await read_upload(request, FundamentalsUpload, '{"records": [{period_end, available_at, field, value}, ...]}')
-    report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
+    shape = '{"records": [{period_end, available_at, field, value}, ...]}'
+    async with read_upload(request, FundamentalsUpload, shape) as records:
+        report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
     return FundamentalsIngestResponse(**report.__dict__)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from sqlalchemy import text
 
 from alphaforge.api.deps import CtxDep
 from alphaforge.errors import DependencyUnavailable
+from alphaforge.storage.db import database_unavailable
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/health")
@@ -17,11 +21,16 @@ async def health(ctx: CtxDep) -> dict[str, str]:
 
 @router.get("/health/ready")
 def ready(ctx: CtxDep) -> dict[str, str]:
-    """Readiness: the database and the object store answer (503 naming the one that does not)."""
+    """Readiness: the database and the object store answer (503 naming the one that does
+    not, never its host or path: those go to the log)."""
     try:
         with ctx.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        raise DependencyUnavailable("database", str(exc).splitlines()[0]) from exc
+        unavailable = database_unavailable(exc)
+        if unavailable is None:
+            log.warning("readiness: the database check failed", exc_info=exc)
+            unavailable = DependencyUnavailable("database", "it failed the readiness check")
+        raise unavailable from exc
     ctx.objects.ensure_ready()
     return {"status": "ready", "database": ctx.db.engine.dialect.name, "object_store": ctx.objects.protocol}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response
@@ -13,6 +12,7 @@ from alphaforge.api.security import ADMIN
 from alphaforge.auth import audit
 from alphaforge.schemas.errors import responses
 from alphaforge.schemas.keys import AuditEventRead, KeyCreate, KeyCreated, KeyRead
+from alphaforge.schemas.request import RequestTime
 
 router = APIRouter(tags=["access"], dependencies=[ADMIN])
 
@@ -41,8 +41,8 @@ def list_audit_events(
     ctx: CtxDep,
     key_id: uuid.UUID | None = None,
     outcome: Literal["success", "denied", "refused", "error"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: RequestTime | None = None,
+    until: RequestTime | None = None,
     skip: int = Query(0, ge=0, le=10**9),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[AuditEventRead]:

@@ -23,6 +23,7 @@ from alphaforge.schemas.macro import (
     MacroSeriesList,
     MacroUpload,
 )
+from alphaforge.schemas.request import RequestText, RequestTime
 
 router = APIRouter(prefix="/market-data/macro", tags=["macro data"])
 
@@ -36,11 +37,11 @@ def list_series(ctx: CtxDep) -> MacroSeriesList:
 
 @router.get("/{series}", response_model=MacroRecordsResponse, dependencies=[READ], responses=responses(404))
 def get_series(
-    series: str,
+    series: RequestText,
     ctx: CtxDep,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    as_of: datetime | None = None,
+    start: RequestTime | None = None,
+    end: RequestTime | None = None,
+    as_of: RequestTime | None = None,
     latest_only: bool = False,
 ) -> MacroRecordsResponse:
     """Records with start <= observation_date < end. ``as_of`` is the vintage view: only
@@ -80,7 +81,7 @@ def _ns(values: list[datetime]) -> np.ndarray:
     dependencies=[ADMIN],
     responses=responses(409, 415),
 )
-async def ingest_series(series: str, request: Request, ctx: CtxDep) -> MacroIngestResponse:
+async def ingest_series(series: RequestText, request: Request, ctx: CtxDep) -> MacroIngestResponse:
     """Ingest records (observation_date, available_at, value) from a CSV file (multipart
     field ``file``) or JSON ``{"records": [...]}``.
 
@@ -90,6 +91,7 @@ async def ingest_series(series: str, request: Request, ctx: CtxDep) -> MacroInge
     is a 409: history is never rewritten.
     """
     name = normalize_series(series)
-    records = await read_upload(request, MacroUpload, '{"records": [{observation_date, available_at, value}, ...]}')
-    report = await run_in_threadpool(macro_store(ctx).ingest, name, records)
+    shape = '{"records": [{observation_date, available_at, value}, ...]}'
+    async with read_upload(request, MacroUpload, shape) as records:
+        report = await run_in_threadpool(macro_store(ctx).ingest, name, records)
     return MacroIngestResponse(**report.__dict__)

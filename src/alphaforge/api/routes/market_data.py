@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -10,6 +8,7 @@ from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.schemas.market_data import BarsResponse, BarsUpload, IngestResponse, SymbolList
+from alphaforge.schemas.request import RequestText, RequestTime
 from alphaforge.services import market_data as service
 
 router = APIRouter(prefix="/market-data", tags=["market data"])
@@ -24,11 +23,11 @@ def list_symbols(ctx: CtxDep) -> SymbolList:
 
 @router.get("/{symbol}/bars", response_model=BarsResponse, dependencies=[READ], responses=responses(404, 502))
 def get_bars(
-    symbol: str,
+    symbol: RequestText,
     ctx: CtxDep,
     timeframe: Timeframe = Timeframe.DAY,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: RequestTime | None = None,
+    end: RequestTime | None = None,
 ) -> BarsResponse:
     """Bars with start <= timestamp < end (naive times are UTC)."""
     symbol, frame = service.get_bars(ctx, symbol, timeframe, start, end)
@@ -42,12 +41,13 @@ def get_bars(
     dependencies=[ADMIN],
     responses=responses(409, 415),
 )
-async def ingest_bars(symbol: str, request: Request, ctx: CtxDep, timeframe: Timeframe = Timeframe.DAY) -> IngestResponse:
+async def ingest_bars(symbol: RequestText, request: Request, ctx: CtxDep, timeframe: Timeframe = Timeframe.DAY) -> IngestResponse:
     """Ingest bars from a CSV file (multipart field ``file``) or JSON ``{"bars": [...]}``.
 
     Every bar passes the data-quality gate or nothing is stored (422 naming the bad rows).
     A bar whose timestamp already exists replaces the stored one.
     """
-    records = await read_upload(request, BarsUpload, '{"bars": [{timestamp, open, high, low, close, volume}, ...]}')
-    result = await run_in_threadpool(service.ingest_bars, ctx, symbol, timeframe, records)
+    shape = '{"bars": [{timestamp, open, high, low, close, volume}, ...]}'
+    async with read_upload(request, BarsUpload, shape) as records:
+        result = await run_in_threadpool(service.ingest_bars, ctx, symbol, timeframe, records)
     return IngestResponse(**result.__dict__)

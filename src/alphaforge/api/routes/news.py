@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -16,6 +15,7 @@ from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import as_utc
 from alphaforge.marketdata.news import news_store
 from alphaforge.schemas.news import NewsIngestResponse, NewsRecord, NewsResponse, NewsUpload
+from alphaforge.schemas.request import RequestText, RequestTime
 
 router = APIRouter(prefix="/market-data/{symbol}/news", tags=["news"])
 
@@ -24,10 +24,10 @@ _UPLOAD_DOC = upload_openapi(NewsUpload)
 
 @router.get("", response_model=NewsResponse, dependencies=[READ], responses=responses(404))
 def get_news(
-    symbol: str,
+    symbol: RequestText,
     ctx: CtxDep,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: RequestTime | None = None,
+    end: RequestTime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> NewsResponse:
     """Articles with start <= published_at < end, ordered by published_at then headline;
@@ -58,7 +58,7 @@ def get_news(
     dependencies=[ADMIN],
     responses=responses(415),
 )
-async def ingest_news(symbol: str, request: Request, ctx: CtxDep) -> NewsIngestResponse:
+async def ingest_news(symbol: RequestText, request: Request, ctx: CtxDep) -> NewsIngestResponse:
     """Ingest articles (published_at with a time zone, headline, optional body, source,
     url) from a CSV file (multipart field ``file``) or JSON ``{"articles": [...]}``.
 
@@ -67,6 +67,7 @@ async def ingest_news(symbol: str, request: Request, ctx: CtxDep) -> NewsIngestR
     is skipped, whatever its body: the first stored wins, nothing is ever rewritten.
     """
     name = normalize_symbol(symbol)
-    records = await read_upload(request, NewsUpload, '{"articles": [{published_at, headline, body?, source?, url?}, ...]}')
-    report = await run_in_threadpool(news_store(ctx).ingest, name, records)
+    shape = '{"articles": [{published_at, headline, body?, source?, url?}, ...]}'
+    async with read_upload(request, NewsUpload, shape) as records:
+        report = await run_in_threadpool(news_store(ctx).ingest, name, records)
     return NewsIngestResponse(**report.__dict__)

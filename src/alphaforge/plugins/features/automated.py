@@ -10,6 +10,7 @@ tsfresh is imported lazily: it is an optional extra and importing it takes secon
 
 from __future__ import annotations
 
+import logging
 from functools import cache, lru_cache
 from typing import Any, Literal
 
@@ -35,8 +36,11 @@ def _tsfresh() -> Any:
     try:
         import tsfresh
     except ImportError as exc:
+        # An ImportError's text can name installed files; the log keeps it.
+        logging.getLogger(__name__).warning("tsfresh cannot be imported: %s", exc)
         raise DependencyUnavailable(
-            "tsfresh", f"{exc}; install the automated extra: pip install 'alphaforge[automated]'"
+            "tsfresh", "it is not installed or cannot be imported; install the automated extra: "
+            "pip install 'alphaforge[automated]'"
         ) from None
     return tsfresh
 

@@ -19,6 +19,7 @@ and the cached scores are not reused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ SET_DIR = (
     "set ALPHAFORGE_FINBERT_DIR to a local folder holding a FinBERT model saved by "
     "transformers' save_pretrained (config.json, weights, tokenizer files); nothing is downloaded"
 )
+log = logging.getLogger(__name__)
 
 
 def weights_digest(folder: Path) -> str:
@@ -81,7 +83,9 @@ class FinBertScorer(SentimentScorer):
             raise InvalidInput(f"the finbert scorer is not configured: {SET_DIR}")
         folder = Path(folder)
         if not (folder / "config.json").is_file():
-            raise InvalidInput(f"no FinBERT model at {str(folder)!r} (no config.json there): {SET_DIR}")
+            # The folder is named in the log, not to API clients.
+            log.warning("finbert: no config.json in %s", folder)
+            raise InvalidInput(f"ALPHAFORGE_FINBERT_DIR holds no FinBERT model (no config.json): {SET_DIR}")
         try:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError:
@@ -93,13 +97,15 @@ class FinBertScorer(SentimentScorer):
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any load failure is a bad folder
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise InvalidInput(f"cannot load a FinBERT model from {str(folder)!r} ({first}): {SET_DIR}") from None
+            log.warning("finbert: cannot load the model in %s: %s", folder, exc)
+            raise InvalidInput(
+                f"cannot load the FinBERT model in ALPHAFORGE_FINBERT_DIR ({type(exc).__name__}): {SET_DIR}"
+            ) from None
         model.eval()
         found = [str(model.config.id2label[i]).lower() for i in sorted(model.config.id2label)]
         if sorted(found) != sorted(LABELS):
             raise InvalidInput(
-                f"the FinBERT model at {str(folder)!r} has labels {found}; "
+                f"the FinBERT model in ALPHAFORGE_FINBERT_DIR has labels {found}; "
                 f"the finbert scorer needs exactly {list(LABELS)} (any order, any case)"
             )
         limits = [MAX_TOKENS, tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", MAX_TOKENS)]
