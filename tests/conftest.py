@@ -20,17 +20,12 @@ from sqlalchemy.engine import make_url
 
 from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
-from support import free_port, require
+from support import ACCESS, ADMIN_HEADERS, ADMIN_KEY, free_port, require  # noqa: F401 - re-exported
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ALPHAFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 S3_CREDENTIALS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
-#: The bootstrap admin key of every test app (ALPHAFORGE_ADMIN_API_KEY), and what it sends.
-ADMIN_KEY = "af_test_admin_key_for_the_suite_only"
-ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
-#: Access settings every test app gets: TestClient's host name is "testserver".
-ACCESS = {"admin_api_key": ADMIN_KEY, "allowed_hosts": ["testserver"]}
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -94,3 +94,19 @@ def test_bars_lost_from_the_object_store_are_a_409_until_ingested_again(make_set
         assert again.json()["inserted"] == 2 and again.json()["n_bars"] == 2  # the lost bar is not invented
         bars = client.get("/api/v1/market-data/LOST/bars").json()["bars"]
         assert [b["timestamp"][:10] for b in bars] == ["2020-01-02", "2020-01-03"]
+
+
+def test_an_object_store_down_at_start_does_not_stop_the_service(tmp_path: Path) -> None:
+    """The service starts and says what is down (readiness, 503s) instead of failing to start."""
+    settings = Settings(
+        data_dir=tmp_path, object_store_url=f"s3://down-{uuid.uuid4().hex[:8]}/x",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_access_key_id="testing",
+        s3_secret_access_key="testing", s3_connect_timeout_s=1, s3_read_timeout_s=1, **ACCESS,
+    )
+    with app_client(settings) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["dependency"] == "object store"
+        bars = client.get("/api/v1/market-data/GSPC/bars")  # the sample bars could not be loaded
+        assert bars.status_code == 404 and "ingest them" in bars.json()["detail"], bars.text
+        assert client.get("/api/v1/features").status_code == 200  # the database part still works

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -164,3 +166,18 @@ def test_plugins_available_lists_keys_and_metadata(client: TestClient) -> None:
     }
     assert rsi["output_columns"] == ["rsi"] and rsi["lookback"] == 14 and rsi["recursive"] is True
     assert "TA-Lib" in rsi["libraries"]
+
+
+def test_concurrent_patches_with_one_version_give_one_200_and_the_rest_409(client: TestClient, create_feature) -> None:
+    feature = create_feature(client, "technical.rsi")
+    url = f"/api/v1/features/{feature['id']}"
+    barrier = threading.Barrier(20)
+
+    def patch(i: int) -> int:
+        barrier.wait()
+        return client.patch(url, json={"name": f"edit {i}", "version": 1}).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(pool.map(patch, range(20)))
+    assert statuses == [200] + [409] * 19
+    assert client.get(url).json()["version"] == 2

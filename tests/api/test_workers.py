@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,16 +20,14 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import Task
 from conftest import ADMIN_HEADERS, CreateFeature, SettingsFactory, app_client, settings_env
-from support import free_port
+from support import free_port, serve
 from test_tasks import FINISHED, RANGE, _model, _train_body, wait_for
 
 #: A training that takes tens of seconds: hundreds of full-depth trees per fold.
@@ -187,42 +184,26 @@ def test_the_service_answers_and_shuts_down_while_work_runs(make_settings: Setti
 
 
 # -- a client that leaves a synchronous call ---------------------------------------------------
-@pytest.fixture
-def server(make_settings: SettingsFactory) -> Iterator[str]:
-    port = free_port()
-    instance = uvicorn.Server(uvicorn.Config(create_app(make_settings()), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url
-    instance.should_exit = True
-    thread.join(timeout=60)
-
-
-def test_a_client_that_leaves_a_synchronous_training_leaves_a_visible_task(server: str) -> None:
-    with httpx.Client(base_url=server, headers=ADMIN_HEADERS, timeout=30) as http:
-        feature = http.post("/api/v1/features", json={"name": "r", "type": "statistical", "plugin_key": "statistical.returns"}).json()
-        model = http.post("/api/v1/models", json={"name": "slow", "model_type": "random_forest", "family": "machine_learning",
-                                                  "parameters": {"n_estimators": 150, "min_samples_leaf": 1}}).json()
+def test_a_client_that_leaves_a_synchronous_training_leaves_a_visible_task(make_settings: SettingsFactory) -> None:
+    with serve(make_settings()) as http:
+        feature = http.call("POST", "/api/v1/features",
+                            json={"name": "r", "type": "statistical", "plugin_key": "statistical.returns"}).json()
+        model = http.call("POST", "/api/v1/models", json={
+            "name": "slow", "model_type": "random_forest", "family": "machine_learning",
+            "parameters": {"n_estimators": 150, "min_samples_leaf": 1}}).json()
         body = _train_body([feature["id"]], n_splits=2, test_size=0.3)
         with pytest.raises(httpx.ReadTimeout):
-            http.post(f"/api/v1/models/{model['id']}/train", json=body, timeout=1.0)
-        listed = http.get("/api/v1/tasks", params={"kind": "train"}).json()
+            http.call("POST", f"/api/v1/models/{model['id']}/train", json=body, timeout=1.0)
+        listed = http.call("GET", "/api/v1/tasks", params={"kind": "train"}).json()
         assert len(listed) == 1 and listed[0]["status"] in {"PENDING", "STARTED", "SUCCESS"}
         task_id = listed[0]["task_id"]
         deadline = time.monotonic() + 300
-        while (task := http.get(f"/api/v1/tasks/{task_id}").json())["status"] not in FINISHED:
+        while (task := http.call("GET", f"/api/v1/tasks/{task_id}").json())["status"] not in FINISHED:
             assert time.monotonic() < deadline, task
             time.sleep(0.2)
         assert task["status"] == "SUCCESS", task
-        assert http.get(f"/api/v1/models/{model['id']}").json()["artifact_sha256"] == task["result"]["artifact_sha256"]
-        audit = http.get("/api/v1/audit", params={"limit": 20}).json()
+        assert http.call("GET", f"/api/v1/models/{model['id']}").json()["artifact_sha256"] == task["result"]["artifact_sha256"]
+        audit = http.call("GET", "/api/v1/audit", params={"limit": 20}).json()
         assert any(e["path"] == f"/api/v1/models/{model['id']}/train" and e["status_code"] == 499 for e in audit)
 
 

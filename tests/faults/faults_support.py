@@ -1,6 +1,6 @@
-"""Fault tests' helpers and fixtures: the API served for real (uvicorn in a thread), and
-dependencies as processes a test can kill, stall and restart: moto's S3 server, a socket
-server that accepts connections and never answers, a private PostgreSQL cluster.
+"""Fault tests' helpers and fixtures: dependencies as processes a test can kill, stall and
+restart: moto's S3 server, a socket server that accepts connections and never answers, a
+private PostgreSQL cluster (the API itself is served for real by ``support.serve``).
 
 Test modules here import the fixtures they use and carry ``pytestmark = FAULTS`` (deselect
 them with ``-m "not faults"``); each bounds its own run time (client timeouts, outage
@@ -19,65 +19,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from alphaforge.api.app import create_app
-from alphaforge.settings import Settings
-from conftest import ADMIN_HEADERS
 from support import free_port, require
 
 FAULTS = pytest.mark.faults
-
-#: A request that takes longer than this is a hang: the test fails instead of waiting.
-CLIENT_TIMEOUT_S = 60.0
-
-
-# -- the API, served for real -----------------------------------------------------------
-class LiveApi:
-    """The API on a real socket; every HTTP call goes through ``call`` (one place for headers)."""
-
-    def __init__(self, base_url: str, app: Any) -> None:
-        self.base_url = base_url
-        self.app = app
-        self._http = httpx.Client(base_url=base_url, timeout=CLIENT_TIMEOUT_S, headers=ADMIN_HEADERS)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self._http.request(method, path, **kwargs)
-
-    @property
-    def ctx(self) -> Any:
-        """The running service's context: for checking what it stored, never for driving it."""
-        return self.app.state.ctx
-
-    def close(self) -> None:
-        self._http.close()
-
-
-@contextmanager
-def serve(settings: Settings) -> Iterator[LiveApi]:
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    api = LiveApi(f"http://127.0.0.1:{port}", app)
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the API did not start (see the log above)")
-        time.sleep(0.05)
-    try:
-        yield api
-    finally:
-        api.close()
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 # -- S3: moto's server as a process ------------------------------------------------------

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from alphaforge.marketdata.sample import sample_bars
 from alphaforge.settings import Settings
 from checks import RANGE_2010, RSI, assert_dependency_503, assert_no_internals, assert_nothing_half_written
 from faults_support import moto_process  # noqa: F401 - a fixture
-from faults_support import FAULTS, LiveApi, MotoProcess, StallServer, serve
+from faults_support import FAULTS, MotoProcess, StallServer
+from support import LiveApi, serve
 
 SettingsFactory = Callable[..., Settings]
 
@@ -43,6 +45,14 @@ def _create(api: LiveApi, name: str, period: int) -> str:
 def _generate(api: LiveApi, feature_id: str, *, force: bool = False) -> httpx.Response:
     verb = "regenerate" if force else "generate"
     return api.call("POST", f"/api/v1/features/{feature_id}/{verb}", json=RANGE_2010)
+
+
+def _restore_bars(api: LiveApi) -> None:
+    """An S3 server restarted empty lost the bars too: a fresh worker says so (409) until
+    they are ingested again, as an operator would."""
+    response = api.call("POST", "/api/v1/market-data/GSPC/bars",
+                        files={"file": ("gspc.csv", sample_bars("GSPC").to_csv(index=False), "text/csv")})
+    assert response.status_code == 200, response.text
 
 
 def test_s3_killed_mid_use_then_restarted_empty(make_settings: SettingsFactory, moto_process: MotoProcess) -> None:
@@ -84,6 +94,7 @@ def test_s3_killed_mid_use_then_restarted_empty(make_settings: SettingsFactory, 
 
         # Back, but empty: the bucket and every object are gone. No restart of the API.
         moto_process.start()
+        _restore_bars(api)
         for feature_id in [*features, fresh]:
             response = _generate(api, feature_id)
             assert response.status_code == 200, response.text
@@ -94,8 +105,8 @@ def test_s3_killed_mid_use_then_restarted_empty(make_settings: SettingsFactory, 
         assert api.call("GET", "/health/ready").status_code == 200
 
         # Each feature has one dataset for the range (no duplicate identities), and every
-        # dataset row's object is stored. (The bars' objects went with the old server: the
-        # running service serves them from memory; they are not checked here.)
+        # dataset row's object is stored. (Bars are not checked: GSPC's were ingested again
+        # above, IXIC's stay lost until someone does the same.)
         for feature_id in [*features, fresh, newer]:
             versions = api.call("GET", f"/api/v1/features/{feature_id}/versions", params={"symbol": "GSPC"})
             assert len(versions.json()) == 1, versions.text
@@ -126,6 +137,7 @@ def test_s3_that_accepts_and_never_answers(make_settings: SettingsFactory, moto_
             stall.close()
 
         moto_process.start()  # an answering server again (empty): the API recovers
+        _restore_bars(api)
         for feature_id in (cached, fresh):
             assert _generate(api, feature_id).status_code == 200
         assert_nothing_half_written(api.ctx, bars=False)

@@ -21,7 +21,8 @@ from alphaforge.settings import Settings
 from alphaforge.storage.tables import Feature
 from checks import RSI, assert_dependency_503, assert_nothing_half_written
 from faults_support import private_postgres  # noqa: F401 - a fixture
-from faults_support import FAULTS, LiveApi, PrivatePostgres, serve
+from faults_support import FAULTS, PrivatePostgres
+from support import LiveApi, serve
 
 pytestmark = [FAULTS, pytest.mark.parametrize("backend", ["embedded"], scope="module")]
 

@@ -44,11 +44,14 @@ def start_context(settings: Settings) -> Context:
     if settings.migrate_on_start:
         upgrade(settings.resolved_database_url)
     ctx = Context.from_settings(settings)
-    ctx.objects.ensure_ready()
-    if settings.load_sample_data and ctx.bars_are_local:
-        load_sample_data(ctx.bar_store)
-    if settings.load_sample_data:
-        load_bundled_macro(ctx)
+    try:  # a store that is down now is not fatal: the service starts, answers 503s naming it
+        ctx.objects.ensure_ready()
+        if settings.load_sample_data and ctx.bars_are_local:
+            load_sample_data(ctx.bar_store)
+        if settings.load_sample_data:
+            load_bundled_macro(ctx)
+    except DependencyUnavailable as exc:
+        log.warning("started without the bundled data: %s (it is loaded at the next start)", exc.message)
     try:  # embedded: what a previous process left PENDING/STARTED can never finish
         ended = fail_orphans(ctx)
         if ended:
