@@ -60,6 +60,7 @@ class EmbeddedExecutor:
         self._lock = threading.Lock()
         self._pool = None  # started at the first task: most processes never run one
         self.reaper = Reaper(ctx)
+        threading.Thread(target=_warm_up, name="fork-server-warm-up", daemon=True).start()
 
     @property
     def pool(self):  # type: ignore[no-untyped-def]
@@ -79,6 +80,15 @@ class EmbeddedExecutor:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def _warm_up() -> None:
+    from alphaforge.tasks.pool import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - the first task starts it instead
+        log.warning("could not start the fork server ahead of the first task", exc_info=True)
 
 
 class CeleryExecutor:

@@ -60,6 +60,16 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def warm_up() -> None:
+    """Start the fork server (it imports the libraries, a few seconds) ahead of the first
+    task, so that task does not wait for it."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        _context()
+        forkserver.ensure_running()
+
+
 @dataclass
 class _Running:
     task_id: uuid.UUID
