@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 import psutil
 
+from alphaforge.errors import DependencyUnavailable
 from alphaforge.tasks import worker
 
 if TYPE_CHECKING:
@@ -70,11 +71,14 @@ def warm_up() -> None:
         forkserver.ensure_running()
 
 
+class _NotYet(Exception):
+    """A task that cannot be dispatched now (the database is down); it goes back in the queue."""
+
+
 @dataclass
 class _Running:
     task_id: uuid.UUID
     deadline: float
-    done: threading.Event
 
 
 class WorkerPool:
@@ -141,25 +145,35 @@ class _Slot:
                 continue
             try:
                 self._run(task_id)
+            except _NotYet as exc:  # the database is down: try the task again shortly
+                log.warning("task %s waits: %s", task_id, exc)
+                time.sleep(1.0)
+                self.pool._queue.put((task_id, done))
+                continue
             except Exception as exc:  # noqa: BLE001 - a slot must survive anything one task does
                 log.exception("worker slot %d failed while running task %s", self.index, task_id)
                 self._stop_process()
                 self._give_up(task_id, exc)
-            finally:
-                done.set()
+            done.set()
         self._stop_process()
 
     def _run(self, task_id: uuid.UUID) -> None:
         from alphaforge.tasks.runner import task_limits
 
-        limit_s = task_limits(self.pool.ctx, task_id)
+        try:
+            limit_s = task_limits(self.pool.ctx, task_id)
+        except DependencyUnavailable as exc:
+            raise _NotYet(exc.message) from exc
         if limit_s is None:
             return  # finished or cancelled while queued
         self._ensure_process()
         assert self.conn is not None
         self.conn.send(("run", str(task_id)))
-        outcome = self._watch(_Running(task_id, time.monotonic() + limit_s, threading.Event()))
-        self._record(task_id, outcome, limit_s)
+        outcome = self._watch(_Running(task_id, time.monotonic() + limit_s))
+        try:
+            self._record(task_id, outcome, limit_s)
+        except DependencyUnavailable:  # its heartbeat has stopped: the reaper ends it later
+            log.warning("could not record how task %s ended (%s)", task_id, outcome, exc_info=True)
 
     def _watch(self, running: _Running) -> Outcome:
         settings = self.pool.ctx.settings
