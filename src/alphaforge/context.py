@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from alphaforge.auth.audit import AuditWriter
 from alphaforge.auth.keys import KeyStore
 from alphaforge.marketdata.local_store import LocalBarStore
 from alphaforge.marketdata.provider import BarProvider
@@ -32,6 +33,8 @@ class Context:
     tracker: Tracker
     #: API keys (hashes in the database, a short per-process cache).
     keys: KeyStore
+    #: The audit trail's writer (batched, in the background).
+    audit: AuditWriter
     #: Where asynchronous tasks go; set by the API process only (workers run, never submit).
     executor: Executor | None = None
     #: When this process built its context: embedded tasks submitted before it are orphans.
@@ -64,7 +67,7 @@ class Context:
             )
         return cls(
             settings=settings, db=db, objects=objects, bars=bars, bar_store=bar_store,
-            tracker=Tracker.from_settings(settings), keys=KeyStore(
+            tracker=Tracker.from_settings(settings), audit=AuditWriter(db), keys=KeyStore(
                 db, settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
             ),
         )
@@ -76,6 +79,7 @@ class Context:
     def close(self) -> None:
         if self.executor is not None:
             self.executor.close()
+        self.audit.close()
         close_bars = getattr(self.bars, "close", None)
         if close_bars is not None and not self.bars_are_local:
             close_bars()

@@ -6,8 +6,7 @@
   resolves to 127.0.0.1 must not reach the API).
 - CORS, only when the deployment names origins.
 - ``Access``: authenticates the key and checks the route's role before the route runs (so
-  before a byte of the body is read), and writes the audit row of every mutating request
-  before its response leaves.
+  before a byte of the body is read), and records the audit entry of every mutating request.
 - ``BodyLimit``: 413 for bodies over the upload or JSON limit, before they are read.
 """
 
@@ -154,25 +153,23 @@ class Access:
 
     @staticmethod
     def _audited(ctx: Context, scope: Scope, principal: Principal | None, send: Send) -> Send:
-        """``send`` that records the audit row when the response starts, before it leaves."""
+        """``send`` that hands the audit entry to the writer when the response starts."""
 
         async def send_after_audit(message: Message) -> None:
             if message["type"] == "http.response.start":
                 client = scope.get("client")
-                entry = audit.Entry(
-                    key_id=principal.key_id if principal else None,
-                    role=principal.role.value if principal else None,
-                    method=scope["method"],
-                    path=scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""),
-                    status_code=int(message["status"]),
-                    request_id=logs.request_id.get() or "-",
-                    client=client[0] if client else None,
+                query = scope.get("query_string") or b""
+                ctx.audit.record(
+                    audit.Entry(
+                        key_id=principal.key_id if principal else None,
+                        role=principal.role.value if principal else None,
+                        method=scope["method"],
+                        path=scope["path"] + (f"?{query.decode('latin-1')}" if query else ""),
+                        status_code=int(message["status"]),
+                        request_id=logs.request_id.get() or "-",
+                        client=client[0] if client else None,
+                    )
                 )
-                try:
-                    await run_in_threadpool(audit.record, ctx.db, entry)
-                except Exception:  # noqa: BLE001 - the database being down is already the response's story
-                    log.error("could not write the audit row of %s %s (%s)", entry.method, entry.path,
-                              entry.status_code, exc_info=True)
             await send(message)
 
         return send_after_audit

@@ -46,7 +46,9 @@ class Reaper:
             try:
                 fail_orphans(self.ctx)
                 reap_stale(self.ctx)
-            except Exception:  # noqa: BLE001 - the database may be down; try again later
+            except DependencyUnavailable as exc:  # try again at the next interval
+                log.warning("reaping stale tasks skipped: %s", exc.message)
+            except Exception:  # noqa: BLE001 - logged; the reaper keeps going
                 log.warning("reaping stale tasks failed", exc_info=True)
 
     def close(self) -> None:

@@ -47,5 +47,6 @@ def list_audit_events(
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[AuditEventRead]:
     """Mutating requests (POST, PUT, PATCH, DELETE), newest first: who, what, when, outcome."""
+    ctx.audit.flush()  # this process's queued entries first
     events = audit.list_events(ctx.db, key_id=key_id, outcome_name=outcome, since=since, until=until, skip=skip, limit=limit)
     return [AuditEventRead.model_validate(e) for e in events]
