@@ -1,7 +1,8 @@
 """Run every benchmark, each in its own subprocess, then print one summary table.
 
     python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead,
-                                    # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall)
+                                    # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall,
+                                    # about 11 for service_bounds)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build)
     python -m bench --only plugin_overhead panel_build
@@ -23,6 +24,7 @@ from bench import (
     object_store_stall,
     panel_build,
     plugin_overhead,
+    service_bounds,
     train_overhead,
     tuning,
     upload_memory,
@@ -38,6 +40,7 @@ BENCHMARKS = {
     "news_sentiment": news_sentiment,
     "object_store_stall": object_store_stall,
     "upload_memory": upload_memory,
+    "service_bounds": service_bounds,
 }
 PROFILABLE = {"generate_latency", "panel_build"}
 

@@ -366,11 +366,14 @@ class Server:
     """``alphaforge serve`` in a subprocess on its own data directory; stopped on exit.
 
     The environment's ALPHAFORGE_* settings are dropped (a stray one would skew the run);
-    the server gets its data directory, the sample data, ``ADMIN_API_KEY`` and ``env``."""
+    the server gets its data directory, the sample data, ``ADMIN_API_KEY`` and ``env``.
+    ``command`` (port -> argv) replaces ``alphaforge serve`` for a bench-only server."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 command: Callable[[int], list[str]] = server_command) -> None:
         self.data_dir = data_dir
         self.extra_env = env or {}
+        self.command = command
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
@@ -390,7 +393,7 @@ class Server:
         t0 = time.perf_counter()
         # cwd = the data directory, so no stray .env of the checkout is read.
         self.proc = subprocess.Popen(
-            server_command(self.port), cwd=self.data_dir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            self.command(self.port), cwd=self.data_dir, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
         try:
             self._wait_until_up()
