@@ -1,6 +1,8 @@
 # alphaforge: `make run` serves the API on the embedded default; `make test` runs every test.
 PYTHON ?= python3
 VENV   ?= .venv
+# test processes (pytest-xdist); every test uses databases, folders and ports of its own
+PYTEST_WORKERS ?= 2
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
@@ -18,7 +20,7 @@ run: setup
 	$(BIN)/alphaforge serve
 
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 bench: setup
 	$(BIN)/python -m bench
