@@ -62,6 +62,12 @@ class BadRequest(AlphaforgeError):
     code = "bad_request"
 
 
+class HostNotAllowed(BadRequest):
+    """A Host header this deployment does not serve (DNS rebinding, a misrouted proxy)."""
+
+    code = "host_not_allowed"
+
+
 class Unauthorized(AlphaforgeError):
     """No key, or one that is unknown or revoked (401)."""
 
@@ -85,3 +91,13 @@ class PayloadTooLarge(AlphaforgeError):
 class TooManyRequests(AlphaforgeError):
     status_code = 429
     code = "too_many_requests"
+    headers = {"Retry-After": "10"}
+
+
+class ReportedError(AlphaforgeError):
+    """An error raised elsewhere (in a task's worker process), answered with the status and
+    code it had there."""
+
+    def __init__(self, message: str, status_code: int, code: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status_code, self.code = status_code, code

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
@@ -26,13 +25,11 @@ from alphaforge.api.security import RouteRole, presented_key, role_needed, route
 from alphaforge.auth import audit
 from alphaforge.auth.keys import Principal
 from alphaforge.auth.roles import Role
-from alphaforge.errors import AlphaforgeError, BadRequest, Forbidden, Unauthorized
+from alphaforge.errors import AlphaforgeError, Forbidden, HostNotAllowed, Unauthorized
 
 if TYPE_CHECKING:
     from alphaforge.context import Context
     from alphaforge.settings import Settings
-
-log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 API_PREFIX = "/api/"
@@ -83,10 +80,9 @@ class HostGuard:
             await self.app(scope, receive, send)
             return
         shown = host[:100] or "(none)"
-        error = BadRequest(
+        error = HostNotAllowed(
             f"Host {shown!r} is not served here; the deployment adds its names with ALPHAFORGE_ALLOWED_HOSTS",
         )
-        error.code = "host_not_allowed"
         await error_response(error)(scope, receive, send)
 
 

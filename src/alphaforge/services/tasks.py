@@ -33,6 +33,7 @@ from alphaforge.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    ReportedError,
     TooManyRequests,
 )
 from alphaforge.storage.db import utcnow
@@ -121,14 +122,12 @@ def outcome(task: Task) -> dict[str, Any]:
     if task.status == REVOKED:
         raise Conflict(f"task {task.id} was cancelled before it finished", task_id=str(task.id))
     if task.error_status is not None:
-        error = AlphaforgeError(task.error_message or "", **(task.error_context or {}), task_id=str(task.id))
-        error.status_code, error.code = task.error_status, task.error_code or "task_failed"
-        raise error
+        raise ReportedError(task.error_message or "", task.error_status, task.error_code or "task_failed",
+                            **(task.error_context or {}), task_id=str(task.id))
     if task.error_type == "WorkerLost":
         raise DependencyUnavailable("task worker", f"{task.error_message}; task {task.id}", task_id=str(task.id))
     log.error("task %s failed: %s: %s", task.id, task.error_type, task.error_message)
-    error = AlphaforgeError(f"the work failed unexpectedly (task {task.id}); this is a bug in alphaforge, please report it")
-    raise error
+    raise AlphaforgeError(f"the work failed unexpectedly (task {task.id}); this is a bug in alphaforge, please report it")
 
 
 def get_task(ctx: Context, task_id: uuid.UUID) -> Task:
@@ -166,13 +165,11 @@ def check_caps(ctx: Context, new_tasks: int) -> None:
                                                          Task.children_total == 0)
         ) or 0
     if unfinished + new_tasks > settings.max_queued_tasks_per_key:
-        error = TooManyRequests(
+        raise TooManyRequests(
             f"this key has {unfinished} unfinished tasks and the request adds {new_tasks}; a key may have at most "
             f"{settings.max_queued_tasks_per_key} (ALPHAFORGE_MAX_QUEUED_TASKS_PER_KEY): wait for some to finish or "
             "cancel them"
         )
-        error.headers = {"Retry-After": "10"}
-        raise error
 
 
 def list_tasks(

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 
 from alphaforge import actor
 from alphaforge.context import Context
-from alphaforge.errors import AlphaforgeError
+from alphaforge.errors import AlphaforgeError, ReportedError
 from alphaforge.services.progress import Cancelled
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
@@ -82,10 +82,7 @@ def end_task(
 ) -> bool:
     """End a task from outside its run (its worker died, was stopped at a limit or on a
     cancel); count it on its parent. True when this call ended it (it was not finished)."""
-    refusal = None
-    if http_status is not None:
-        refusal = AlphaforgeError(message)
-        refusal.status_code, refusal.code = http_status, code or "task_failed"
+    refusal = ReportedError(message, http_status, code or "task_failed") if http_status is not None else None
     only_from = (PENDING,) if only_pending else (PENDING, STARTED)
     ended = _finish(ctx, task_id, status, error=(error_type, message), only_from=only_from, refusal=refusal)
     if ended:
