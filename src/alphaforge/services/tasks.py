@@ -122,8 +122,8 @@ def outcome(task: Task) -> dict[str, Any]:
     if task.status == REVOKED:
         raise Conflict(f"task {task.id} was cancelled before it finished", task_id=str(task.id))
     if task.error_status is not None:
-        raise ReportedError(task.error_message or "", task.error_status, task.error_code or "task_failed",
-                            **(task.error_context or {}), task_id=str(task.id))
+        context = {**(task.error_context or {}), "task_id": str(task.id)}
+        raise ReportedError(task.error_message or "", task.error_status, task.error_code or "task_failed", **context)
     if task.error_type == "WorkerLost":
         raise DependencyUnavailable("task worker", f"{task.error_message}; task {task.id}", task_id=str(task.id))
     log.error("task %s failed: %s: %s", task.id, task.error_type, task.error_message)
