@@ -96,14 +96,19 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SettingsFactory:
-    """A factory of fresh, isolated settings (own database, own bucket) for the backend."""
+    """A factory of fresh, isolated settings (own database, own bucket) for the backend.
+
+    The production services are requested here, before any app that uses them starts, so
+    they are torn down after those apps (pytest ends fixtures in reverse order of setup):
+    no running service ever sees its database dropped under it."""
+    if backend == "production":
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        endpoint: str = request.getfixturevalue("s3_endpoint")
 
     def factory(**overrides: object) -> Settings:
         tmp = tmp_path_factory.mktemp(backend)
         if backend == "embedded":
             return _embedded_settings(tmp, **overrides)
-        pg: PostgresServer = request.getfixturevalue("postgres")
-        endpoint: str = request.getfixturevalue("s3_endpoint")
         values: dict[str, object] = {
             "data_dir": tmp,
             "database_url": pg.new_database(),

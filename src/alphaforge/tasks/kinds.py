@@ -62,6 +62,10 @@ def _predict(ctx: Context, request: Json, progress: Progress) -> Json:
 
 
 def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
+    """Items in the request's order (feature ids, then symbols), whatever order the rows have."""
+    features = {f: i for i, f in enumerate(dict.fromkeys(request["feature_ids"]))}
+    symbols = {s: i for i, s in enumerate(dict.fromkeys(request["symbols"]))}
+    outcomes = sorted(outcomes, key=lambda o: (features[o["request"]["feature_id"]], symbols[o["request"]["body"]["symbol"]]))
     failed = [o for o in outcomes if o["status"] != "SUCCESS"]
     items = [
         {
