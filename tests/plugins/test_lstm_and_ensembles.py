@@ -16,7 +16,7 @@ from pydantic import Field
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models import ModelPlugin, Prediction, model_plugins
+from alphaforge.plugins.models import ModelPlugin, Prediction, Timeline, model_plugins
 from alphaforge.plugins.models.deep_learning import LSTMModel
 from alphaforge.plugins.models.ensemble import (
     ArtifactIntegrityError,
@@ -54,28 +54,28 @@ def fitted_lstm() -> tuple[LSTMModel, np.ndarray, np.ndarray]:
 
 def test_lstm_predictions_are_finite_for_every_row_and_causal(fitted_lstm) -> None:
     model, X, _ = fitted_lstm
-    base = model.predict(X).mean
+    base = model.predict(Timeline.rows(X)).mean
     assert base.shape == (len(X),) and np.all(np.isfinite(base))
     rng = np.random.default_rng(1)
     for t in (0, 3, 4, 100, len(X) - 2):
         changed = X.copy()
         changed[t + 1 :] = rng.normal(scale=5.0, size=changed[t + 1 :].shape)
-        np.testing.assert_array_equal(model.predict(changed).mean[: t + 1], base[: t + 1])
+        np.testing.assert_array_equal(model.predict(Timeline.rows(changed)).mean[: t + 1], base[: t + 1])
     # row t itself is read (features at t are known at t)
     changed = X.copy()
     changed[50] += 3.0
-    assert model.predict(changed).mean[50] != base[50]
+    assert model.predict(Timeline.rows(changed)).mean[50] != base[50]
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 5, 60])
 def test_lstm_history_continues_the_windows(fitted_lstm, k: int) -> None:
     model, X, _ = fitted_lstm
-    whole = model.predict(X).mean
-    np.testing.assert_array_equal(model.predict(X[k:], history=X[:k]).mean, whole[k:])
+    whole = model.predict(Timeline.rows(X)).mean
+    np.testing.assert_array_equal(model.predict(Timeline.rows(X[k:], X[:k])).mean, whole[k:])
     # a short history is padded with its earliest row, like the start of X is
-    np.testing.assert_array_equal(model.predict(X[k:], history=X[k - 1 : k]).mean, model.predict(X[k - 1 :]).mean[1:])
+    np.testing.assert_array_equal(model.predict(Timeline.rows(X[k:], X[k - 1 : k])).mean, model.predict(Timeline.rows(X[k - 1 :])).mean[1:])
     # no history: the first windows repeat the first row; still finite
-    assert np.all(np.isfinite(model.predict(X[k:]).mean))
+    assert np.all(np.isfinite(model.predict(Timeline.rows(X[k:])).mean))
 
 
 def test_lstm_standardises_with_the_training_rows_only() -> None:
@@ -85,7 +85,7 @@ def test_lstm_standardises_with_the_training_rows_only() -> None:
     model.fit(X, y)
     np.testing.assert_allclose(model.feature_mean, X[:180].mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(model.feature_std, X[:180].std(axis=0), rtol=1e-12)
-    assert np.all(np.isfinite(model.predict(X).mean))
+    assert np.all(np.isfinite(model.predict(Timeline.rows(X)).mean))
 
 
 def test_lstm_early_stopping_stops_and_restores_the_best_weights() -> None:
@@ -100,7 +100,7 @@ def test_lstm_early_stopping_stops_and_restores_the_best_weights() -> None:
     assert len(losses) == model.epochs_run and losses[model.best_epoch - 1] == min(losses)
     # the kept weights are the best epoch's: recompute its validation loss from predictions
     n_train = 270
-    pred = model.predict(X[n_train:], history=X[:n_train]).mean
+    pred = model.predict(Timeline.rows(X[n_train:], X[:n_train])).mean
     y_std = y[:n_train].std()
     val_loss = np.mean(((pred - y[n_train:]) / y_std) ** 2)
     assert val_loss == pytest.approx(min(losses), rel=1e-4)
@@ -118,8 +118,8 @@ def test_lstm_is_deterministic_given_the_seed_and_leaves_torch_settings_alone() 
     a, b, c = _lstm(seed=7), _lstm(seed=7), _lstm(seed=8)
     for m in (a, b, c):
         m.fit(X, y)
-    np.testing.assert_array_equal(a.predict(X).mean, b.predict(X).mean)
-    assert not np.array_equal(a.predict(X).mean, c.predict(X).mean)
+    np.testing.assert_array_equal(a.predict(Timeline.rows(X)).mean, b.predict(Timeline.rows(X)).mean)
+    assert not np.array_equal(a.predict(Timeline.rows(X)).mean, c.predict(Timeline.rows(X)).mean)
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.get_rng_state(), rng_state)
     assert not torch.are_deterministic_algorithms_enabled()
@@ -131,7 +131,7 @@ def test_lstm_dropout_changes_the_model_for_any_number_of_layers(layers: int) ->
     a, b = _lstm({"num_layers": layers, "dropout": 0.0}), _lstm({"num_layers": layers, "dropout": 0.5})
     a.fit(X, y)
     b.fit(X, y)
-    assert not np.allclose(a.predict(X).mean, b.predict(X).mean)
+    assert not np.allclose(a.predict(Timeline.rows(X)).mean, b.predict(Timeline.rows(X)).mean)
 
 
 def test_lstm_artifact_round_trip_is_exact_and_safe(fitted_lstm) -> None:
@@ -140,8 +140,8 @@ def test_lstm_artifact_round_trip_is_exact_and_safe(fitted_lstm) -> None:
     state = torch.load(io.BytesIO(data), weights_only=True)  # tensors and plain values only
     assert state["format"] == "alphaforge.dl.lstm/1"
     loaded = LSTMModel.from_bytes(data, model.params, seed=0)
-    np.testing.assert_array_equal(loaded.predict(X).mean, model.predict(X).mean)
-    np.testing.assert_array_equal(loaded.predict(X[9:], history=X[:9]).mean, model.predict(X).mean[9:])
+    np.testing.assert_array_equal(loaded.predict(Timeline.rows(X)).mean, model.predict(Timeline.rows(X)).mean)
+    np.testing.assert_array_equal(loaded.predict(Timeline.rows(X[9:], X[:9])).mean, model.predict(Timeline.rows(X)).mean[9:])
     assert loaded.epochs_run == model.epochs_run
     with pytest.raises(ValueError):
         LSTMModel.from_bytes(b"not a torch file", model.params)
@@ -191,8 +191,9 @@ class Recorder(ModelPlugin):
         A = np.column_stack([np.ones(len(X)), X[:, 1:]])
         self.coef = np.linalg.lstsq(A, y, rcond=None)[0]
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
-        Recorder.calls.append(("predict", X[:, 0].astype(int), 0 if history is None else len(history)))
+    def predict(self, timeline: Timeline) -> Prediction:
+        X = timeline.forecast_rows
+        Recorder.calls.append(("predict", X[:, 0].astype(int), timeline.start))
         out = np.column_stack([np.ones(len(X)), X[:, 1:]]) @ self.coef
         return Prediction(mean=self.params.sign * out + 1e-9 * self.seed, extras={"noise": np.zeros(len(X))})
 
@@ -233,17 +234,17 @@ def test_mean_is_the_weighted_average_of_separately_fitted_members(recorder) -> 
     rec = Recorder.from_parameters({}, seed=member_seed(11, 1))
     lstm.fit(X[:150], y[:150])
     rec.fit(X[:150], y[:150])
-    p_lstm = lstm.predict(X[150:], history=X[:150]).mean
-    p_rec = rec.predict(X[150:], history=X[:150]).mean
-    prediction = ens.predict(X[150:], history=X[:150])
+    p_lstm = lstm.predict(Timeline.rows(X[150:], X[:150])).mean
+    p_rec = rec.predict(Timeline.rows(X[150:], X[:150])).mean
+    prediction = ens.predict(Timeline.rows(X[150:], X[:150]))
     np.testing.assert_allclose(prediction.mean, (p_lstm + p_rec) / 2, rtol=0, atol=1e-15)
     assert prediction.extras == {}  # members' extras are dropped
     # history is passed through: the split forecast equals the tail of the whole one
-    np.testing.assert_array_equal(prediction.mean, ens.predict(X).mean[150:])
+    np.testing.assert_array_equal(prediction.mean, ens.predict(Timeline.rows(X)).mean[150:])
 
     weighted = MeanEnsemble.from_parameters({"members": members, "weights": [3.0, 1.0]}, seed=11)
     weighted.fit(X[:150], y[:150])
-    np.testing.assert_allclose(weighted.predict(X[150:], history=X[:150]).mean, 0.75 * p_lstm + 0.25 * p_rec, atol=1e-15)
+    np.testing.assert_allclose(weighted.predict(Timeline.rows(X[150:], X[:150])).mean, 0.75 * p_lstm + 0.25 * p_rec, atol=1e-15)
 
 
 def test_stacking_oof_forecasts_only_use_earlier_rows_and_weights_are_non_negative(recorder) -> None:
@@ -269,7 +270,7 @@ def test_stacking_oof_forecasts_only_use_earlier_rows_and_weights_are_non_negati
     assert np.all(ens.meta_weights >= 0)
     assert ens.meta_weights[0] > 0.5 and ens.meta_weights[1] == 0.0  # the sign-flipped member gets no weight
     assert ens.oof_predictions.shape == (150, 2)
-    assert np.all(np.isfinite(ens.predict(X).mean))
+    assert np.all(np.isfinite(ens.predict(Timeline.rows(X)).mean))
 
     with pytest.raises(InvalidInput, match="too few"):
         StackingEnsemble.from_parameters({"members": members, "n_folds": 10, "purge": 5}).fit(X[:30], y[:30])
@@ -338,7 +339,7 @@ def test_ensemble_artifact_round_trip_and_tamper_detection(recorder) -> None:
     assert manifest["combiner"]["weights"] == ens.meta_weights.tolist()
 
     loaded = StackingEnsemble.from_bytes(data, ens.params, seed=5)
-    np.testing.assert_array_equal(loaded.predict(X).mean, ens.predict(X).mean)
+    np.testing.assert_array_equal(loaded.predict(Timeline.rows(X)).mean, ens.predict(Timeline.rows(X)).mean)
 
     tampered = bytearray(blob)
     tampered[len(tampered) // 2] ^= 0xFF

@@ -14,11 +14,21 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from alphaforge.errors import InvalidInput
-from alphaforge.plugins.models import MODEL_FAMILIES, ModelPlugin, Prediction, model_plugins, resolve_model_type
+from alphaforge.marketdata.bars import parse_upload
+from alphaforge.marketdata.sample import sample_bars
+from alphaforge.plugins.models import (
+    MODEL_FAMILIES,
+    ModelPlugin,
+    Prediction,
+    Timeline,
+    model_plugins,
+    resolve_model_type,
+)
 
 PLUGINS = list(model_plugins)
 FAMILY_PREFIX = {"statistical": "stat.", "machine_learning": "ml.", "deep_learning": "dl.", "ensemble": "ensemble."}
@@ -86,7 +96,10 @@ def _fit(cls: type[ModelPlugin], params: dict[str, Any] | None = None, seed: int
 
 
 def _predict(plugin: ModelPlugin, X: np.ndarray | None = None) -> Prediction:
-    return plugin.predict(data().X_test if X is None else X, history=data().X_train)
+    """Forecast the test rows (or ``X``) after the training rows, whose labels are known."""
+    X = data().X_test if X is None else X
+    known = np.concatenate([data().y_train, np.full(len(X), np.nan)])
+    return plugin.predict(Timeline(np.concatenate([data().X_train, X]), known, horizon=1, start=len(data().X_train)))
 
 
 def _outputs(prediction: Prediction) -> np.ndarray:
@@ -206,6 +219,145 @@ def _automatic_alternate(cls: type[ModelPlugin], name: str, current: Any) -> Any
         if value != current and _valid(cls, {**FAST.get(cls.key, {}), name: value}):
             return value
     return _NO_ALTERNATE
+
+
+# --- causality, on the real GSPC bars --------------------------------------------------
+#
+# One rule for every plugin (plugins.models.base.Timeline): the forecast for row t reads
+# feature rows up to t and labels realised by t, nothing else, and never depends on the
+# range asked for. Features here are simple trailing transforms of the bars, labels the
+# forward return over HORIZON bars, as the service builds them.
+
+HORIZON = 3
+CAUSAL_SPAN = ("2005-01-01", "2013-01-01")
+CAUSAL_TRAIN_ROWS = 1200
+
+
+def _gspc_bars() -> pd.DataFrame:
+    frame, report = parse_upload(sample_bars("GSPC"))
+    assert report.ok
+    return frame.loc[CAUSAL_SPAN[0] : CAUSAL_SPAN[1]]
+
+
+def _timeline_frame(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Complete feature rows and the forward return of each (NaN where not realised)."""
+    log_close = np.log(bars["close"])
+    returns = log_close.diff()
+    features = pd.DataFrame({
+        "r1": returns,
+        "r5": log_close.diff(5),
+        "vol20": returns.rolling(20).std(),
+        "volume": np.log(bars["volume"]).diff(),
+        "range": np.log(bars["high"] / bars["low"]),
+    }).dropna()
+    close = bars["close"]
+    return features, (close.shift(-HORIZON) / close - 1.0).reindex(features.index)
+
+
+@cache
+def _causal_data() -> tuple[pd.DataFrame, pd.Series]:
+    return _timeline_frame(_gspc_bars())
+
+
+@cache
+def _causal_model(cls: type[ModelPlugin]) -> ModelPlugin:
+    features, target = _causal_data()
+    plugin = cls.from_parameters(FAST.get(cls.key, {}), seed=5)
+    plugin.fit(features.to_numpy()[:CAUSAL_TRAIN_ROWS], target.to_numpy()[:CAUSAL_TRAIN_ROWS])
+    return plugin
+
+
+def _forecast(plugin: ModelPlugin, features: pd.DataFrame, target: pd.Series, start: int = 0) -> np.ndarray:
+    timeline = Timeline(features.to_numpy(), target.to_numpy(), horizon=HORIZON, start=start)
+    return _outputs_by_row(plugin.predict(timeline), timeline.n_forecast)
+
+
+def _outputs_by_row(prediction: Prediction, n: int) -> np.ndarray:
+    """(n, 1 + extras) matrix: row i holds every series' forecast for row i."""
+    return np.column_stack([prediction.mean, *(prediction.extras[k] for k in sorted(prediction.extras))]).reshape(n, -1)
+
+
+def _perturbed_after(bars: pd.DataFrame, when: pd.Timestamp, seed: int) -> pd.DataFrame:
+    """Every bar after ``when`` changed (prices scaled per bar, volume too), nothing before."""
+    rng = np.random.default_rng(seed)
+    out = bars.copy()
+    later = out.index > when
+    factor = np.exp(rng.normal(0.0, 0.03, size=int(later.sum())))
+    for column in ("open", "high", "low", "close"):
+        out.loc[later, column] = out.loc[later, column].to_numpy() * factor
+    out.loc[later, "volume"] = out.loc[later, "volume"].to_numpy() * rng.uniform(0.5, 2.0, size=int(later.sum()))
+    return out
+
+
+def _first_changed_row(plugin: ModelPlugin, t: int) -> int | None:
+    """Forecast every row before and after perturbing all bars after row t; the first row up
+    to t whose forecast changed (None: none did)."""
+    features, target = _causal_data()
+    base = _forecast(plugin, features, target)
+    changed_features, changed_target = _timeline_frame(_perturbed_after(_gspc_bars(), features.index[t], seed=t))
+    assert changed_features.index.equals(features.index)
+    assert not np.allclose(changed_target.to_numpy()[t - HORIZON + 1 : -HORIZON], target.to_numpy()[t - HORIZON + 1 : -HORIZON])
+    after = _forecast(plugin, changed_features, changed_target)
+    differs = np.flatnonzero(~(after[: t + 1] == base[: t + 1]).all(axis=1))
+    return int(differs[0]) if len(differs) else None
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+@pytest.mark.parametrize("t", [4, 700, 1500])
+def test_no_forecast_reads_anything_after_its_row(cls: type[ModelPlugin], t: int) -> None:
+    """Bars, features and labels after row t are perturbed: no forecast up to t may move
+    (row 4: before the first realised label; 700: inside the training rows; 1500: after)."""
+    assert _first_changed_row(_causal_model(cls), t) is None
+
+
+def _range_forecast(plugin: ModelPlugin, a: int, c: int) -> np.ndarray:
+    """Forecasts for rows [a, c) as the service makes them for a request of that range:
+    the rows the plugin reads before a (all for filters), labels realised before c only."""
+    features, target = _causal_data()
+    history = plugin.history_rows()
+    first = 0 if history is None else max(a - history, 0)
+    known = target.to_numpy()[first:c].copy()
+    known[max(c - first - HORIZON, 0) :] = np.nan  # realised after the range ends
+    return _forecast(plugin, features.iloc[first:c], pd.Series(known), start=a - first)
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+def test_forecasts_do_not_depend_on_the_range_asked(cls: type[ModelPlugin]) -> None:
+    """[a, c) = [a, b) followed by [b, c), for ranges before, across and after the training rows."""
+    plugin = _causal_model(cls)
+    for a, b, c in [(30, 400, 900), (1000, 1190, 1210), (1300, 1650, len(_causal_data()[0]))]:
+        whole = _range_forecast(plugin, a, c)
+        np.testing.assert_array_equal(np.concatenate([_range_forecast(plugin, a, b), _range_forecast(plugin, b, c)]), whole)
+
+
+class _Peeking(ModelPlugin):
+    """Reads the label of row t - horizon + 1, realised one row after t: must be caught."""
+
+    key = "test.peeking"
+    family = "machine_learning"
+    short_name = "peeking"
+    description = "test: a look-ahead"
+    artifact_ext = "json"
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        pass
+
+    def predict(self, timeline: Timeline) -> Prediction:
+        y = np.nan_to_num(np.asarray(timeline.y, dtype=np.float64))
+        rows = np.arange(timeline.start, len(timeline.X))
+        return Prediction(y[np.clip(rows - timeline.horizon + 1, 0, None)])
+
+    def to_bytes(self) -> bytes:
+        return b"{}"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, params: Any, seed: int = 0) -> _Peeking:
+        return cls(params, seed)
+
+
+def test_the_causality_check_catches_a_one_row_look_ahead() -> None:
+    peeking = _Peeking.from_parameters({})
+    assert _first_changed_row(peeking, 700) == 700
 
 
 # --- invalid parameters --------------------------------------------------------------

@@ -51,6 +51,7 @@ class FeatureSpec:
 class TrainingData:
     X: np.ndarray  # (n, k) float64, rows in time order
     y: np.ndarray  # (n,) forward returns
+    horizon: int  # rows each label looks ahead
     timestamps: pd.DatetimeIndex
     columns: list[str]
     features: list[FeatureSpec]
@@ -124,14 +125,18 @@ def assemble_training_data(ctx: Context, spec: DatasetSpec) -> TrainingData:
 
 def assemble_prediction_rows(
     ctx: Context, features: list[FeatureSpec], symbol: str, timeframe: Timeframe, start: datetime, end: datetime,
-    history_rows: int,
-) -> tuple[pd.DataFrame, int]:
-    """Feature rows for prediction, recomputed from the lineage (nothing is stored).
+    history_rows: int | None, horizon: int,
+) -> tuple[pd.DataFrame, pd.Series, int]:
+    """Feature rows and targets for prediction, recomputed from the lineage (nothing is stored).
 
-    Returns ``history_rows`` complete rows before ``start`` (sequence models read their
-    first windows from them) followed by the rows in range, and how many precede ``start``.
+    Returns the complete feature rows from ``history_rows`` rows before ``start`` (``None``:
+    from the first stored bar on, so a filter always starts at the same row) to ``end``,
+    the forward return of each over ``horizon`` bars as known from the bars before ``end``
+    (NaN where not realised by then; the model reads each only once realised), and how
+    many rows precede ``start``.
     """
     symbol = normalize_symbol(symbol)
+    extra_warmup = generation.FULL_HISTORY if history_rows is None else history_rows
     frames = []
     for feature in features:
         plugin = feature.plugin()
@@ -140,14 +145,19 @@ def assemble_prediction_rows(
                 f"feature plugin {feature.plugin_key} is now version {plugin.version}, the model was trained "
                 f"on version {feature.plugin_version}; retrain the model"
             )
-        bars, in_range = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=history_rows)
+        bars, _ = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=extra_warmup)
         sources = gather_sources(ctx, plugin, symbol, timeframe.value, bars, end)
         full = generation.compute_frame(plugin, bars, len(bars), timeframe.value, sources)
         frames.append(_renamed(full, feature))
     joined = pd.concat(frames, axis=1, join="inner").dropna()
     before = int((joined.index < pd.Timestamp(to_utc(start))).sum())
-    keep_from = max(0, before - history_rows)
-    return joined.iloc[keep_from:], before - keep_from
+    keep_from = 0 if history_rows is None else max(0, before - history_rows)
+    rows = joined.iloc[keep_from:]
+    if rows.empty:
+        return rows, pd.Series(np.nan, index=rows.index), 0
+    close = ctx.bars.get_bars(symbol, timeframe, rows.index[0].to_pydatetime(), end, warmup=0)["close"]
+    targets = (close.shift(-horizon) / close - 1.0).reindex(rows.index)
+    return rows, targets, before - keep_from
 
 
 def _renamed(frame: pd.DataFrame, feature: FeatureSpec) -> pd.DataFrame:
@@ -175,6 +185,7 @@ def _align(frames: list[pd.DataFrame], close: pd.Series, horizon: int, features:
     return TrainingData(
         X=np.ascontiguousarray(joined.to_numpy(dtype="float64")[complete]),
         y=target.to_numpy(dtype="float64")[complete],
+        horizon=horizon,
         timestamps=pd.DatetimeIndex(joined.index[complete]),
         columns=[c for f in features for c in f.columns],
         features=features,

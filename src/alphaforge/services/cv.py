@@ -37,6 +37,15 @@ class Fold:
     index: int
     train: np.ndarray  # sorted int row indices (may have holes: embargoed rows)
     test: np.ndarray  # contiguous sorted int row indices
+    purge: int = 0  # rows right before the test window whose labels the fold never reads
+
+    def known_targets(self, y: np.ndarray) -> np.ndarray:
+        """The labels of rows up to the end of the test window, the purge gap's withheld
+        (NaN): what the test rows' forecasts may read (each only those realised by its row)."""
+        start, stop = int(self.test[0]), int(self.test[-1]) + 1
+        known = np.array(y[:stop], dtype=np.float64)
+        known[max(start - self.purge, 0) : start] = np.nan
+        return known
 
 
 def _rows(n: int, fraction: float) -> int:
@@ -124,7 +133,9 @@ def make_folds(
         # rolling: candidates always hold >= first_train rows (rows 0..first_start-purge-1
         # are never embargoed), so every fold keeps exactly first_train rows.
         train = candidates[-first_train:] if method == "rolling" else candidates
-        folds.append(Fold(index=i, train=train.astype(np.int64), test=np.arange(start, stop, dtype=np.int64)))
+        folds.append(
+            Fold(index=i, train=train.astype(np.int64), test=np.arange(start, stop, dtype=np.int64), purge=purge)
+        )
         embargoed[stop : stop + embargo] = True
     return folds
 

@@ -1,5 +1,9 @@
 """Prediction from the stored artifact and its training lineage.
 
+Each row's forecast is what the model would have said live on that date (see
+``plugins.models.base.Timeline``): features recomputed over the rows the model reads
+(from the symbol's first bar for filters), targets only once realised.
+
 The features are recomputed exactly as trained (same plugins, parameters and column
 order, from the lineage rather than today's definitions, which may have been edited) and
 the artifact's SHA-256 is checked before anything is deserialized.
@@ -19,7 +23,7 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyFailed, InvalidInput, NotFound
 from alphaforge.marketdata.bars import normalize_symbol, to_utc
 from alphaforge.plugins.base import validate_params
-from alphaforge.plugins.models import ModelPlugin, model_plugins
+from alphaforge.plugins.models import ModelPlugin, Timeline, model_plugins
 from alphaforge.schemas.models import PredictRequest
 from alphaforge.services.assembly import FeatureSpec, assemble_prediction_rows
 from alphaforge.services.hashing import utc_iso
@@ -59,16 +63,17 @@ def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Predi
     start, end = to_utc(request.start_date), to_utc(request.end_date)
     plugin = load_artifact(ctx, model)
     features = [FeatureSpec(**f) for f in lineage["features"]]
-    rows, n_history = assemble_prediction_rows(
-        ctx, features, request.symbol, request.timeframe, start, end, history_rows=plugin.history_rows()
+    horizon = int(lineage["dataset"]["target_horizon"])
+    rows, targets, n_history = assemble_prediction_rows(
+        ctx, features, request.symbol, request.timeframe, start, end, history_rows=plugin.history_rows(), horizon=horizon
     )
-    X = rows.to_numpy(dtype="float64")
-    if len(X) == n_history:
+    if len(rows) == n_history:
         raise InvalidInput(
             f"no {request.timeframe.value} bars with complete features for {normalize_symbol(request.symbol)} "
             f"in [{utc_iso(start)}, {utc_iso(end)}); check the range with GET /api/v1/market-data/symbols"
         )
-    prediction = plugin.predict(X[n_history:], history=X[:n_history] if n_history else None)
+    timeline = Timeline(rows.to_numpy(dtype="float64"), targets.to_numpy(dtype="float64"), horizon, start=n_history)
+    prediction = plugin.predict(timeline)
     volatility = prediction.extras.get("volatility")
     return PredictResult(
         model_id=model.id,

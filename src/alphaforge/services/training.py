@@ -13,13 +13,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import update
 
 from alphaforge import __version__
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, NotFound
 from alphaforge.plugins.base import library_version
-from alphaforge.plugins.models import ModelPlugin
+from alphaforge.plugins.models import ModelPlugin, Timeline
 from alphaforge.schemas.models import TrainRequest
 from alphaforge.services import cv, metrics
 from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
@@ -162,10 +163,7 @@ def cross_validate(
     results, baselines = [], []
     for fold in folds:
         progress(0.05 + 0.85 * fold.index / len(folds), f"fold {fold.index + 1} of {len(folds)}")
-        model = type(plugin)(plugin.params, seed=seed)
-        model.fit(data.X[fold.train], data.y[fold.train])
-        start = int(fold.test[0])
-        predicted = model.predict(data.X[fold.test], history=data.X[:start]).mean
+        predicted = fold_forecast(plugin, data, fold, seed)
         actual = data.y[fold.test]
         scores = metrics.fold_metrics(actual, predicted)
         baseline = metrics.fold_metrics(actual, metrics.naive_baseline(data.y[fold.train], len(fold.test)))
@@ -179,6 +177,17 @@ def cross_validate(
             }
         )
     return {"folds": results, "summary": metrics.summarize(results), "baseline": metrics.summarize(baselines)}
+
+
+def fold_forecast(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> np.ndarray:
+    """A fresh model fitted on the fold's training rows forecasts its test rows as it would
+    have live: from the series' first row, each row seeing the labels realised by it
+    except the purge gap's (filtered across on features alone)."""
+    model = type(plugin)(plugin.params, seed=seed)
+    model.fit(data.X[fold.train], data.y[fold.train])
+    stop = int(fold.test[-1]) + 1
+    timeline = Timeline(data.X[:stop], fold.known_targets(data.y), horizon=data.horizon, start=int(fold.test[0]))
+    return np.asarray(model.predict(timeline).mean, dtype=np.float64)
 
 
 def _lineage(definition: _Definition, request: TrainRequest, data: TrainingData, cv_metrics: dict[str, Any]) -> dict[str, Any]:

@@ -34,14 +34,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
 from alphaforge.schemas.models import CVConfig, DatasetSpec
 from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
-from alphaforge.services import cv, metrics, search_space, studies
+from alphaforge.services import cv, metrics, search_space, studies, training
 from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
 from alphaforge.services.progress import Cancelled, Progress, no_progress
 from alphaforge.services.tracking import StudyRun, TrialRun
@@ -360,11 +358,8 @@ def _evaluate(
 
 def _fold_scores(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> dict[str, Any]:
     """A fresh model fitted on the fold's training rows, scored on its test rows (as training does)."""
-    model = type(plugin)(plugin.params, seed=seed)
-    model.fit(data.X[fold.train], data.y[fold.train])
-    start = int(fold.test[0])
-    predicted = model.predict(data.X[fold.test], history=data.X[:start]).mean
-    return {"fold": fold.index, **metrics.fold_metrics(data.y[fold.test], np.asarray(predicted))}
+    predicted = training.fold_forecast(plugin, data, fold, seed)
+    return {"fold": fold.index, **metrics.fold_metrics(data.y[fold.test], predicted)}
 
 
 def _stop_reason(

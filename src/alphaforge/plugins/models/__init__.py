@@ -5,9 +5,10 @@ from alphaforge.plugins.models.base import (
     ModelPlugin,
     ParamSpec,
     Prediction,
+    Timeline,
     model_plugins,
     resolve_model_type,
 )
 from alphaforge.plugins.models import deep_learning, ensemble, machine_learning, statistical  # noqa: F401 (registers)
 
-__all__ = ["MODEL_FAMILIES", "ModelPlugin", "ParamSpec", "Prediction", "model_plugins", "resolve_model_type"]
+__all__ = ["MODEL_FAMILIES", "ModelPlugin", "ParamSpec", "Prediction", "Timeline", "model_plugins", "resolve_model_type"]

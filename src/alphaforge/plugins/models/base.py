@@ -8,8 +8,14 @@ state is stored: ``to_bytes`` / ``from_bytes`` in the library's native format wh
 exists. Bytes are only handed to ``from_bytes`` after their SHA-256 has been verified.
 
 Feature rows are float64 matrices in the order of the training's ``feature_columns``.
-``history`` is the block of feature rows that immediately precede ``X`` in time (features
-only, never labels); sequence models read their first windows from it, others ignore it.
+
+Prediction is causal, one rule for every plugin: ``predict`` gets a :class:`Timeline` (the
+feature rows of one series from a fixed first row on, and the targets known so far) and
+forecasts rows ``start …``; the forecast for row ``t`` reads feature rows up to ``t`` and
+targets of rows up to ``t - horizon`` (the ones realised by ``t``), nothing else. So a
+forecast never depends on what comes after its row, nor on the range asked for: the
+model-plugin conformance suite perturbs everything after ``t`` and splits ranges to hold
+every plugin to it.
 """
 
 from __future__ import annotations
@@ -60,13 +66,74 @@ class ParamSpec(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """What is known of one series when forecasting its rows ``start …``.
+
+    ``X`` holds the series' feature rows in time order from a fixed first row on, ``y`` the
+    forward return of each row over ``horizon`` rows, NaN where the caller does not know it
+    (``None``: no target known at all). The forecast for row ``t`` may read ``X[: t + 1]``
+    and ``y[s]`` for ``s <= t - horizon`` only: the label of row ``s`` is realised by row
+    ``s + horizon``. A caller may withhold more labels (NaN), e.g. cross-validation's purge
+    gap; models then filter across them on features alone.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None = None
+    horizon: int = 1
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        if self.X.ndim != 2:
+            raise ValueError(f"a timeline's X must be (n, k), got shape {self.X.shape}")
+        if self.y is not None and self.y.shape != (len(self.X),):
+            raise ValueError(f"a timeline's y must have one value per row of X, got {self.y.shape} for {len(self.X)}")
+        if self.horizon < 1 or not 0 <= self.start <= len(self.X):
+            raise ValueError(f"horizon {self.horizon} must be >= 1 and start {self.start} within 0..{len(self.X)}")
+
+    @classmethod
+    def rows(cls, X: np.ndarray, history: np.ndarray | None = None, horizon: int = 1) -> Timeline:
+        """Forecast every row of ``X`` after the feature rows ``history``; no target known."""
+        X = np.asarray(X, dtype=np.float64)
+        if history is None or len(history) == 0:
+            return cls(X, horizon=horizon)
+        return cls(np.concatenate([np.asarray(history, dtype=np.float64), X]), horizon=horizon, start=len(history))
+
+    @property
+    def n_forecast(self) -> int:
+        return len(self.X) - self.start
+
+    @property
+    def forecast_rows(self) -> np.ndarray:
+        """The feature rows forecast, ``X[start:]``."""
+        return self.X[self.start :]
+
+    def known_targets(self) -> np.ndarray:
+        """``y`` with every label that no forecast row may read set to NaN: rows after
+        ``len(X) - 1 - horizon`` are not realised by the last row forecast."""
+        y = np.full(len(self.X), np.nan) if self.y is None else np.array(self.y, dtype=np.float64)
+        y[max(len(y) - self.horizon, 0) :] = np.nan
+        return y
+
+
 @dataclass
 class Prediction:
     """Point forecasts of the forward return, plus any extra series a model forecasts
-    beside them (``{"volatility": ...}`` for GARCH). Every array is as long as ``X``."""
+    beside them (``{"volatility": ...}`` for GARCH). Every array has one value per row
+    forecast (``Timeline.n_forecast``)."""
 
     mean: np.ndarray
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def rowwise_dot(A: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``A @ w`` with each row's sum in one fixed order, so a row's value never depends on
+    which other rows share the batch (BLAS picks kernels, and roundings, by the matrix
+    shape: a forecast must not change with the range asked)."""
+    out = np.zeros(len(A), dtype=np.float64)
+    for j, weight in enumerate(np.asarray(w, dtype=np.float64)):
+        out += A[:, j] * weight
+    return out
 
 
 class ModelPlugin(ABC):
@@ -98,8 +165,9 @@ class ModelPlugin(ABC):
         """Fit on feature rows ``X`` (n, k) and forward returns ``y`` (n,)."""
 
     @abstractmethod
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
-        """Forecast the forward return for every row of ``X``; all values finite."""
+    def predict(self, timeline: Timeline) -> Prediction:
+        """Forecast the forward return of rows ``timeline.start …`` causally (see
+        :class:`Timeline`); all values finite."""
 
     @abstractmethod
     def to_bytes(self) -> bytes:
@@ -110,8 +178,9 @@ class ModelPlugin(ABC):
     def from_bytes(cls, data: bytes, params: PluginParams, seed: int = 0) -> Self:
         """Rebuild a fitted model from ``to_bytes`` output (already SHA-256 verified)."""
 
-    def history_rows(self) -> int:
-        """Feature rows before the first predicted row that ``predict`` reads from ``history``."""
+    def history_rows(self) -> int | None:
+        """Rows before the first forecast row that ``predict`` reads; ``None``: every row
+        from the series' first (filters that carry a state from the beginning)."""
         return 0
 
     def check_target_horizon(self, horizon: int) -> None:

@@ -5,13 +5,12 @@
 - **Windows include row t.** The forecast for row ``t`` reads feature rows
   ``t-seq_len+1 … t`` (features at ``t`` are known at ``t``). Upstream read
   ``t-seq_len … t-1`` and returned null for the first ``seq_len`` rows, which broke CV.
-- **Every row gets a finite forecast.** The first windows reach back into ``history``
-  (the feature rows right before ``X``); where history is missing or shorter than
-  ``seq_len - 1`` rows, the window is padded by repeating the earliest row available
-  (the first history row, else the first row of ``X``). Training windows are padded the
-  same way, so the network has seen such windows. Non-finite standardised inputs are
-  read as 0 (the training mean). Hence ``predict(X[k:], history=X[:k])`` equals
-  ``predict(X)[k:]`` exactly.
+- **Every row gets a finite forecast.** The first windows reach back into the timeline's
+  rows before ``start``; where fewer than ``seq_len - 1`` rows precede a row, the window
+  is padded by repeating the timeline's first row. Training windows are padded the same
+  way, so the network has seen such windows. Non-finite standardised inputs are read as 0
+  (the training mean). Hence a forecast depends only on its window: the same over any
+  range that contains it. Targets are never read.
 - **Seeded and deterministic.** Weight initialisation and dropout draw from torch's global
   RNG inside ``torch.random.fork_rng`` seeded with ``seed`` (the caller's RNG state is
   restored afterwards); batches are shuffled with a seeded ``torch.Generator``; fitting
@@ -44,15 +43,15 @@ from pydantic import Field
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, model_plugins
+from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 #: Intra-op threads while fitting/predicting: fixed so results do not depend on the host.
 TORCH_THREADS = 1
-#: Rows per forward pass when predicting.
-_PREDICT_CHUNK = 4096
+#: Windows per forward pass when predicting (fixed: see ``predict``).
+_PREDICT_CHUNK = 256
 _ARTIFACT_FORMAT = "alphaforge.dl.lstm/1"
 
 
@@ -289,29 +288,28 @@ class LSTMModel(ModelPlugin):
 
     # ---------------------------------------------------------------- predict
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def predict(self, timeline: Timeline) -> Prediction:
         if self._net is None:
             raise InvalidInput("dl.lstm: the model is not fitted")
-        X = self._check_X(X)
-        n = len(X)
+        n = timeline.n_forecast
         if n == 0:
             return Prediction(mean=np.zeros(0))
         pad = self.params.seq_len - 1
-        if history is not None and pad > 0:
-            history = self._check_X(history, "history")
-            H = history[len(history) - pad :] if len(history) > pad else history
-            Z = self._standardise(np.concatenate([H, X]))
-            padded = np.concatenate([np.repeat(Z[:1], pad - len(H), axis=0), Z])
-        else:
-            padded = self._padded(self._standardise(X))
+        first = max(timeline.start - pad, 0)
+        Z = self._standardise(self._check_X(timeline.X[first:]))
+        padded = np.concatenate([np.repeat(Z[:1], pad - (timeline.start - first), axis=0), Z])
         out = np.empty(n, dtype=np.float64)
         with _torch_session() as torch:
             Zt = torch.from_numpy(padded)
             offsets = torch.arange(self.params.seq_len)
             with torch.no_grad():
+                # Every forward pass has exactly _PREDICT_CHUNK windows (the last one filled
+                # up with copies): kernels, and so roundings, depend on the batch shape, and
+                # a row's forecast must not depend on the range asked.
                 for start in range(0, n, _PREDICT_CHUNK):
-                    rows = torch.arange(start, min(n, start + _PREDICT_CHUNK))
-                    out[start : start + len(rows)] = self._net(Zt[rows.unsqueeze(1) + offsets]).double().numpy()
+                    rows = torch.arange(start, start + _PREDICT_CHUNK).clamp(max=n - 1)
+                    chunk = self._net(Zt[rows.unsqueeze(1) + offsets]).double().numpy()
+                    out[start : start + _PREDICT_CHUNK] = chunk[: min(_PREDICT_CHUNK, n - start)]
         mean = out * self._y_std + self._y_mean
         return Prediction(mean=np.nan_to_num(mean, nan=self._y_mean, posinf=self._y_mean, neginf=self._y_mean))
 

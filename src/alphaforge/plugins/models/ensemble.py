@@ -8,8 +8,9 @@ order of plugin modules does not matter.
 
 - Member ``i`` is seeded with :func:`member_seed` ``(seed, i)`` (SHA-256 of both, 31 bits):
   deterministic, different per member, independent of the other members.
-- ``history`` is passed through to every member. Members' ``extras`` (e.g. GARCH
-  volatility) are dropped: an ensemble forecasts the mean only.
+- The timeline is passed through to every member, so each forecasts causally by its own
+  rule. Members' ``extras`` (e.g. GARCH volatility) are dropped: an ensemble forecasts the
+  mean only.
 - The artifact is a zip: ``manifest.json`` (format, ensemble key, member keys, resolved
   parameters, seeds, artifact file names and SHA-256, combiner weights) and each member's
   own ``to_bytes()``. ``from_bytes`` checks the manifest against the parameters and every
@@ -33,7 +34,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams, describe_validation_error, validate_params
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, model_plugins
+from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins, rowwise_dot
 
 _MANIFEST = "manifest.json"
 _ARTIFACT_FORMAT = "alphaforge.ensemble/1"
@@ -134,8 +135,9 @@ class EnsemblePlugin(ModelPlugin):
             merged.update(versions)
         return merged
 
-    def history_rows(self) -> int:
-        return max((m.plugin()(m.validated()).history_rows() for m in self.member_specs), default=0)
+    def history_rows(self) -> int | None:
+        rows = [m.plugin()(m.validated()).history_rows() for m in self.member_specs]
+        return None if None in rows else max((r for r in rows if r is not None), default=0)
 
     @staticmethod
     def _check_xy(key: str, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,15 +147,15 @@ class EnsemblePlugin(ModelPlugin):
             raise InvalidInput(f"{key}: X must be (n, k) with n = len(y); got {X.shape} and {y.shape}")
         return X, y
 
-    def _member_predictions(self, members: list[ModelPlugin], X: np.ndarray, history: np.ndarray | None) -> np.ndarray:
+    def _member_predictions(self, members: list[ModelPlugin], timeline: Timeline) -> np.ndarray:
         """(n, n_members) point forecasts; members' extras are dropped."""
-        columns = []
+        columns, n = [], timeline.n_forecast
         for i, member in enumerate(members):
-            mean = np.asarray(member.predict(X, history=history).mean, dtype=np.float64).reshape(-1)
-            if len(mean) != len(X):
-                raise ValueError(f"{self.key}: member {i} ({member.key}) returned {len(mean)} forecasts for {len(X)} rows")
+            mean = np.asarray(member.predict(timeline).mean, dtype=np.float64).reshape(-1)
+            if len(mean) != n:
+                raise ValueError(f"{self.key}: member {i} ({member.key}) returned {len(mean)} forecasts for {n} rows")
             columns.append(mean)
-        return np.column_stack(columns) if columns else np.zeros((len(X), 0))
+        return np.column_stack(columns) if columns else np.zeros((n, 0))
 
     # ---------------------------------------------------------------- combiner (per subclass)
 
@@ -271,7 +273,7 @@ class MeanEnsemble(EnsemblePlugin):
         "Weighted average of the member models' forecasts (equal weights by default); "
         "each member fitted on all training rows with its own derived seed."
     )
-    version = "1"
+    version = "2"
     Params = MeanParams
     libraries = ("numpy",)
     search_space: ClassVar[dict[str, ParamSpec]] = {}
@@ -290,10 +292,10 @@ class MeanEnsemble(EnsemblePlugin):
             member.fit(X, y)
         self.members = members
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def predict(self, timeline: Timeline) -> Prediction:
         if not self.members:
             raise InvalidInput(f"{self.key}: the model is not fitted")
-        return Prediction(mean=self._member_predictions(self.members, X, history) @ self.weights)
+        return Prediction(mean=rowwise_dot(self._member_predictions(self.members, timeline), self.weights))
 
     def _combiner_state(self) -> dict[str, Any]:
         return {"weights": self.weights.tolist()}
@@ -328,7 +330,7 @@ class StackingEnsemble(EnsemblePlugin):
         "Stacking: walk-forward out-of-fold forecasts of the members inside the training rows, "
         "a non-negative least-squares meta-learner (optional intercept) on them, members refitted on all rows."
     )
-    version = "1"
+    version = "2"
     Params = StackingParams
     libraries = ("numpy", "scipy")
     search_space: ClassVar[dict[str, ParamSpec]] = {
@@ -378,7 +380,11 @@ class StackingEnsemble(EnsemblePlugin):
             members = self._new_members()
             for member in members:
                 member.fit(X[:train_stop], y[:train_stop])
-            oof[start - oof_start : stop - oof_start] = self._member_predictions(members, X[start:stop], X[:start])
+            # The rows forecast see the labels realised before them, never the purged ones.
+            known = y[:stop].copy()
+            known[train_stop:start] = np.nan
+            timeline = Timeline(X[:stop], known, horizon=max(self.params.purge, 1), start=start)
+            oof[start - oof_start : stop - oof_start] = self._member_predictions(members, timeline)
         target = y[oof_start:]
 
         if self.params.fit_intercept:
@@ -401,10 +407,11 @@ class StackingEnsemble(EnsemblePlugin):
             member.fit(X, y)
         self.members = members
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def predict(self, timeline: Timeline) -> Prediction:
         if not self.members:
             raise InvalidInput(f"{self.key}: the model is not fitted")
-        return Prediction(mean=self.meta_intercept + self._member_predictions(self.members, X, history) @ self.meta_weights)
+        members = self._member_predictions(self.members, timeline)
+        return Prediction(mean=self.meta_intercept + rowwise_dot(members, self.meta_weights))
 
     def _combiner_state(self) -> dict[str, Any]:
         return {"weights": self.meta_weights.tolist(), "intercept": self.meta_intercept}

@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, model_plugins
+from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins, rowwise_dot
 
 #: Threads every library uses: fixed, so nothing depends on the host's core count. One, as
 #: in the deep-learning plugins: parallelism comes from trainings and tuning trials running
@@ -99,8 +99,8 @@ class XGBoost(FittedModel):
         model.fit(X, y)
         self._model = model.get_booster()
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
-        return Prediction(np.asarray(self._fitted().inplace_predict(X), dtype=np.float64))
+    def predict(self, timeline: Timeline) -> Prediction:
+        return Prediction(np.asarray(self._fitted().inplace_predict(timeline.forecast_rows), dtype=np.float64))
 
     def to_bytes(self) -> bytes:
         return bytes(self._fitted().save_raw(raw_format="ubj"))
@@ -163,7 +163,8 @@ class LightGBM(FittedModel):
         model.fit(X, y)
         self._model = model.booster_
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def predict(self, timeline: Timeline) -> Prediction:
+        X = timeline.forecast_rows
         return Prediction(np.asarray(self._fitted().predict(X, num_threads=THREADS), dtype=np.float64))
 
     def to_bytes(self) -> bytes:
@@ -217,7 +218,8 @@ class CatBoost(FittedModel):
         model.fit(X, y)
         self._model = model
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def predict(self, timeline: Timeline) -> Prediction:
+        X = timeline.forecast_rows
         return Prediction(np.asarray(self._fitted().predict(X, thread_count=THREADS), dtype=np.float64))
 
     def to_bytes(self) -> bytes:
@@ -270,8 +272,8 @@ class RandomForest(FittedModel):
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         self._model = self._forest().fit(X, y)
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
-        return Prediction(np.asarray(self._fitted().predict(X), dtype=np.float64))
+    def predict(self, timeline: Timeline) -> Prediction:
+        return Prediction(np.asarray(self._fitted().predict(timeline.forecast_rows), dtype=np.float64))
 
     def to_bytes(self) -> bytes:
         forest = self._fitted()
@@ -347,9 +349,9 @@ class RidgeRegression(FittedModel):
             "intercept": np.float64(ridge.intercept_),
         }
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
-        s = self._fitted()
-        return Prediction(np.asarray((X - s["mean"]) / s["scale"] @ s["coef"] + s["intercept"], dtype=np.float64))
+    def predict(self, timeline: Timeline) -> Prediction:
+        s, X = self._fitted(), timeline.forecast_rows
+        return Prediction(rowwise_dot((X - s["mean"]) / s["scale"], s["coef"]) + s["intercept"])
 
     def to_bytes(self) -> bytes:
         return json.dumps({k: np.asarray(v).tolist() for k, v in self._fitted().items()}).encode()

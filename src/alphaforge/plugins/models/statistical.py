@@ -1,15 +1,17 @@
 """Statistical models: regression with ARIMA errors (statsmodels) and GARCH (arch).
 
-Both are time-series models, so ``predict`` reads the new rows as the steps that follow
-the end of training, in order (1 step ahead, 2 steps ahead, ...). They condition on the
-training data only: no target value after training is ever used. Far from the training
-end the dynamic part decays to its unconditional level, leaving the regression on the
-features. Both fit deterministically (fixed optimiser and iteration cap, warnings
-silenced) on internally rescaled data, since daily returns (~1e-2) and raw features
-(prices, volumes) are badly scaled for the optimisers; predictions are unscaled.
+Both are filters: with the fitted parameters frozen, they run through the timeline from
+its first row, and the forecast for row ``t`` is the ``horizon``-step forecast made at row
+``t - horizon``, the last row whose label (the return over the next ``horizon`` rows) is
+realised by ``t``. Labels the timeline withholds (cross-validation's purge gap) are
+filtered across as missing, on features alone. So a live model, a backtest and a
+cross-validation fold make the same forecast for the same row, whatever range is asked.
+Both fit deterministically (fixed optimiser and iteration cap, warnings silenced) on
+internally rescaled data, since daily returns (~1e-2) and raw features (prices, volumes)
+are badly scaled for the optimisers; predictions are unscaled.
 
-Artifacts are JSON (no pickle): the specification's fitted parameters plus the state the
-forecast starts from. statsmodels and arch are imported lazily (seconds to import).
+Artifacts are JSON (no pickle): the fitted parameters and scales, nothing of the data
+after training. statsmodels and arch are imported lazily (seconds to import).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pydantic import Field
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, model_plugins
+from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins, rowwise_dot
 
 MAX_ITERATIONS = 200
 
@@ -85,28 +87,35 @@ class ArimaParams(PluginParams):
     p: int = Field(1, ge=0, le=5, description="Autoregressive order of the errors")
     d: int = Field(0, ge=0, le=2, description="Differencing order of the errors")
     q: int = Field(0, ge=0, le=5, description="Moving-average order of the errors")
-    trend: Literal["n", "c", "t", "ct"] = Field(
-        "c", description="Deterministic trend: none, constant, linear in time, or both"
-    )
+    trend: Literal["n", "c"] = Field("c", description="Deterministic part of the errors: none or a constant")
+
+
+def _at(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """A state-space matrix at time ``columns``: its last axis when it varies in time."""
+    return matrix[..., columns] if matrix.shape[-1] > 1 else np.repeat(matrix[..., :1], len(columns), axis=-1)
 
 
 @model_plugins.register
 class Arima(StatefulModel):
     """Regression on the features with ARIMA(p, d, q) errors (statsmodels SARIMAX).
 
-    Prediction: the Kalman filter's state at the training end (its one-step prediction and
-    covariance) starts a model on the new rows whose target is all missing, filtered with
-    the fitted parameters: exactly ``forecast(steps=len(X), exog=X)`` from the training end
-    (a time trend continues from there), but needing only that state, so a reloaded model
-    forecasts the same. The target is fitted in units of its standard deviation.
+    Prediction: one Kalman filter with the fitted parameters over the whole timeline, the
+    known labels observed and the rest missing. For row ``t`` the one-step predicted state
+    at ``t - horizon + 1`` (it has seen the labels up to ``t - horizon``) is carried
+    ``horizon - 1`` steps further with the transition and intercepts, then read through
+    the design with row ``t``'s features: statsmodels' ``forecast(steps=horizon)`` made at
+    ``t - horizon``, for every row at once. Rows before the first realised label start
+    from the filter's initial (stationary or diffuse) state. The target is fitted in units
+    of its standard deviation. (A time trend is not offered: it needs a calendar origin
+    that a model applied to any range does not have, and returns have none.)
     """
 
     key = "stat.arima"
     short_name = "arima"
     description = "Linear regression on the features with ARIMA(p,d,q) errors (statsmodels SARIMAX)."
+    version = "2"
     Params = ArimaParams
     libraries = ("statsmodels", "numpy", "scipy")
-    # Time trends make each likelihood evaluation ~10x slower and rarely suit returns.
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "p": ParamSpec(type="int", low=0, high=3),
         "d": ParamSpec(type="int", low=0, high=1),
@@ -114,15 +123,17 @@ class Arima(StatefulModel):
         "trend": ParamSpec(type="categorical", choices=["n", "c"]),
     }
 
-    def _sarimax(self, y: np.ndarray, exog: np.ndarray, trend_offset: int = 1) -> Any:
+    def history_rows(self) -> int | None:
+        return None
+
+    def _sarimax(self, y: np.ndarray, exog: np.ndarray | None) -> Any:
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
         spec: Any = self.params
         order = (spec.p, spec.d, spec.q)
         # validate_exog would refuse a constant column beside a constant trend: it is merely
-        # collinear (the split between the two does not change forecasts), and every column
-        # of a single new row is "constant".
-        return SARIMAX(y, exog=exog, order=order, trend=spec.trend, trend_offset=trend_offset, validate_exog=False)
+        # collinear (the split between the two does not change forecasts).
+        return SARIMAX(y, exog=exog, order=order, trend=spec.trend, validate_exog=False)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         x_scale = _column_scale(X)
@@ -134,20 +145,35 @@ class Arima(StatefulModel):
             "params": _finite(result.params, self.key),
             "x_scale": x_scale,
             "y_scale": np.float64(y_scale),
-            "n_train": np.float64(result.nobs),
-            "state": result.predicted_state[:, -1],
-            "state_cov": result.predicted_state_cov[:, :, -1],
         }
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def predict(self, timeline: Timeline) -> Prediction:
         s = self._fitted()
-        if len(X) == 0:
+        n, h = len(timeline.X), timeline.horizon
+        rows = np.arange(timeline.start, n)
+        if len(rows) == 0:
             return Prediction(np.empty(0))
-        model = self._sarimax(np.full(len(X), np.nan), X / s["x_scale"], trend_offset=int(s["n_train"]) + 1)
-        model.ssm.initialize_known(s["state"], s["state_cov"])
+        # The regression is taken out row by row (SARIMAX would form X @ beta with BLAS,
+        # whose roundings depend on the number of rows) and the errors filtered alone:
+        # the same model, y - X beta ~ ARIMA with the trend, written the other way round.
+        k_trend = 1 if self.params.trend == "c" else 0  # type: ignore[attr-defined]
+        k_exog = timeline.X.shape[1]
+        params = s["params"]
+        regression = rowwise_dot(timeline.X / s["x_scale"], params[k_trend : k_trend + k_exog])
+        errors = self._sarimax(timeline.known_targets() / s["y_scale"] - regression, None)
         with _quiet():
-            forecasts = model.filter(s["params"]).forecasts[0]
-        return Prediction(_finite(forecasts * s["y_scale"], self.key))
+            # column j: the state at row j given the labels before j
+            predicted = errors.filter(np.concatenate([params[:k_trend], params[k_trend + k_exog :]])).predicted_state
+        ssm = errors.ssm  # its matrices as attributes keep the time axis last (length 1: constant)
+        origin = np.maximum(rows - h + 1, 0)  # first state not informed by an unrealised label
+        state = predicted[:, origin]
+        for step in range(h - 1):
+            time = np.minimum(origin + step, n - 1)
+            advanced = np.einsum("ijm,jm->im", _at(ssm.transition, time), state) + _at(ssm.state_intercept, time)
+            state = np.where(time < rows, advanced, state)
+        design, intercept = _at(ssm.design, rows)[0], _at(ssm.obs_intercept, rows)[0]
+        forecast = np.einsum("jm,jm->m", design, state) + intercept + regression[rows]
+        return Prediction(_finite(forecast * s["y_scale"], self.key))
 
 
 # --- GARCH ---------------------------------------------------------------------------
@@ -169,16 +195,20 @@ class GarchParams(PluginParams):
 class Garch(StatefulModel):
     """A mean model with GARCH(p, q) errors (arch), fitted jointly by maximum likelihood.
 
-    ``Prediction.mean`` is the conditional mean of each new row (const + X @ beta for "LS").
-    ``extras["volatility"]`` is the square root of the analytic variance forecast from the
-    training end, h steps ahead for the h-th new row, in return units. The forecast needs
-    the training residuals (the variance recursion and its backcast run over them), so the
-    artifact stores them beside the parameters.
+    ``Prediction.mean`` is the conditional mean of each row (const + X @ beta for "LS").
+    ``extras["volatility"]`` is, for row ``t``, the square root of the analytic variance
+    forecast made at row ``t - horizon`` for ``horizon`` steps ahead, in return units: the
+    variance recursion runs from the timeline's first row (started, like arch's, at the
+    backcast, here the one of the training residuals, frozen in the artifact) over the
+    residuals of the realised labels; a missing shock (a label not realised by the origin,
+    or withheld) counts at its expectation, the variance itself, which is arch's analytic
+    multi-step rule.
     """
 
     key = "stat.garch"
     short_name = "garch"
     description = "Conditional mean (features, constant or zero) with GARCH(p,q) volatility (arch)."
+    version = "2"
     Params = GarchParams
     libraries = ("arch", "numpy", "scipy")
     search_space: ClassVar[dict[str, ParamSpec]] = {
@@ -187,6 +217,9 @@ class Garch(StatefulModel):
         "q": ParamSpec(type="int", low=0, high=3),
         "dist": ParamSpec(type="categorical", choices=["normal", "t", "skewt", "ged"]),
     }
+
+    def history_rows(self) -> int | None:
+        return None
 
     def _mean_model(self) -> str:
         return self.params.mean  # type: ignore[attr-defined,no-any-return]
@@ -205,30 +238,72 @@ class Garch(StatefulModel):
             result = model.fit(disp="off", show_warning=False, options={"maxiter": MAX_ITERATIONS})
         params = _finite(np.asarray(result.params), self.key)
         n_mean = result.model.num_params
+        resid = np.asarray(result.resid, dtype=np.float64)
         self._state = {
             "mean_params": params[:n_mean],
             "vol_params": params[n_mean:],
             "x_scale": x_scale,
-            "resid": np.asarray(result.resid, dtype=np.float64),
+            "backcast": np.float64(result.model.volatility.backcast(resid)),
         }
 
-    def predict(self, X: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+    def _mean(self, X: np.ndarray) -> np.ndarray:
+        """Conditional mean of each row, in percent."""
         s = self._fitted()
-        n = len(X)
-        if n == 0:
-            return Prediction(np.empty(0), {"volatility": np.empty(0)})
         beta = s["mean_params"]
         if self._mean_model() == "LS":
-            mean = beta[0] + (X / s["x_scale"]) @ beta[1:]
-        else:  # "Constant" has one parameter, "Zero" none
-            mean = np.full(n, beta[0] if len(beta) else 0.0)
-        # The variance recursion depends only on the residuals: a zero-mean model on them
-        # with the fitted volatility parameters forecasts what the full model would.
-        residual_model = self._arch(s["resid"], None, "Zero")
-        with _quiet():
-            forecast = residual_model.forecast(params=s["vol_params"], horizon=n, reindex=False)
-        variance = np.asarray(forecast.variance, dtype=np.float64)[-1]
+            return beta[0] + rowwise_dot(X / s["x_scale"], beta[1:])
+        return np.full(len(X), beta[0] if len(beta) else 0.0)  # "Constant": one parameter, "Zero": none
+
+    def predict(self, timeline: Timeline) -> Prediction:
+        s = self._fitted()
+        n, h, start = len(timeline.X), timeline.horizon, timeline.start
+        if start == n:
+            return Prediction(np.empty(0), {"volatility": np.empty(0)})
+        mean = self._mean(timeline.X)
+        shocks = timeline.known_targets() * RETURN_SCALE - mean
+        variance = garch_variance_forecasts(s["vol_params"], self.params.p, self.params.q, shocks, float(s["backcast"]), h)  # type: ignore[attr-defined]
         return Prediction(
-            _finite(mean / RETURN_SCALE, self.key),
-            {"volatility": _finite(np.sqrt(variance) / RETURN_SCALE, self.key)},
+            _finite(mean[start:] / RETURN_SCALE, self.key),
+            {"volatility": _finite(np.sqrt(variance[start:]) / RETURN_SCALE, self.key)},
         )
+
+
+def garch_variance_forecasts(
+    params: np.ndarray, p: int, q: int, shocks: np.ndarray, backcast: float, horizon: int
+) -> np.ndarray:
+    """For every row t, E[sigma2_t | shocks of rows up to t - horizon], for GARCH(p, q) with
+    ``params = (omega, alpha_1..p, beta_1..q)`` (arch's order); NaN shocks are missing.
+
+    sigma2_j = omega + sum_i alpha_i e2_(j-i) + sum_k beta_k sigma2_(j-k), where e2_m is the
+    squared shock, or sigma2_m when the shock is missing (its expectation: arch's analytic
+    multi-step rule) and lags before the first row are the backcast, as in arch. One pass
+    over all rows gives every origin's lags; each row then steps ``horizon`` times from its
+    origin with the later shocks missing."""
+    omega, alpha, beta = float(params[0]), np.asarray(params[1 : 1 + p]), np.asarray(params[1 + p : 1 + p + q])
+    n, lags = len(shocks), max(p, q)
+    a_weights, b_weights = alpha[::-1], beta[::-1]  # oldest lag first
+    # Index m + lags holds row m; the first ``lags`` entries stand for rows before the first.
+    sigma2 = np.full(n + lags, backcast)
+    squares = np.full(n + lags, backcast)
+    known = np.isfinite(shocks)
+    a, b = a_weights.tolist(), b_weights.tolist()
+    for j in range(lags, n + lags):
+        value = omega
+        for i, weight in enumerate(a):
+            value += weight * squares[j - p + i]
+        for i, weight in enumerate(b):
+            value += weight * sigma2[j - q + i]
+        sigma2[j] = value
+        squares[j] = shocks[j - lags] ** 2 if known[j - lags] else value
+    # Each row's lags at its origin t - horizon (rows before the first: backcast) ...
+    window = np.arange(n)[:, None] - horizon + 1 + np.arange(-lags, 0)[None, :] + lags
+    window = np.clip(window, 0, None)  # origins before the first row: the backcast entries
+    past_squares, past_sigma2 = squares[window], sigma2[window]
+    # ... then ``horizon`` steps, every shock after the origin missing.
+    for _ in range(horizon):
+        value = omega + rowwise_dot(past_squares[:, lags - p :], a_weights)
+        if q:
+            value = value + rowwise_dot(past_sigma2[:, lags - q :], b_weights)
+        past_squares = np.concatenate([past_squares[:, 1:], value[:, None]], axis=1)
+        past_sigma2 = np.concatenate([past_sigma2[:, 1:], value[:, None]], axis=1)
+    return past_sigma2[:, -1]
