@@ -3,6 +3,7 @@ kernels, so every value at t uses bars up to t only)."""
 
 from __future__ import annotations
 
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,13 @@ def _log_returns(close: np.ndarray, period: int = 1) -> np.ndarray:
     if len(close) > period:
         out[period:] = np.log(close[period:] / close[:-period])
     return out
+
+
+def _annualized_volatility(close: np.ndarray, window: int, annualization: int) -> np.ndarray:
+    """sqrt(annualization) * rolling sample std (ddof 1) of one-bar log returns over
+    ``window`` returns: the one volatility convention of this module."""
+    r = pd.Series(_log_returns(close))
+    return r.rolling(window).std().to_numpy() * np.sqrt(annualization)
 
 
 def _zscore(values: np.ndarray, window: int) -> np.ndarray:
@@ -144,9 +152,14 @@ class MeanReversion(StatisticalPlugin):
         return {"mean_reversion": _zscore(inputs.bars.close, self.params.window)}
 
 
+#: Bars per year, the same meaning wherever a volatility is annualized. The default is 252
+#: whatever the timeframe: set 52 for weekly bars, 252 x bars per session for hourly ones.
+Annualization = Annotated[int, Field(ge=1, le=1_000_000, description="Bars per year (252 daily)")]
+
+
 class VolatilityParams(PluginParams):
     window: int = Field(20, ge=2, le=5000, description="Returns in the trailing window")
-    annualization: int = Field(252, ge=1, le=1_000_000, description="Bars per year (252 daily)")
+    annualization: Annualization = 252
 
 
 @feature_plugins.register
@@ -161,9 +174,8 @@ class RealizedVolatility(StatisticalPlugin):
         return self.params.window
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        r = pd.Series(_log_returns(inputs.bars.close))
-        vol = r.rolling(self.params.window).std().to_numpy() * np.sqrt(self.params.annualization)
-        return {"realized_volatility": vol}
+        p = self.params
+        return {"realized_volatility": _annualized_volatility(inputs.bars.close, p.window, p.annualization)}
 
 
 class AutocorrParams(PluginParams):
@@ -276,6 +288,7 @@ class HurstExponent(StatisticalPlugin):
 
 class RegimeParams(PluginParams):
     window: int = Field(20, ge=2, le=1000, description="Returns in the volatility window")
+    annualization: Annualization = 252
     rank_window: int = Field(252, ge=10, le=5000, description="Volatility values the percentile is taken over")
     low_threshold: float = Field(0.33, gt=0, lt=1, description="Percentile at or below which the regime is low (0)")
     high_threshold: float = Field(0.67, gt=0, lt=1, description="Percentile at or above which the regime is high (2)")
@@ -291,9 +304,11 @@ class RegimeParams(PluginParams):
 class VolatilityRegime(StatisticalPlugin):
     key = "statistical.volatility_regime"
     description = (
-        "Annualized rolling volatility and its regime from its percentile within a trailing "
-        "window: 0 low, 1 normal, 2 high."
+        "Annualized rolling volatility of log returns (as statistical.realized_volatility) and "
+        "its regime from its percentile within a trailing window: 0 low, 1 normal, 2 high."
     )
+    #: 2: log returns and the `annualization` parameter (1: simple returns, sqrt(252) always).
+    version = "2"
     outputs = ("realized_vol", "volatility_regime")
     Params = RegimeParams
 
@@ -303,8 +318,9 @@ class VolatilityRegime(StatisticalPlugin):
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
         p = self.params
-        vol = pd.Series(_simple_returns(inputs.bars.close)).rolling(p.window).std() * np.sqrt(252)
-        pct = vol.rolling(p.rank_window).rank(pct=True).to_numpy()
+        vol = _annualized_volatility(inputs.bars.close, p.window, p.annualization)
+        # A percentile rank: a constant factor (the annualization) keeps the order and so the regime.
+        pct = pd.Series(vol).rolling(p.rank_window).rank(pct=True).to_numpy()
         regime = np.where(pct <= p.low_threshold, 0.0, np.where(pct >= p.high_threshold, 2.0, 1.0))
         regime[np.isnan(pct)] = np.nan
-        return {"realized_vol": vol.to_numpy(), "volatility_regime": regime}
+        return {"realized_vol": vol, "volatility_regime": regime}
