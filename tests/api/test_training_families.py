@@ -75,3 +75,18 @@ def test_train_track_and_predict(client: TestClient, feature_ids: list[str], plu
         assert out["volatility"] is None
     again = client.post(f"/api/v1/models/{created['id']}/predict", json=request).json()
     assert again["predictions"] == out["predictions"]  # loading the artifact is deterministic
+
+
+def test_identical_catboost_trainings_store_the_same_artifact(client: TestClient, feature_ids: list[str]) -> None:
+    """CatBoost stamps each trained model with a random guid and the finish time; the artifact must not carry them."""
+    created = client.post(
+        "/api/v1/models",
+        json={"name": "catboost-repro", "model_type": "catboost", "family": "machine_learning",
+              "parameters": {"iterations": 20, "depth": 3}},
+    ).json()
+    dataset = {"feature_ids": feature_ids, "symbol": "GSPC", "start_date": "2016-01-01", "end_date": "2019-01-01"}
+    request = {"dataset": dataset, "cv": {"n_splits": 2}, "seed": 7}
+    first, second = (client.post(f"/api/v1/models/{created['id']}/train", json=request) for _ in range(2))
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    assert first.json()["artifact_sha256"] == second.json()["artifact_sha256"]
+    assert first.json()["artifact_uri"] == second.json()["artifact_uri"]

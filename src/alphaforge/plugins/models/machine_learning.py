@@ -216,6 +216,13 @@ class CatBoost(FittedModel):
             silent=True,
         )
         model.fit(X, y)
+        # Training stamps the model's metadata with a random model_guid and the wall-clock
+        # train_finish_time, and save_model writes both into the .cbm: drop them so that the
+        # same fit gives the same bytes. Neither is needed to load or apply the model.
+        metadata = model.get_metadata()
+        for key in ("model_guid", "train_finish_time"):
+            if key in metadata:
+                del metadata[key]
         self._model = model
 
     def predict(self, timeline: Timeline) -> Prediction:
@@ -223,7 +230,7 @@ class CatBoost(FittedModel):
         return Prediction(np.asarray(self._fitted().predict(X, thread_count=THREADS), dtype=np.float64))
 
     def to_bytes(self) -> bytes:
-        # CatBoost only saves to a path; the .cbm embeds a random model_guid.
+        # CatBoost only saves to a path.
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.cbm"
             self._fitted().save_model(str(path), format="cbm")
