@@ -142,7 +142,9 @@ class PredictResponse(BaseModel):
     feature_columns: list[str]
     timestamps: list[datetime]
     predictions: list[float]
-    volatility: list[float] | None = Field(None, description="Conditional volatility forecast (stat.garch)")
+    volatility: list[float] | None = Field(
+        None, description="stat.garch: each bar's volatility forecast (return units), made horizon bars before it"
+    )
 
 
 class ModelPluginCatalog(BaseModel):

@@ -110,7 +110,11 @@ def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep, time_limit
 async def predict(
     model_id: uuid.UUID, body: PredictRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
 ) -> PredictResponse:
-    """Forecasts from the stored artifact, on features recomputed exactly as trained (in a task worker)."""
+    """Forecasts from the stored artifact, on features recomputed exactly as trained (in a task worker).
+
+    Each bar's forecast is what the model would have said live on that date: features up to
+    the bar and labels realised by it (filters run from the symbol's first bar), so any
+    range, before, inside or after the training span, gives the same value for a bar."""
     await run_in_threadpool(prediction.check_predict_request, ctx, model_id, body)
     payload = {"model_id": str(model_id), "body": body.model_dump(mode="json")}
     return PredictResponse.model_validate(await run_and_wait(request, ctx, "predict", payload, time_limit_s=time_limit_s))
