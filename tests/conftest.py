@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
+from alphaforge.storage.parquet import from_parquet_bytes
 from support import ACCESS, ADMIN_HEADERS, ADMIN_KEY, free_port, require  # noqa: F401 - re-exported
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -192,3 +194,19 @@ def post_features(client: TestClient, specs: list[tuple[str, dict]]) -> list[str
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids
+
+
+def stored_training_frame(client: TestClient, model_id: str, start: str, end: str, horizon: int) -> tuple[pd.DataFrame, pd.Series]:
+    """A trained model's features as stored (the dataset versions its lineage names), side by
+    side, and the target recomputed from the bars: its training rows rebuilt without the trainer."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    lineage = client.get(f"/api/v1/models/{model_id}").json()["lineage"]
+    frames = []
+    for feature in lineage["features"]:
+        versions = client.get(f"/api/v1/features/{feature['feature_id']}/versions", params={"symbol": "GSPC"}).json()
+        stored = next(v for v in versions if v["version_hash"] == feature["dataset_version_hash"])
+        frames.append(from_parquet_bytes(ctx.objects.get(ctx.objects.key_of(stored["storage_uri"]))))
+    X = pd.concat(frames, axis=1)
+    bars = client.get("/api/v1/market-data/GSPC/bars", params={"start": start, "end": end}).json()["bars"]
+    closes = pd.Series({pd.Timestamp(b["timestamp"]): b["close"] for b in bars})
+    return X, (closes.shift(-horizon) / closes - 1.0).reindex(X.index)

@@ -18,8 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from scipy import stats
 
-from alphaforge.storage.parquet import from_parquet_bytes
-from conftest import post_features
+from conftest import post_features, stored_training_frame
 
 FEATURES = [("statistical.returns", {}), ("technical.rsi", {"period": 14})]
 
@@ -51,17 +50,7 @@ def _predict(client: TestClient, model_id: str, start: str, end: str) -> dict:
 
 def _training_rows(client: TestClient, model_id: str, start: str, end: str, horizon: int) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
     """The training matrix rebuilt from the stored datasets and the bars (not from the trainer)."""
-    ctx = client.app.state.ctx  # type: ignore[attr-defined]
-    lineage = client.get(f"/api/v1/models/{model_id}").json()["lineage"]
-    frames = []
-    for feature in lineage["features"]:
-        versions = client.get(f"/api/v1/features/{feature['feature_id']}/versions", params={"symbol": "GSPC"}).json()
-        stored = next(v for v in versions if v["version_hash"] == feature["dataset_version_hash"])
-        frames.append(from_parquet_bytes(ctx.objects.get(ctx.objects.key_of(stored["storage_uri"]))))
-    X = pd.concat(frames, axis=1)
-    bars = client.get("/api/v1/market-data/GSPC/bars", params={"start": start, "end": end}).json()["bars"]
-    closes = pd.Series({pd.Timestamp(b["timestamp"]): b["close"] for b in bars})
-    y = (closes.shift(-horizon) / closes - 1.0).reindex(X.index)
+    X, y = stored_training_frame(client, model_id, start, end, horizon)
     rows = X.notna().all(axis=1) & y.notna()
     return X[rows].to_numpy(dtype="float64"), y[rows].to_numpy(dtype="float64"), pd.DatetimeIndex(X.index[rows])
 

@@ -20,8 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from alphaforge.marketdata.bars import parse_upload
 from alphaforge.marketdata.sample import sample_bars
-from alphaforge.storage.parquet import from_parquet_bytes
-from conftest import CreateFeature, app_client, post_features
+from conftest import CreateFeature, app_client, post_features, stored_training_frame
 
 START, END = "2009-01-01", "2019-01-01"
 FEATURES = [("technical.rsi", {"period": 14}), ("technical.macd", {}), ("statistical.returns", {})]
@@ -166,17 +165,7 @@ def test_predictions_match_scikit_learn_fitted_on_the_stored_datasets(client: Te
     model_id = _model(client, "ridge", "machine_learning", {"alpha": 0.5})
     trained = _train(client, model_id, feature_ids, target_horizon=1)
     assert trained.status_code == 200, trained.text
-    ctx = client.app.state.ctx  # type: ignore[attr-defined]
-    lineage = client.get(f"/api/v1/models/{model_id}").json()["lineage"]
-    frames = []
-    for feature in lineage["features"]:
-        versions = client.get(f"/api/v1/features/{feature['feature_id']}/versions", params={"symbol": "GSPC"}).json()
-        stored = next(v for v in versions if v["version_hash"] == feature["dataset_version_hash"])
-        frames.append(from_parquet_bytes(ctx.objects.get(ctx.objects.key_of(stored["storage_uri"]))))
-    X = pd.concat(frames, axis=1)
-    bars = client.get("/api/v1/market-data/GSPC/bars", params={"start": START, "end": END}).json()
-    closes = pd.Series({pd.Timestamp(b["timestamp"]): b["close"] for b in bars["bars"]})
-    y = (closes.shift(-1) / closes - 1.0).reindex(X.index)
+    X, y = stored_training_frame(client, model_id, START, END, horizon=1)
     rows = X.notna().all(axis=1) & y.notna()
     scaler = StandardScaler().fit(X[rows].to_numpy())
     reference = Ridge(alpha=0.5).fit(scaler.transform(X[rows].to_numpy()), y[rows].to_numpy())
