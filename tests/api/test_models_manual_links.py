@@ -163,13 +163,21 @@ def test_an_artifact_alphaforge_trained_brings_its_recipe(client: TestClient, do
     assert predicted.json()["feature_columns"] == donor["lineage"]["feature_columns"]
 
 
-def test_bytes_alphaforge_did_not_train_keep_the_recipe(client: TestClient, trained: dict) -> None:
+def test_bytes_alphaforge_did_not_train_keep_the_recipe_and_a_misfit_is_a_409_at_predict(
+    client: TestClient, trained: dict
+) -> None:
+    """Linking checks the object, its format and its SHA-256; for bytes of unknown origin only
+    loading them tells whether they fit the recipe: a 409 naming the link, not a 500."""
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     garbage = ctx.objects.put(f"hand-made/{uuid.uuid4().hex}.json", b'{"not": "a ridge model"}')
     linked = _patch(client, trained["id"], {"artifact_uri": garbage})
     assert linked.status_code == 200, linked.text
     assert _recipe(linked.json()["lineage"]) == trained["lineage"]
     assert linked.json()["lineage"]["manual"]["fields"]["artifact_uri"]["recipe_from"] is None
+    response = client.post(f"/api/v1/models/{trained['id']}/predict", json=PREDICT)
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    assert "linked by hand" in detail and "ml.ridge artifact trained on the 2 feature columns" in detail
 
 
 def test_linking_the_training_artifact_back_makes_it_the_trainings_again(client: TestClient, donor: dict, trained: dict) -> None:

@@ -67,7 +67,7 @@ class ModelUpdate(RequestModel):
             "(artifact_sha256) and checked before every prediction. Bytes a training stored on a model "
             "row bring that training's recipe into lineage (prediction feeds them the features they were "
             "trained on; another plugin's training is a 422); other bytes keep the lineage's recipe and "
-            "must fit it"
+            "must fit it (a misfit is a 409 at prediction)"
         ),
     )
     metrics: dict[MetricName, MetricValue] | None = Field(

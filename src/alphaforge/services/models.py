@@ -8,6 +8,7 @@ run in MLflow) and recorded in the lineage with the key that set it (see manual_
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.orm import object_session
 
 from alphaforge import actor
 from alphaforge.context import Context
-from alphaforge.errors import Conflict, InvalidInput, NotFound
+from alphaforge.errors import AlphaforgeError, Conflict, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, model_plugins, resolve_model_type
 from alphaforge.schemas.models import ModelCreate, ModelUpdate
 from alphaforge.services import manual_links
@@ -26,6 +27,7 @@ from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
 
 NOT_FOUND = "Model not found"
+log = logging.getLogger(__name__)
 _NOT_NULL = ("name", "model_type", "family", "parameters", *manual_links.MANUAL_FIELDS)
 
 
@@ -207,6 +209,26 @@ def _check_run(ctx: Context, run_id: str) -> None:
         )
     if stage != "active":
         raise InvalidInput(f"MLflow run {run_id!r} is {stage}; restore it in MLflow or link another run")
+
+
+def hand_linked_artifact_failed(ctx: Context, model_id: uuid.UUID, exc: BaseException) -> Conflict | None:
+    """The 409 for a prediction that failed unexpectedly on a model whose artifact was linked
+    by hand (None when it was not: then the failure is a bug). The SHA-256 and the format
+    are checked when it is linked; only loading it tells whether it fits the lineage."""
+    try:
+        model = get_model(ctx, model_id)
+    except AlphaforgeError:
+        return None
+    if "artifact_uri" not in manual_links.manual_fields(model.lineage):
+        return None
+    log.warning("model %s: prediction with the artifact linked by hand failed", model_id, exc_info=exc)
+    lineage = model.lineage or {}
+    return Conflict(
+        f"prediction with the artifact linked by hand to model {model_id} failed ({type(exc).__name__}): "
+        f"it must be a {lineage.get('plugin_key')} artifact trained on the "
+        f"{len(lineage.get('feature_columns') or ())} feature columns of the model's lineage; link such an "
+        "artifact (PATCH artifact_uri) or train the model again"
+    )
 
 
 def _short(text: str, limit: int = 200) -> str:
