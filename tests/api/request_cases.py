@@ -80,7 +80,7 @@ VALID: dict[tuple[str, str], Request] = {
     }),
     ("PATCH", "/api/v1/models/{model_id}"): Request({"model_id": M}, body={
         "name": "ridge 2", "model_type": "ridge", "family": "machine_learning", "parameters": {"alpha": 2.0},
-        "mlflow_run_id": "run", "artifact_uri": "s3://bucket/model", "metrics": {"note": "x"}, "version": 1,
+        "mlflow_run_id": "run", "artifact_uri": "s3://bucket/model.json", "metrics": {"mean_mse": 0.5}, "version": 1,
     }),
     ("POST", "/api/v1/models/{model_id}/train"): Request({"model_id": M}, body={"dataset": _DATASET, "cv": _CV, "seed": 1}),
     ("POST", "/api/v1/models/{model_id}/train/async"): Request({"model_id": M}, body={"dataset": _DATASET, "cv": _CV}),

@@ -25,7 +25,8 @@ def test_create_resolves_the_short_name_and_returns_every_seed_field(client: Tes
     assert body["plugin_key"] == "ml.xgboost"
     assert body["version"] == 1
     assert body["mlflow_run_id"] is None and body["artifact_uri"] is None and body["lineage"] is None
-    assert body["metrics"] == {}
+    assert body["metrics"] == {} and body["cv_metrics"] is None and body["metrics_source"] is None
+    assert body["manual_fields"] == []
     assert body["created_at"].endswith("Z") and body["updated_at"].endswith("Z")
 
 
@@ -119,12 +120,14 @@ def test_patch_with_a_stale_version_is_409(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("field", ["mlflow_run_id", "artifact_uri", "metrics"])
-def test_training_outputs_cannot_be_patched(client: TestClient, field: str) -> None:
+def test_training_outputs_of_a_never_trained_model_are_409(client: TestClient, field: str) -> None:
+    """They amend a training (test_models_manual_links.py covers trained models)."""
     created = client.post("/api/v1/models", json=XGB).json()
-    value = {"mse": 1.0} if field == "metrics" else "s3://elsewhere/model.bin"
+    value = {"mse": 1.0} if field == "metrics" else "s3://elsewhere/model.ubj"
     response = client.patch(f"/api/v1/models/{created['id']}", json={field: value})
-    assert response.status_code == 422
-    assert "written by training" in response.json()["detail"]
+    assert response.status_code == 409
+    assert "never been trained" in response.json()["detail"]
+    assert client.get(f"/api/v1/models/{created['id']}").json() == created
 
 
 def test_patch_null_and_unknown_are_refused(client: TestClient) -> None:

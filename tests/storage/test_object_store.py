@@ -44,6 +44,13 @@ def test_put_get_exists_list_delete(store: ObjectStore) -> None:
     assert store.list("nothing-here") == []
 
 
+def test_a_folder_is_no_object(store: ObjectStore) -> None:
+    """A key that is only a prefix of others (a local folder) reads as missing, not as an outage."""
+    store.put("folder/inner.bin", b"1")
+    with pytest.raises(ObjectNotFound):
+        store.get("folder")
+
+
 @pytest.mark.parametrize("key", ["../escape", "a/../../b", "", "/", "a//b", "./a"])
 def test_keys_cannot_escape_the_store(store: ObjectStore, key: str) -> None:
     with pytest.raises(ValueError):

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.models.base import ModelFamily
 from alphaforge.schemas.request import KEY_MAX, NAME_MAX, URI_MAX, RequestModel, RequestTime, Symbol
+from alphaforge.services import manual_links
 
-#: Fields of the seed's ModelUpdate that only training writes; sending one is a 422.
-TRAINING_OUTPUTS = ("mlflow_run_id", "artifact_uri", "metrics")
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=KEY_MAX)]
+#: A metric's value: an integer, a finite number, or null (JSON has no NaN or infinity).
+MetricValue = int | Annotated[float, Field(allow_inf_nan=False)] | None
+METRICS_MAX = 100
 
 
 class ModelCreate(RequestModel):
@@ -27,20 +30,55 @@ class ModelCreate(RequestModel):
 
 class ModelUpdate(RequestModel):
     """All optional; ``parameters`` replaces the whole dict. ``version``, when sent, must
-    equal the stored version (optimistic lock) or the update is refused with 409.
-    ``mlflow_run_id``, ``artifact_uri`` and ``metrics`` are written by training only."""
+    equal the stored version (optimistic lock) or the update is refused with 409. No field
+    may be null: leave a field out to keep it.
+
+    ``mlflow_run_id``, ``artifact_uri`` and ``metrics`` amend the model's last training by
+    hand (a model never trained is a 409: train it first). Each is checked against what it
+    names and recorded in ``lineage.manual`` with the key that set it, when, and the values
+    it replaced; the next training replaces them all."""
 
     name: str | None = Field(None, min_length=1, max_length=NAME_MAX)
     model_type: str | None = Field(None, min_length=1, max_length=KEY_MAX)
     family: ModelFamily | None = None
     parameters: dict[str, Any] | None = None
     mlflow_run_id: str | None = Field(
-        None, max_length=NAME_MAX, description="Read-only: written by training; sending it is a 422"
+        None,
+        min_length=1,
+        max_length=NAME_MAX,
+        pattern=r"^[!-~]+$",
+        description=(
+            "Link or update the MLflow run of the model, by hand: printable ASCII without spaces. "
+            "The run must exist, not deleted, in this service's MLflow tracking store (422 otherwise; "
+            "503 naming mlflow when it is down)"
+        ),
+        examples=["0123456789abcdef0123456789abcdef"],
     )
     artifact_uri: str | None = Field(
-        None, max_length=URI_MAX, description="Read-only: written by training; sending it is a 422"
+        None,
+        min_length=1,
+        max_length=URI_MAX,
+        description=(
+            "Link another stored artifact, by hand: the URI of an object in this service's object store, "
+            "named with the artifact format of the plugin the model's training lineage predicts with "
+            "(artifact_format in GET /api/v1/models/plugins/available; e.g. the artifact_uri of another "
+            "trained model of that plugin); 422 when it is outside the "
+            "store or no object is stored there. Its SHA-256 is computed from the stored bytes "
+            "(artifact_sha256) and checked before every prediction. Bytes a training stored on a model "
+            "row bring that training's recipe into lineage (prediction feeds them the features they were "
+            "trained on; another plugin's training is a 422); other bytes keep the lineage's recipe and "
+            "must fit it (a misfit is a 409 at prediction)"
+        ),
     )
-    metrics: dict[str, Any] | None = Field(None, description="Read-only: written by training; sending it is a 422")
+    metrics: dict[MetricName, MetricValue] | None = Field(
+        None,
+        max_length=METRICS_MAX,
+        description=(
+            "Override the stored metrics dict, by hand: names to numbers (or null). Shown as metrics "
+            "with metrics_source 'manual'; the training's CV summary stays in cv_metrics"
+        ),
+        examples=[{"mean_mse": 0.0001, "sharpe": 1.2}],
+    )
     version: int | None = Field(None, ge=1, description="The version you read; 409 if it changed since")
 
 
@@ -53,16 +91,45 @@ class ModelRead(BaseModel):
     plugin_key: str = Field(description="The registered plugin model_type resolved to")
     family: str
     parameters: dict[str, Any]
-    version: int
-    mlflow_run_id: str | None
-    artifact_uri: str | None
-    artifact_sha256: str | None
-    metrics: dict[str, Any]
-    lineage: dict[str, Any] | None = Field(description="How the stored artifact was trained")
+    version: int = Field(description="Optimistic-lock counter: bumped by every PATCH and every training")
+    mlflow_run_id: str | None = Field(
+        description="The MLflow run of the last training, or one linked by hand (see manual_fields); null before"
+    )
+    artifact_uri: str | None = Field(
+        description="The artifact prediction loads: the last training's, or one linked by hand (see manual_fields)"
+    )
+    artifact_sha256: str | None = Field(description="SHA-256 of the artifact's bytes, checked before every load")
+    metrics: dict[str, Any] = Field(
+        description="The last training's CV summary, or the dict set by hand (metrics_source says which); {} before"
+    )
+    lineage: dict[str, Any] | None = Field(
+        description=(
+            "How the artifact was trained: the recipe prediction loads it with and recomputes the features "
+            "from. Under 'manual': the outputs set by hand (fields: who, when, and for artifact_uri "
+            "recipe_from, the model whose training the recipe comes from, null when unknown), what the "
+            "model's own training wrote, its recipe included (training), and every hand edit (history); "
+            "null before the first training"
+        )
+    )
     trained_at: datetime | None
     created_at: datetime
     created_by: uuid.UUID | None = Field(None, description="The API key that created it")
     updated_at: datetime
+
+    @computed_field(description="'cv': metrics is the last training's CV summary; 'manual': set by hand; null: never trained")  # type: ignore[prop-decorator]
+    @property
+    def metrics_source(self) -> Literal["cv", "manual"] | None:
+        return manual_links.metrics_source(self.lineage)
+
+    @computed_field(description="The last training's CV summary, even when metrics was set by hand; null before")  # type: ignore[prop-decorator]
+    @property
+    def cv_metrics(self) -> dict[str, Any] | None:
+        return manual_links.cv_metrics(self.lineage, self.metrics)
+
+    @computed_field(description="Training outputs that hold a value set by hand: artifact_uri, metrics, mlflow_run_id")  # type: ignore[prop-decorator]
+    @property
+    def manual_fields(self) -> list[str]:
+        return manual_links.manual_fields(self.lineage)
 
 
 class DatasetSpec(RequestModel):

@@ -217,6 +217,30 @@ class Tracker:
         except _backend_errors() as exc:
             raise self._unavailable("finishing the study run failed", exc) from exc
 
+    # -- reading ----------------------------------------------------------------------
+    def run_stage(self, run_id: str) -> str | None:
+        """The lifecycle stage of run ``run_id`` in the tracking store ("active" or
+        "deleted"), in any experiment; None when the store holds no such run. Creates
+        nothing (no experiment, no run)."""
+        from mlflow.exceptions import MlflowException
+
+        with self._lock:
+            try:
+                if self._client is None:
+                    self._client = self._new_client()
+            except _backend_errors() as exc:
+                raise self._unavailable("cannot reach the tracking store", exc) from exc
+            client = self._client
+        try:
+            return client.get_run(run_id).info.lifecycle_stage
+        except MlflowException as exc:
+            # No such run, or an id this store cannot hold: either way, not a run here.
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise self._unavailable("reading the run failed", exc) from exc
+        except _backend_errors() as exc:
+            raise self._unavailable("reading the run failed", exc) from exc
+
     # -- connection -------------------------------------------------------------------
     def _connect(self) -> tuple[MlflowClient, str]:
         with self._lock:

@@ -134,7 +134,7 @@ class ObjectStore:
         with self._translate("read", key):
             try:
                 return self._call("cat_file", self._path(key))
-            except FileNotFoundError:
+            except (FileNotFoundError, IsADirectoryError):  # a local folder is no object either
                 raise ObjectNotFound(key) from None
 
     def exists(self, key: str) -> bool:

@@ -60,6 +60,16 @@ def get_model(model_id: uuid.UUID, ctx: CtxDep) -> ModelRead:
 
 @router.patch("/{model_id}", response_model=ModelRead, dependencies=[RESEARCH], responses=responses(404, 409))
 def update_model(model_id: uuid.UUID, body: ModelUpdate, ctx: CtxDep) -> ModelRead:
+    """Edit the definition; every PATCH bumps ``version`` (send the one you read: 409 if stale).
+
+    ``artifact_uri``, ``metrics`` and ``mlflow_run_id`` amend the last training by hand (409
+    for a model never trained): the artifact must be stored in the object store (422), its
+    SHA-256 is computed from its bytes and checked before every prediction; bytes a training
+    stored bring that training's recipe into the lineage (prediction recomputes the features
+    from it), others keep the lineage's; the run must exist in MLflow (422; 503 when down);
+    the metrics are shown as ``metrics_source: "manual"`` with the CV summary kept in
+    ``cv_metrics``. ``lineage.manual`` records who set what, when, and what it replaced.
+    The next training replaces them all."""
     return ModelRead.model_validate(service.update_model(ctx, model_id, body))
 
 
