@@ -167,6 +167,16 @@ def test_predictions_are_finite_float64_as_long_as_x(cls: type[ModelPlugin]) -> 
 
 
 @pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
+def test_rows_of_another_width_are_refused(cls: type[ModelPlugin]) -> None:
+    """An artifact fed the wrong number of feature columns (say, linked by hand to another
+    model's features) must fail, never broadcast one column and predict nonsense."""
+    plugin = _fit(cls)
+    narrow = np.concatenate([data().X_train, data().X_test])[:, :1]  # one column broadcasts
+    with pytest.raises(Exception):  # noqa: B017 - any error will do, a silent answer will not
+        plugin.predict(Timeline(narrow, horizon=1, start=len(data().X_train)))
+
+
+@pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.key)
 def test_same_seed_same_predictions(cls: type[ModelPlugin]) -> None:
     assert np.array_equal(_outputs(_predict(_fit(cls))), _outputs(_predict(_fit(cls))))
 

@@ -211,22 +211,18 @@ def _check_run(ctx: Context, run_id: str) -> None:
         raise InvalidInput(f"MLflow run {run_id!r} is {stage}; restore it in MLflow or link another run")
 
 
-def hand_linked_artifact_failed(ctx: Context, model_id: uuid.UUID, exc: BaseException) -> Conflict | None:
+def hand_linked_artifact_failed(model: Model, exc: BaseException) -> Conflict | None:
     """The 409 for a prediction that failed unexpectedly on a model whose artifact was linked
     by hand from bytes alphaforge did not train (None otherwise: then the failure is a bug).
     The SHA-256 and the format are checked when they are linked; only loading them tells
     whether they fit the lineage's recipe."""
-    try:
-        model = get_model(ctx, model_id)
-    except AlphaforgeError:
-        return None
     linked = "artifact_uri" in manual_links.manual_fields(model.lineage)
     if not linked or manual_links.recipe_describes_artifact(model.lineage):
         return None
-    log.warning("model %s: prediction with the artifact linked by hand failed", model_id, exc_info=exc)
+    log.warning("model %s: prediction with the artifact linked by hand failed", model.id, exc_info=exc)
     lineage = model.lineage or {}
     return Conflict(
-        f"prediction with the artifact linked by hand to model {model_id}, of unknown origin, failed "
+        f"prediction with the artifact linked by hand to model {model.id}, of unknown origin, failed "
         f"({type(exc).__name__}): "
         f"it must be a {lineage.get('plugin_key')} artifact trained on the "
         f"{len(lineage.get('feature_columns') or ())} feature columns of the model's lineage; link such an "

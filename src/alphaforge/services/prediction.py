@@ -20,14 +20,15 @@ import numpy as np
 import pandas as pd
 
 from alphaforge.context import Context
-from alphaforge.errors import Conflict, DependencyFailed, InvalidInput, NotFound
+from alphaforge.errors import AlphaforgeError, Conflict, DependencyFailed, InvalidInput, NotFound
 from alphaforge.marketdata.bars import normalize_symbol, to_utc
 from alphaforge.plugins.base import validate_params
 from alphaforge.plugins.models import ModelPlugin, Timeline, model_plugins
 from alphaforge.schemas.models import PredictRequest
 from alphaforge.services.assembly import FeatureSpec, assemble_prediction_rows
 from alphaforge.services.hashing import utc_iso
-from alphaforge.services.models import NOT_FOUND
+from alphaforge.services.models import NOT_FOUND, hand_linked_artifact_failed
+from alphaforge.services.progress import Cancelled
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
 
@@ -59,6 +60,20 @@ def check_predict_request(ctx: Context, model_id: uuid.UUID, request: PredictReq
 
 def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> PredictResult:
     model = check_predict_request(ctx, model_id, request)
+    try:
+        return _predict(ctx, model, request)
+    except (AlphaforgeError, Cancelled):
+        raise
+    except Exception as exc:
+        # Bytes linked by hand (PATCH artifact_uri) may not fit the lineage's plugin or
+        # features: a 409 naming the link; an artifact a training stored fits: still a bug.
+        refusal = hand_linked_artifact_failed(model, exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
+
+
+def _predict(ctx: Context, model: Model, request: PredictRequest) -> PredictResult:
     lineage = model.lineage or {}
     start, end = to_utc(request.start_date), to_utc(request.end_date)
     plugin = load_artifact(ctx, model)

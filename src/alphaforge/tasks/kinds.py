@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alphaforge.context import Context
-from alphaforge.errors import AlphaforgeError, InvalidInput
+from alphaforge.errors import InvalidInput
 from alphaforge.services.progress import Cancelled, Progress
 
 Json = dict[str, Any]
@@ -57,20 +57,7 @@ def _predict(ctx: Context, request: Json, progress: Progress) -> Json:
     from alphaforge.services.prediction import predict
 
     progress(0.0, "recomputing the features and predicting")
-    model_id = uuid.UUID(request["model_id"])
-    try:
-        result = predict(ctx, model_id, PredictRequest.model_validate(request["body"]))
-    except (AlphaforgeError, Cancelled):
-        raise
-    except Exception as exc:
-        # An artifact linked by hand may not fit the lineage's plugin or features: a 409 naming
-        # the link, not a 500 (an artifact training stored fits by construction: still a bug).
-        from alphaforge.services.models import hand_linked_artifact_failed
-
-        refusal = hand_linked_artifact_failed(ctx, model_id, exc)
-        if refusal is None:
-            raise
-        raise refusal from exc
+    result = predict(ctx, uuid.UUID(request["model_id"]), PredictRequest.model_validate(request["body"]))
     return PredictResponse.model_validate(result, from_attributes=True).model_dump(mode="json")
 
 

@@ -126,6 +126,13 @@ class Prediction:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def check_width(key: str, X: np.ndarray, fitted: int) -> None:
+    """Refuse feature rows of another width than the model was fitted on (numpy would
+    broadcast one column across all of them and predict nonsense without a word)."""
+    if X.ndim != 2 or X.shape[1] != fitted:
+        raise ValueError(f"{key}: the model was fitted on {fitted} feature columns, got rows of shape {X.shape}")
+
+
 def rowwise_dot(A: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``A @ w`` with each row's sum in one fixed order, so a row's value never depends on
     which other rows share the batch (BLAS picks kernels, and roundings, by the matrix

@@ -28,7 +28,15 @@ import numpy as np
 from pydantic import Field
 
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins, rowwise_dot
+from alphaforge.plugins.models.base import (
+    ModelPlugin,
+    ParamSpec,
+    Prediction,
+    Timeline,
+    check_width,
+    model_plugins,
+    rowwise_dot,
+)
 
 #: Threads every library uses: fixed, so nothing depends on the host's core count. One, as
 #: in the deep-learning plugins: parallelism comes from trainings and tuning trials running
@@ -358,6 +366,7 @@ class RidgeRegression(FittedModel):
 
     def predict(self, timeline: Timeline) -> Prediction:
         s, X = self._fitted(), timeline.forecast_rows
+        check_width(self.key, X, len(s["mean"]))
         return Prediction(rowwise_dot((X - s["mean"]) / s["scale"], s["coef"]) + s["intercept"])
 
     def to_bytes(self) -> bytes:

@@ -27,7 +27,15 @@ from pydantic import Field
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins, rowwise_dot
+from alphaforge.plugins.models.base import (
+    ModelPlugin,
+    ParamSpec,
+    Prediction,
+    Timeline,
+    check_width,
+    model_plugins,
+    rowwise_dot,
+)
 
 MAX_ITERATIONS = 200
 
@@ -156,6 +164,7 @@ class Arima(StatefulModel):
         # The regression is taken out row by row (SARIMAX would form X @ beta with BLAS,
         # whose roundings depend on the number of rows) and the errors filtered alone:
         # the same model, y - X beta ~ ARIMA with the trend, written the other way round.
+        check_width(self.key, timeline.X, len(s["x_scale"]))
         k_trend = 1 if self.params.trend == "c" else 0  # type: ignore[attr-defined]
         k_exog = timeline.X.shape[1]
         params = s["params"]
@@ -259,6 +268,7 @@ class Garch(StatefulModel):
         n, h, start = len(timeline.X), timeline.horizon, timeline.start
         if start == n:
             return Prediction(np.empty(0), {"volatility": np.empty(0)})
+        check_width(self.key, timeline.X, len(s["x_scale"]))
         mean = self._mean(timeline.X)
         shocks = timeline.known_targets() * RETURN_SCALE - mean
         variance = garch_variance_forecasts(s["vol_params"], self.params.p, self.params.q, shocks, float(s["backcast"]), h)  # type: ignore[attr-defined]
