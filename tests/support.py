@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -81,3 +82,18 @@ def serve(settings: Any) -> Iterator[LiveApi]:
         api.close()
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def locked_versions() -> dict[str, str]:
+    """requirements.lock as {canonical distribution name: exact version}."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (Path(__file__).resolve().parents[1] / "requirements.lock").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, pinned = line.partition("==")
+        assert pinned, f"requirements.lock: {line!r} is not an exact pin"
+        pins[canonicalize_name(name)] = pinned
+    return pins
