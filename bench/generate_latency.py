@@ -228,8 +228,8 @@ def stage_breakdown(ctx: Any, feature_id: Any, request: Any, n: int = 200) -> di
 
     from alphaforge.marketdata.bars import fingerprint, to_utc
     from alphaforge.plugins.features import Bars, FeatureInputs
-    from alphaforge.services import generation as g
-    from alphaforge.services.hashing import content_hash
+    from alphaforge.features import generation as g
+    from alphaforge.hashing import content_hash
     from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
     from alphaforge.storage.tables import FeatureDataset
 
@@ -298,8 +298,8 @@ def profile_in_process(n: int = 200, top: int = 30) -> dict[str, Any]:
 
     from alphaforge.api.app import start_context
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
-    from alphaforge.services.features import create_feature
-    from alphaforge.services.generation import generate_dataset
+    from alphaforge.features.definitions import create_feature
+    from alphaforge.features.generation import generate_dataset
     from alphaforge.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="alphaforge-bench-prof-"))

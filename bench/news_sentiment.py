@@ -69,9 +69,9 @@ def one_run(n_articles: int, root: Path) -> dict[str, float]:
     from alphaforge.plugins.features import feature_plugins
     from alphaforge.plugins.sentiment import clear_scorer_cache, get_scorer, lexicon
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
-    from alphaforge.services import features as feature_service
-    from alphaforge.services.generation import generate_dataset
-    from alphaforge.services.sentiment_cache import score_articles
+    from alphaforge.features import definitions as feature_service
+    from alphaforge.features.generation import generate_dataset
+    from alphaforge.features.sentiment_cache import score_articles
     from alphaforge.settings import Settings
 
     out: dict[str, float] = {}

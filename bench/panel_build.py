@@ -96,9 +96,9 @@ def worker(n_symbols: int, out_path: Path, tracemalloc_symbols: int, profile: bo
     from alphaforge.api.app import start_context
     from alphaforge.marketdata.bars import Timeframe
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
-    from alphaforge.services.features import create_feature
-    from alphaforge.services.generation import generate_dataset
-    from alphaforge.services.market_data import ingest_bars
+    from alphaforge.features.definitions import create_feature
+    from alphaforge.features.generation import generate_dataset
+    from alphaforge.marketdata.service import ingest_bars
     from alphaforge.settings import Settings
 
     memory: dict[str, dict[str, float | None]] = {}

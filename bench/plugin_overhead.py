@@ -31,7 +31,7 @@ import numpy as np
 import talib
 
 from alphaforge.plugins.features import Bars, FeatureInputs, feature_plugins
-from alphaforge.services.generation import compute_frame
+from alphaforge.features.generation import compute_frame
 from bench.common import (
     BARS_20Y,
     SyntheticSeries,

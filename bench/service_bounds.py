@@ -491,7 +491,7 @@ def measure_auth_components(n: int) -> dict[str, dict[str, float]]:
     from alphaforge.auth import audit
     from alphaforge.auth.keys import KeyStore
     from alphaforge.auth.roles import Role
-    from alphaforge.services.generation import preview_records
+    from alphaforge.features.generation import preview_records
     from alphaforge.settings import Settings
     from alphaforge.storage.db import Database
     from alphaforge.storage.migrate import upgrade

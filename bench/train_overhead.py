@@ -11,7 +11,7 @@ The feature-dataset cache is warmed first (one ``assemble_training_data``), and 
 plugin gets one untimed warm-up training (library import, MLflow store creation). Then,
 for ml.lightgbm and ml.xgboost, each repeat times (order alternating between repeats):
 
-  platform  ``training.train_model(ctx, model_id, TrainRequest(...))``, the service layer
+  platform  ``trainer.train_model(ctx, model_id, TrainRequest(...))``, the service layer
             (no HTTP): definition load, assembly from the warm cache, folds, per-fold
             fit/predict/metrics, final fit, artifact to the object store, MLflow run,
             model-row update
@@ -155,15 +155,17 @@ def plain_loop(make: Callable[[], Any], X: np.ndarray, y: np.ndarray, folds: lis
 @contextmanager
 def instrumented(ctx: Any, plugin_cls: type) -> Iterator[list[tuple[str, float, float]]]:
     """Wrap what ``train_model`` calls; yields the list of (label, start, end) events."""
-    from alphaforge.services import cv, metrics, training
+    from alphaforge.evaluation import cv
+    from alphaforge.evaluation import metrics
+    from alphaforge.training import trainer
 
     events: list[tuple[str, float, float]] = []
     targets: list[tuple[Any, str, str]] = [
-        (training, "check_train_request", "definition"),
-        (training, "assemble_training_data", "assembly"),
+        (trainer, "check_train_request", "definition"),
+        (trainer, "assemble_training_data", "assembly"),
         (cv, "make_folds", "make_folds"),
-        (training, "cross_validate", "cross_validate"),
-        (training, "_lineage", "lineage"),
+        (trainer, "cross_validate", "cross_validate"),
+        (trainer, "_lineage", "lineage"),
         (metrics, "fold_metrics", "fold_metrics"),
         (metrics, "naive_baseline", "naive_baseline"),
         (plugin_cls, "fit", "fit"),
@@ -262,10 +264,11 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
     from alphaforge.plugins.models import model_plugins
     from alphaforge.schemas.features import FeatureCreate
     from alphaforge.schemas.models import DatasetSpec, ModelCreate, TrainRequest
-    from alphaforge.services import cv, training
-    from alphaforge.services.assembly import assemble_training_data
-    from alphaforge.services.features import create_feature
-    from alphaforge.services.models import create_model
+    from alphaforge.evaluation import cv
+    from alphaforge.training import trainer
+    from alphaforge.training.assembly import assemble_training_data
+    from alphaforge.features.definitions import create_feature
+    from alphaforge.training.definitions import create_model
     from alphaforge.settings import Settings
 
     table_keys = plugins if plugins is not None else list(model_plugins.keys())
@@ -321,8 +324,8 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
             # Warm-up: one untimed training per headline plugin (also creates the MLflow store).
             plain_cfg: dict[str, Any] = {}
             for key in HEADLINE:
-                result = training.train_model(ctx, model_id(key), request)
-                definition = training.check_train_request(ctx, model_id(key), request)
+                result = trainer.train_model(ctx, model_id(key), request)
+                definition = trainer.check_train_request(ctx, model_id(key), request)
                 make = plain_factory(key, definition.plugin.params.model_dump(), SEED)
                 check: dict[str, Any] = {}
                 plain_loop(make, X, y, folds, check)
@@ -351,7 +354,7 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
                 plain_parts: list[dict[str, Any]] = []
 
                 def platform_once(mid: uuid.UUID = mid) -> None:
-                    training.train_model(ctx, mid, request)
+                    trainer.train_model(ctx, mid, request)
 
                 def plain_once(make: Callable[[], Any] = make) -> None:
                     parts: dict[str, Any] = {}
@@ -372,7 +375,7 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
 
                         def one_run(box: dict[str, float] = box) -> None:
                             box["t0"] = time.perf_counter()
-                            training.train_model(ctx, mid, request)
+                            trainer.train_model(ctx, mid, request)
                             box["t1"] = time.perf_counter()
 
                         time_once(one_run)
@@ -413,7 +416,7 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
                 results: list[Any] = []
 
                 def once(mid: uuid.UUID = mid) -> None:
-                    results.append(training.train_model(ctx, mid, request))
+                    results.append(trainer.train_model(ctx, mid, request))
 
                 try:
                     first = time_once(once)
@@ -455,7 +458,7 @@ def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins:
         "config": {
             "data": f"REAL bundled sample bars ({SYMBOL} daily, arch package), {START} .. {END} (end exclusive)",
             "storage": "embedded default: SQLite + file object store + SQLite MLflow in a fresh temp data dir",
-            "layer": "service layer training.train_model (no HTTP)",
+            "layer": "service layer trainer.train_model (no HTTP)",
             "features": [{"plugin_key": k, "parameters": p} for k, p in FEATURES],
             "n_feature_definitions": len(FEATURES),
             "n_feature_columns": int(X.shape[1]),

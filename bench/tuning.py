@@ -17,10 +17,10 @@ cache is warmed before anything is timed.
    trial-seeded TPE (``constant_liar``; its cost grows with the trials already stored).
    Median over repeats (``--repeats``; TPE rows ``--tpe-repeats``) of N trials in a fresh
    study; trials/s and ms/trial.
-   Then alphaforge's full per-trial overhead: ``tuning.run_trials_on`` (data assembled
+   Then alphaforge's full per-trial overhead: ``tuner.run_trials_on`` (data assembled
    beforehand) with ``ml.ridge`` on a tiny dataset (GSPC 2017-2018, 2 features), pruner
    none, MLflow child run per trial, on the embedded backend and on PostgreSQL (the
-   MLflow store is the embedded SQLite one on both). The bench wraps ``tuning._fold_scores``
+   MLflow store is the embedded SQLite one on both). The bench wraps ``tuner._fold_scores``
    and ``tracker.log_trial`` (no product code edited) to split each trial into model
    work / MLflow child run / the rest (Optuna storage, TPE, stop checks, progress).
 
@@ -41,7 +41,7 @@ cache is warmed before anything is timed.
    trial durations and the workers' busy share (sum / (N x span)).
    The speed-up compared with the target (>= 1.7) is median warm wall(1) / median warm wall(2).
 
-3. pruning: the synchronous ``tuning.tune`` (in this process) with pruner median vs none,
+3. pruning: the synchronous ``tuner.tune`` (in this process) with pruner median vs none,
    same seed, same n_trials, same space as 2: wall time of each, the ratio, best score of
    each, trials pruned and folds evaluated. Then the median rule is replayed on the
    unpruned study's per-fold scores (``replay_pruning``): Optuna's ``MedianPruner`` rule,
@@ -160,7 +160,7 @@ def open_postgres() -> tuple[ScratchPostgres | None, str | None]:
     try:
         return ScratchPostgres(POSTGRES_ADMIN_URL), None
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable": the rows say skipped
-        from alphaforge.services.tracking import redact_uri
+        from alphaforge.tracking import redact_uri
 
         return None, f"{redact_uri(POSTGRES_ADMIN_URL)}: {str(exc).strip().splitlines()[0][:200]}"
 
@@ -170,7 +170,7 @@ def open_postgres() -> tuple[ScratchPostgres | None, str | None]:
 
 def create_features(ctx: Any, features: list[tuple[str, dict[str, Any]]]) -> list[uuid.UUID]:
     from alphaforge.schemas.features import FeatureCreate
-    from alphaforge.services.features import create_feature
+    from alphaforge.features.definitions import create_feature
 
     return [
         create_feature(ctx, FeatureCreate(name=f"bench tuning {k} {p} {uuid.uuid4().hex[:6]}", type=k.split(".")[0],
@@ -215,11 +215,11 @@ def trivial_trials(storage: Any, n_trials: int, sampler: Any) -> float:
 
 @contextmanager
 def trial_parts(ctx: Any) -> Iterator[dict[str, float]]:
-    """Seconds spent in ``tuning._fold_scores`` (model work) and ``tracker.log_trial`` (MLflow)."""
-    from alphaforge.services import tuning
+    """Seconds spent in ``tuner._fold_scores`` (model work) and ``tracker.log_trial`` (MLflow)."""
+    from alphaforge.tuning import tuner
 
     acc = {"model_s": 0.0, "mlflow_s": 0.0}
-    fold_scores, log_trial = tuning._fold_scores, ctx.tracker.log_trial
+    fold_scores, log_trial = tuner._fold_scores, ctx.tracker.log_trial
 
     def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -231,12 +231,12 @@ def trial_parts(ctx: Any) -> Iterator[dict[str, float]]:
 
         return wrapper
 
-    tuning._fold_scores = timed(fold_scores, "model_s")  # type: ignore[attr-defined]
+    tuner._fold_scores = timed(fold_scores, "model_s")  # type: ignore[attr-defined]
     ctx.tracker.log_trial = timed(log_trial, "mlflow_s")
     try:
         yield acc
     finally:
-        tuning._fold_scores = fold_scores  # type: ignore[attr-defined]
+        tuner._fold_scores = fold_scores  # type: ignore[attr-defined]
         del ctx.tracker.log_trial
 
 
@@ -244,8 +244,8 @@ def run_trials_overhead(ctx: Any, n_trials: int, repeats: int) -> dict[str, Any]
     """alphaforge's own per-trial cost: run_trials_on with ml.ridge on a tiny dataset."""
     from alphaforge.schemas.models import DatasetSpec
     from alphaforge.schemas.tuning import TuneRequest
-    from alphaforge.services import tuning
-    from alphaforge.services.assembly import assemble_training_data
+    from alphaforge.tuning import tuner
+    from alphaforge.training.assembly import assemble_training_data
 
     ids = create_features(ctx, TINY_FEATURES)
     request = TuneRequest(
@@ -254,20 +254,20 @@ def run_trials_overhead(ctx: Any, n_trials: int, repeats: int) -> dict[str, Any]
                             target_horizon=HORIZON),
         n_trials=n_trials, pruner="none", seed=SEED,
     )
-    tuning.check_tune_request(ctx, request)
+    tuner.check_tune_request(ctx, request)
     data = assemble_training_data(ctx, request.dataset)
-    folds = tuning.make_folds(request.cv, request.dataset, len(data.y))
+    folds = tuner.make_folds(request.cv, request.dataset, len(data.y))
     # warm-up study (imports, MLflow experiment, first connections): untimed
     warm = request.model_copy(update={"n_trials": 3})
-    name = tuning.create_study(ctx, warm, f"bench-{uuid.uuid4().hex}")
-    tuning.run_trials_on(ctx, warm, name, data, folds)
-    tuning.tune_result(ctx, warm, name)
+    name = tuner.create_study(ctx, warm, f"bench-{uuid.uuid4().hex}")
+    tuner.run_trials_on(ctx, warm, name, data, folds)
+    tuner.tune_result(ctx, warm, name)
     samples = []
     for _ in range(repeats):
-        name = tuning.create_study(ctx, request, f"bench-{uuid.uuid4().hex}")
+        name = tuner.create_study(ctx, request, f"bench-{uuid.uuid4().hex}")
         with trial_parts(ctx) as acc:
-            total = time_once(lambda name=name: tuning.run_trials_on(ctx, request, name, data, folds))
-        result = tuning.tune_result(ctx, request, name)
+            total = time_once(lambda name=name: tuner.run_trials_on(ctx, request, name, data, folds))
+        result = tuner.tune_result(ctx, request, name)
         if result.n_complete != n_trials:
             raise AssertionError(f"ridge study: {result.n_complete} of {n_trials} trials complete")
         samples.append({"total_s": total, **acc})
@@ -288,7 +288,8 @@ def bench_bookkeeping(n_trials: int, repeats: int, tpe_repeats: int, ridge_trial
     import optuna
 
     from alphaforge.api.app import start_context
-    from alphaforge.services import studies, tuning
+    from alphaforge.tuning import studies
+    from alphaforge.tuning import tuner
     from alphaforge.settings import Settings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -308,7 +309,7 @@ def bench_bookkeeping(n_trials: int, repeats: int, tpe_repeats: int, ridge_trial
                 Settings(data_dir=tmp / "pg", database_url=pg_url).resolved_optuna_storage_url)
         samplers: dict[str, Callable[[], Any]] = {
             "random": lambda: optuna.samplers.RandomSampler(seed=SEED),
-            "alphaforge_tpe": lambda: tuning._trial_seeded_tpe(SEED),
+            "alphaforge_tpe": lambda: tuner._trial_seeded_tpe(SEED),
         }
         for backend, make_storage in storages.items():
             storage = make_storage()
@@ -357,12 +358,14 @@ def async_tune(ctx: Any, request: Any) -> dict[str, Any]:
     """The tune_async route's steps, then poll the parent task until it has finished."""
     import optuna
 
-    from alphaforge.services import studies, tasks, tuning
+    from alphaforge.tuning import studies
+    from alphaforge.tasks import service as tasks
+    from alphaforge.tuning import tuner
     from alphaforge.tasks.runner import FINISHED, SUCCESS, status_of
 
     t0 = time.time()
-    tuning.check_tune_request(ctx, request)
-    study_name = tuning.create_study(ctx, request, f"tune-{uuid.uuid4().hex}")
+    tuner.check_tune_request(ctx, request)
+    study_name = tuner.create_study(ctx, request, f"tune-{uuid.uuid4().hex}")
     body = {"study_name": study_name, "body": request.model_dump(mode="json")}
     shards = max(1, min(ctx.settings.task_workers, request.n_trials))
     t_submit = time.time()
@@ -374,7 +377,7 @@ def async_tune(ctx: Any, request: Any) -> dict[str, Any]:
     if task.status != SUCCESS:
         raise RuntimeError(f"tune task ended {task.status}: {task.error_type}: {task.error_message}")
     study = optuna.load_study(study_name=study_name, storage=studies.storage(ctx.settings.resolved_optuna_storage_url))
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(tuning.SURPLUS)]
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(tuner.SURPLUS)]
     starts = [t.datetime_start.timestamp() for t in trials]
     ends = [t.datetime_complete.timestamp() for t in trials]
     durations = [e - s for s, e in zip(starts, ends)]
@@ -400,7 +403,7 @@ def async_tune(ctx: Any, request: Any) -> dict[str, Any]:
 
 def bench_parallel(tmp: Path, n_trials: int, repeats: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     from alphaforge.api.app import start_context
-    from alphaforge.services.assembly import assemble_training_data
+    from alphaforge.training.assembly import assemble_training_data
     from alphaforge.settings import Settings
 
     out: dict[str, Any] = {"n_trials": n_trials, "repeats": repeats, "workers": list(workers)}
@@ -463,13 +466,14 @@ def fold_scores_of(ctx: Any, study_name: str, metric: str) -> list[list[float]]:
     """Each finished trial's per-fold scores (the metric's fold key), in trial-number order."""
     import optuna
 
-    from alphaforge.services import studies, tuning
+    from alphaforge.tuning import studies
+    from alphaforge.tuning import tuner
 
-    fold_key = tuning.METRICS[metric][0]
+    fold_key = tuner.METRICS[metric][0]
     study = optuna.load_study(study_name=study_name, storage=studies.storage(ctx.settings.resolved_optuna_storage_url))
     out = []
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        folds = (t.user_attrs.get(tuning.RESULT) or {}).get("folds") or []
+        folds = (t.user_attrs.get(tuner.RESULT) or {}).get("folds") or []
         if t.state.name == "COMPLETE" and folds:
             out.append([float(f[fold_key]) for f in folds])
     return out
@@ -478,12 +482,12 @@ def fold_scores_of(ctx: Any, study_name: str, metric: str) -> list[list[float]]:
 def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) -> dict[str, Any]:
     """Replay the median rule on the unpruned study's trials (in trial order, as a sequential
     study meets them): the score reported at fold k is the metric over folds 0..k, as
-    ``tuning._evaluate`` reports it; the startup trials, warm-up step and "never after the last
+    ``tuner._evaluate`` reports it; the startup trials, warm-up step and "never after the last
     fold" are tuning's. ``rule``: "optuna" = ``MedianPruner`` (the trial's BEST reported value
     over its steps so far vs the median of the completed trials at this step), "per_step" = the
     trial's value AT this step vs that median. The same trials are replayed: a real pruned
     study would then sample differently (TPE sees the pruned trials)."""
-    from alphaforge.services import tuning
+    from alphaforge.tuning import tuner
 
     n_folds = len(fold_scores[0]) if fold_scores else 0
     running = [[statistics.fmean(f[: k + 1]) for k in range(len(f))] for f in fold_scores]
@@ -491,8 +495,8 @@ def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) ->
     pruned_at: list[int | None] = []
     for values in running:
         stop = None
-        if len(completed) >= tuning.PRUNER_STARTUP_TRIALS:
-            for step in range(tuning.PRUNER_WARMUP_STEPS, n_folds - 1):
+        if len(completed) >= tuner.PRUNER_STARTUP_TRIALS:
+            for step in range(tuner.PRUNER_WARMUP_STEPS, n_folds - 1):
                 median = statistics.median(c[step] for c in completed)
                 own = values[step] if rule == "per_step" else (min if minimize else max)(values[: step + 1])
                 if (own > median) if minimize else (own < median):
@@ -516,8 +520,8 @@ def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) ->
 
 def bench_pruning(tmp: Path, n_trials: int, repeats: int) -> dict[str, Any]:
     from alphaforge.api.app import start_context
-    from alphaforge.services import tuning
-    from alphaforge.services.assembly import assemble_training_data
+    from alphaforge.tuning import tuner
+    from alphaforge.training.assembly import assemble_training_data
     from alphaforge.settings import Settings
 
     out: dict[str, Any] = {"n_trials": n_trials, "repeats": repeats}
@@ -527,13 +531,13 @@ def bench_pruning(tmp: Path, n_trials: int, repeats: int) -> dict[str, Any]:
         feature_ids = create_features(ctx, FEATURES)
         requests = {p: lgbm_request(feature_ids, n_trials, p) for p in ("median", "none")}
         assemble_training_data(ctx, requests["none"].dataset)  # warms the dataset cache
-        tuning.tune(ctx, requests["none"].model_copy(update={"n_trials": 2}))  # warm-up: imports, MLflow
+        tuner.tune(ctx, requests["none"].model_copy(update={"n_trials": 2}))  # warm-up: imports, MLflow
         runs: dict[str, list[float]] = {p: [] for p in requests}
         results: dict[str, Any] = {}
         for rep in range(repeats):
             for p in (("none", "median") if rep % 2 == 0 else ("median", "none")):
                 box: dict[str, Any] = {}
-                runs[p].append(time_once(lambda p=p, box=box: box.update(r=tuning.tune(ctx, requests[p]))))
+                runs[p].append(time_once(lambda p=p, box=box: box.update(r=tuner.tune(ctx, requests[p]))))
                 results[p] = box["r"]
                 log(f"pruner {p}: {runs[p][-1]:.1f} s, best {results[p].metric} {results[p].best_score:.6g}, "
                     f"{results[p].n_pruned} pruned")
@@ -555,7 +559,7 @@ def bench_pruning(tmp: Path, n_trials: int, repeats: int) -> dict[str, Any]:
         }
     out["wall_ratio_median_to_none"] = out["median"]["median_s"] / out["none"]["median_s"]
     out["best_score_same"] = out["median"]["best_score"] == out["none"]["best_score"]
-    minimize = tuning.resolve_objective(requests["none"].metric, requests["none"].direction).direction == "minimize"
+    minimize = tuner.resolve_objective(requests["none"].metric, requests["none"].direction).direction == "minimize"
     out["replay_on_unpruned_study"] = {
         rule: replay_pruning(out["fold_scores_none"], minimize, rule) for rule in ("optuna", "per_step")
     }

@@ -36,7 +36,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
     from alphaforge.marketdata.bars import parse_timeframe
     from alphaforge.marketdata.records import read_csv_upload
-    from alphaforge.services.market_data import ingest_bars
+    from alphaforge.marketdata.service import ingest_bars
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
@@ -54,7 +54,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
-    from alphaforge.services.market_data import list_symbols
+    from alphaforge.marketdata.service import list_symbols
 
     ctx = start_context(settings)
     try:

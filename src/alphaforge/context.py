@@ -1,23 +1,33 @@
 """The services a running alphaforge holds, built once from settings (by the API at start,
-by a worker process at its start)."""
+by a worker process at its start).
+
+It sits below every domain package: it knows infrastructure (database, object store, bar
+providers, MLflow, keys, audit) and, for the task executor, only the protocol, so domain
+code can take a ``Context`` without the context depending on it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+import uuid
+from typing import Protocol
 
 from alphaforge.auth.audit import AuditWriter
 from alphaforge.auth.keys import KeyStore
 from alphaforge.marketdata.local_store import LocalBarStore
 from alphaforge.marketdata.provider import BarProvider
-from alphaforge.services.tracking import Tracker
+from alphaforge.tracking import Tracker
 from alphaforge.settings import Settings
-
-if TYPE_CHECKING:
-    from alphaforge.tasks.executors import Executor
 from alphaforge.storage.db import Database
 from alphaforge.storage.object_store import ObjectStore
+
+
+class Executor(Protocol):
+    """Runs submitted tasks somewhere else (alphaforge.tasks.executors: embedded pool, Celery)."""
+
+    def submit(self, task_id: uuid.UUID) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.tuning import AutoMLRequest
-from alphaforge.services import automl as automl_service
+from alphaforge.tuning import automl as automl_service
 from conftest import post_features
 
 FEATURES = [("technical.rsi", {"period": 14}), ("statistical.returns", {})]

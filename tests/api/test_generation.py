@@ -15,7 +15,7 @@ from arch.data import sp500
 from fastapi.testclient import TestClient
 
 from alphaforge.plugins.features.base import FeaturePlugin
-from alphaforge.services.generation import read_frame
+from alphaforge.features.generation import read_frame
 
 GSPC_2010_2019 = {"symbol": "GSPC", "timeframe": "1d", "start_date": "2010-01-01T00:00:00", "end_date": "2019-01-01T00:00:00"}
 

@@ -325,7 +325,7 @@ def test_mlflow_down_is_503_naming_it_and_changes_nothing(
 ) -> None:
     from support import free_port
 
-    from alphaforge.services.tracking import Tracker
+    from alphaforge.tracking import Tracker
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     ctx = client.app.state.ctx  # type: ignore[attr-defined]

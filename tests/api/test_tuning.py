@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from alphaforge.errors import Conflict, InvalidInput, NotFound
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.tuning import TuneRequest
-from alphaforge.services import tuning
-from alphaforge.services.progress import Cancelled
+from alphaforge.tuning import tuner
+from alphaforge.tasks.progress import Cancelled
 from alphaforge.settings import Settings
 from conftest import post_features
 
@@ -199,7 +199,7 @@ def test_a_study_where_every_trial_fails_is_422_with_the_first_error(
     # the service function in this process: the API runs it in a worker, unpatched
     request = TuneRequest.model_validate({"plugin_key": "ml.ridge", "dataset": dataset, "cv": CV, "n_trials": 3})
     with pytest.raises(InvalidInput) as refused:
-        tuning.tune(client.app.state.ctx, request)  # type: ignore[attr-defined]
+        tuner.tune(client.app.state.ctx, request)  # type: ignore[attr-defined]
     assert refused.value.status_code == 422
     assert "no trial of ml.ridge completed (3 failed, 0 pruned)" in refused.value.message
     assert "RuntimeError: solver diverged" in refused.value.message
@@ -239,17 +239,17 @@ def _request(dataset: dict, **fields: Any) -> TuneRequest:
 def test_study_names_are_unique_and_unknown_studies_404(client: TestClient, dataset: dict) -> None:
     ctx = client.app.state.ctx
     request = _request(dataset, n_trials=1)
-    name = tuning.create_study(ctx, request, f"test-{uuid.uuid4().hex}")
+    name = tuner.create_study(ctx, request, f"test-{uuid.uuid4().hex}")
     with pytest.raises(Conflict):
-        tuning.create_study(ctx, request, name)
+        tuner.create_study(ctx, request, name)
     with pytest.raises(NotFound):
-        tuning.run_trials(ctx, request, f"missing-{uuid.uuid4().hex}")
+        tuner.run_trials(ctx, request, f"missing-{uuid.uuid4().hex}")
 
 
 def test_cancelling_stops_the_study_for_every_worker(client: TestClient, dataset: dict) -> None:
     ctx = client.app.state.ctx
     request = _request(dataset, n_trials=10)
-    name = tuning.create_study(ctx, request, f"test-{uuid.uuid4().hex}")
+    name = tuner.create_study(ctx, request, f"test-{uuid.uuid4().hex}")
     calls: list[float] = []
 
     def cancel_after_two(fraction: float, message: str) -> None:
@@ -258,10 +258,10 @@ def test_cancelling_stops_the_study_for_every_worker(client: TestClient, dataset
             raise Cancelled()
 
     with pytest.raises(Cancelled):
-        tuning.run_trials(ctx, request, name, cancel_after_two)
+        tuner.run_trials(ctx, request, name, cancel_after_two)
     with pytest.raises(Cancelled):  # another worker: starts nothing, and its shard ends cancelled too
-        tuning.run_trials(ctx, request, name)
-    result = tuning.tune_result(ctx, request, name)
+        tuner.run_trials(ctx, request, name)
+    result = tuner.tune_result(ctx, request, name)
     assert result.stop_reason == "cancelled" and result.n_trials == 2
 
 
@@ -272,7 +272,7 @@ def _worker(settings: dict, request_json: str, study_name: str, barrier: Any, re
     ctx = Context.from_settings(Settings(**settings))
     finished: list[float] = []
     barrier.wait(timeout=120)
-    tuning.run_trials(ctx, TuneRequest.model_validate_json(request_json), study_name,
+    tuner.run_trials(ctx, TuneRequest.model_validate_json(request_json), study_name,
                       lambda fraction, message: finished.append(fraction))
     results.put(len(finished) - 1)  # minus the initial "assembling" report
     ctx.close()
@@ -291,8 +291,8 @@ def _settings_values(settings: Settings) -> dict[str, Any]:
 def test_two_processes_share_one_study_and_run_exactly_n_trials(client: TestClient, dataset: dict) -> None:
     ctx = client.app.state.ctx
     request = _request(dataset, n_trials=12, seed=5)
-    tuning.check_tune_request(ctx, request)
-    name = tuning.create_study(ctx, request, f"shared-{uuid.uuid4().hex}")
+    tuner.check_tune_request(ctx, request)
+    name = tuner.create_study(ctx, request, f"shared-{uuid.uuid4().hex}")
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(2), spawn.Queue()
     settings = _settings_values(ctx.settings)
@@ -308,7 +308,7 @@ def test_two_processes_share_one_study_and_run_exactly_n_trials(client: TestClie
     ran = sorted(results.get(timeout=10) for _ in workers)
     assert sum(ran) == 12 and ran[0] >= 1, ran  # both worked, and the budget held exactly
 
-    result = tuning.tune_result(ctx, request, name)
+    result = tuner.tune_result(ctx, request, name)
     assert result.n_trials == 12 and [t.number for t in result.trials] == list(range(12))
     assert all(t.state in ("COMPLETE", "PRUNED") for t in result.trials)
 
@@ -321,7 +321,7 @@ def test_a_trial_numbered_past_the_budget_is_surplus_and_never_counted(
 
     ctx = client.app.state.ctx
     request = _request(dataset, n_trials=2)
-    name = tuning.create_study(ctx, request, f"test-{uuid.uuid4().hex}")
+    name = tuner.create_study(ctx, request, f"test-{uuid.uuid4().hex}")
     original_ask = optuna.Study.ask
 
     def racing_ask(study: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
@@ -331,10 +331,10 @@ def test_a_trial_numbered_past_the_budget_is_surplus_and_never_counted(
         return original_ask(study, *args, **kwargs)
 
     monkeypatch.setattr(optuna.Study, "ask", racing_ask)
-    tuning.run_trials(ctx, request, name)
+    tuner.run_trials(ctx, request, name)
     monkeypatch.undo()
 
-    result = tuning.tune_result(ctx, request, name)
+    result = tuner.tune_result(ctx, request, name)
     assert result.n_trials == 2 and [t.number for t in result.trials] == [0, 1]
     stored = optuna.load_study(study_name=name, storage=ctx.settings.resolved_optuna_storage_url)
     assert [t.user_attrs.get("surplus", False) for t in stored.trials] == [False, False, True]

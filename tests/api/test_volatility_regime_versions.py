@@ -32,8 +32,8 @@ from alphaforge.plugins.features import FeatureInputs, feature_plugins
 from alphaforge.plugins.features.statistical import StatisticalPlugin, VolatilityRegime
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.schemas.models import TrainRequest
-from alphaforge.services.generation import generate_dataset, read_frame
-from alphaforge.services.training import train_model
+from alphaforge.features.generation import generate_dataset, read_frame
+from alphaforge.training.trainer import train_model
 
 KEY = "statistical.volatility_regime"
 RANGE = {"symbol": "GSPC", "timeframe": "1d", "start_date": "2012-01-01", "end_date": "2016-01-01"}

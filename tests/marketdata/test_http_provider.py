@@ -32,7 +32,7 @@ from alphaforge.errors import DependencyFailed, DependencyUnavailable, InvalidIn
 from alphaforge.marketdata.bars import BAR_COLUMNS, Timeframe, aggregate_weekly, fingerprint, parse_upload
 from alphaforge.marketdata.http_provider import HttpBarProvider
 from alphaforge.marketdata.sample import sample_bars
-from alphaforge.services.generation import FULL_HISTORY
+from alphaforge.features.generation import FULL_HISTORY
 from alphaforge.settings import Settings
 from conftest import ACCESS, app_client
 

@@ -18,7 +18,7 @@ from alphaforge.api.app import start_context
 from alphaforge.context import Context
 from alphaforge.marketdata.articles import NewsArticles
 from alphaforge.plugins.sentiment import SentimentScorer, get_scorer
-from alphaforge.services.sentiment_cache import score_articles
+from alphaforge.features.sentiment_cache import score_articles
 from alphaforge.settings import Settings
 from alphaforge.storage.tables import NewsScore
 

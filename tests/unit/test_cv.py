@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from alphaforge.errors import InvalidInput
-from alphaforge.services.cv import Fold, fold_spans, make_folds
+from alphaforge.evaluation.cv import Fold, fold_spans, make_folds
 
 
 def violations(

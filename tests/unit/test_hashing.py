@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alphaforge.services.hashing import canonical_json, content_hash, utc_iso
+from alphaforge.hashing import canonical_json, content_hash, utc_iso
 
 
 def test_canonical_json_is_key_order_and_whitespace_free() -> None:

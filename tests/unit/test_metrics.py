@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from alphaforge.errors import InvalidInput
-from alphaforge.services.metrics import fold_metrics, naive_baseline, summarize
+from alphaforge.evaluation.metrics import fold_metrics, naive_baseline, summarize
 
 KEYS = {"mse", "mae", "directional_accuracy", "ic", "rank_ic"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from alphaforge.services.pruning import FoldMedianPruner
+from alphaforge.tuning.pruning import FoldMedianPruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

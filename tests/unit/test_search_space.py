@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
-from alphaforge.services.search_space import lowest, resolve_space, sample
-from alphaforge.services.tuning import resolve_objective
+from alphaforge.tuning.search_space import lowest, resolve_space, sample
+from alphaforge.tuning.tuner import resolve_objective
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from alphaforge.errors import DependencyUnavailable
-from alphaforge.services.tracking import (
+from alphaforge.tracking import (
     MAX_PARAM_VALUE_LENGTH,
     Tracker,
     TrainingRun,

@@ -22,7 +22,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from alphaforge import logs
 from alphaforge.errors import AlphaforgeError, Conflict, PayloadTooLarge
-from alphaforge.services.tasks import ClientGone
+from alphaforge.tasks.service import ClientGone
 from alphaforge.storage.db import database_unavailable
 
 log = logging.getLogger(__name__)

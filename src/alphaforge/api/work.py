@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 
 from alphaforge.context import Context
-from alphaforge.services import tasks
+from alphaforge.tasks import service as tasks
 
 TimeLimit = Annotated[
     float | None,

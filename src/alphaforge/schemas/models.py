@@ -6,12 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.models.base import ModelFamily
 from alphaforge.schemas.request import KEY_MAX, NAME_MAX, URI_MAX, RequestModel, RequestTime, Symbol
-from alphaforge.services import manual_links
 
 MetricName = Annotated[str, StringConstraints(min_length=1, max_length=KEY_MAX)]
 #: A metric's value: an integer, a finite number, or null (JSON has no NaN or infinity).
@@ -116,20 +115,16 @@ class ModelRead(BaseModel):
     created_by: uuid.UUID | None = Field(None, description="The API key that created it")
     updated_at: datetime
 
-    @computed_field(description="'cv': metrics is the last training's CV summary; 'manual': set by hand; null: never trained")  # type: ignore[prop-decorator]
-    @property
-    def metrics_source(self) -> Literal["cv", "manual"] | None:
-        return manual_links.metrics_source(self.lineage)
-
-    @computed_field(description="The last training's CV summary, even when metrics was set by hand; null before")  # type: ignore[prop-decorator]
-    @property
-    def cv_metrics(self) -> dict[str, Any] | None:
-        return manual_links.cv_metrics(self.lineage, self.metrics)
-
-    @computed_field(description="Training outputs that hold a value set by hand: artifact_uri, metrics, mlflow_run_id")  # type: ignore[prop-decorator]
-    @property
-    def manual_fields(self) -> list[str]:
-        return manual_links.manual_fields(self.lineage)
+    metrics_source: Literal["cv", "manual"] | None = Field(
+        None, description="'cv': metrics is the last training's CV summary; 'manual': set by hand; null: never trained"
+    )
+    cv_metrics: dict[str, Any] | None = Field(
+        None, description="The last training's CV summary, even when metrics was set by hand; null before"
+    )
+    manual_fields: list[str] = Field(
+        default_factory=list,
+        description="Training outputs that hold a value set by hand: artifact_uri, metrics, mlflow_run_id",
+    )
 
 
 class DatasetSpec(RequestModel):

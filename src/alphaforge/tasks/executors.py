@@ -14,18 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import Protocol
 
-from alphaforge.context import Context
+from alphaforge.context import Context, Executor
 from alphaforge.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
-
-
-class Executor(Protocol):
-    def submit(self, task_id: uuid.UUID) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class Reaper:

@@ -14,7 +14,7 @@ from typing import Any
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput
-from alphaforge.services.progress import Cancelled, Progress
+from alphaforge.tasks.progress import Cancelled, Progress
 
 Json = dict[str, Any]
 
@@ -31,7 +31,7 @@ class TaskKind:
 
 def _train(ctx: Context, request: Json, progress: Progress) -> Json:
     from alphaforge.schemas.models import TrainRequest, TrainResponse
-    from alphaforge.services.training import train_model
+    from alphaforge.training.trainer import train_model
 
     result = train_model(ctx, uuid.UUID(request["model_id"]), TrainRequest.model_validate(request["body"]), progress)
     return TrainResponse.model_validate(result, from_attributes=True).model_dump(mode="json")
@@ -40,7 +40,7 @@ def _train(ctx: Context, request: Json, progress: Progress) -> Json:
 def _generate(ctx: Context, request: Json, progress: Progress) -> Json:
     """``force``: regenerate (recompute even on a hit)."""
     from alphaforge.schemas.features import FeatureDatasetRead, FeatureGenerateRequest
-    from alphaforge.services.generation import generate_dataset
+    from alphaforge.features.generation import generate_dataset
 
     progress(0.0, f"generating {request['body']['symbol']}")
     body = FeatureGenerateRequest.model_validate(request["body"])
@@ -54,7 +54,7 @@ def _generate(ctx: Context, request: Json, progress: Progress) -> Json:
 
 def _predict(ctx: Context, request: Json, progress: Progress) -> Json:
     from alphaforge.schemas.models import PredictRequest, PredictResponse
-    from alphaforge.services.prediction import predict
+    from alphaforge.training.prediction import predict
 
     progress(0.0, "recomputing the features and predicting")
     result = predict(ctx, uuid.UUID(request["model_id"]), PredictRequest.model_validate(request["body"]))
@@ -92,7 +92,7 @@ def _no_parent_work(ctx: Context, request: Json, progress: Progress) -> Json | N
 def _tune_trials(ctx: Context, request: Json, progress: Progress) -> Json:
     """One shard: trials on the shared study until it holds n_trials (or stops)."""
     from alphaforge.schemas.tuning import TuneRequest
-    from alphaforge.services.tuning import abort_study, run_trials
+    from alphaforge.tuning.tuner import abort_study, run_trials
 
     try:
         run_trials(ctx, TuneRequest.model_validate(request["body"]), request["study_name"], progress)
@@ -104,7 +104,7 @@ def _tune_trials(ctx: Context, request: Json, progress: Progress) -> Json:
 
 def _tune_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     from alphaforge.schemas.tuning import TuneRequest
-    from alphaforge.services.tuning import abort_study, tune_result
+    from alphaforge.tuning.tuner import abort_study, tune_result
 
     if all(o["status"] != "SUCCESS" for o in outcomes):
         abort_study(ctx, request["study_name"], "FAILED")
@@ -115,7 +115,7 @@ def _tune_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
 
 def _automl(ctx: Context, request: Json, progress: Progress) -> Json:
     from alphaforge.schemas.tuning import AutoMLRequest
-    from alphaforge.services.automl import automl
+    from alphaforge.tuning.automl import automl
 
     return automl(ctx, AutoMLRequest.model_validate(request["body"]), progress).model_dump(mode="json")
 

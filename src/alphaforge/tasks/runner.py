@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from alphaforge import actor
 from alphaforge.context import Context
 from alphaforge.errors import AlphaforgeError, ReportedError
-from alphaforge.services.progress import Cancelled
+from alphaforge.tasks.progress import Cancelled
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
 from alphaforge.tasks.kinds import TASK_KINDS

@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 PRELOAD = (
     "numpy", "pandas", "pyarrow.parquet", "scipy.stats", "sklearn.linear_model", "sklearn.ensemble", "lightgbm",
     "xgboost", "optuna", "mlflow", "talib", "statsmodels.tsa.statespace.sarimax", "arch",
-    "alphaforge.tasks.kinds", "alphaforge.tasks.runner", "alphaforge.services.training",
-    "alphaforge.services.tuning", "alphaforge.services.automl", "alphaforge.services.prediction",
-    "alphaforge.services.generation", "alphaforge.tasks.worker",
+    "alphaforge.tasks.kinds", "alphaforge.tasks.runner", "alphaforge.training.trainer",
+    "alphaforge.tuning.tuner", "alphaforge.tuning.automl", "alphaforge.training.prediction",
+    "alphaforge.features.generation", "alphaforge.tasks.worker",
 )
 _PR_SET_PDEATHSIG = 1
 WATCHDOG_INTERVAL_S = 0.5

@@ -27,8 +27,9 @@ from alphaforge.schemas.features import (
 )
 from alphaforge.schemas.request import RequestText
 from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
-from alphaforge.services import features as service
-from alphaforge.services import generation, tasks
+from alphaforge.features import definitions as service
+from alphaforge.features import generation
+from alphaforge.tasks import service as tasks
 
 router = APIRouter(prefix="/features", tags=["features"])
 

@@ -9,7 +9,7 @@ from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.schemas.market_data import BarsResponse, BarsUpload, IngestResponse, SymbolList
 from alphaforge.schemas.request import RequestText, RequestTime
-from alphaforge.services import market_data as service
+from alphaforge.marketdata import service
 
 router = APIRouter(prefix="/market-data", tags=["market data"])
 

@@ -24,8 +24,10 @@ from alphaforge.schemas.models import (
     TrainResponse,
 )
 from alphaforge.schemas.tasks import TaskSubmitted
-from alphaforge.services import models as service
-from alphaforge.services import prediction, tasks, training
+from alphaforge.training import definitions as service
+from alphaforge.training import prediction
+from alphaforge.tasks import service as tasks
+from alphaforge.training import trainer
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -45,17 +47,17 @@ def search_spaces() -> dict[str, dict[str, dict]]:
 
 @router.post("", response_model=ModelRead, status_code=201, dependencies=[RESEARCH])
 def create_model(body: ModelCreate, ctx: CtxDep) -> ModelRead:
-    return ModelRead.model_validate(service.create_model(ctx, body))
+    return service.model_read(service.create_model(ctx, body))
 
 
 @router.get("", response_model=list[ModelRead], dependencies=[READ])
 def list_models(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = Query(100, ge=1, le=1000)) -> list[ModelRead]:
-    return [ModelRead.model_validate(m) for m in service.list_models(ctx, skip, limit)]
+    return [service.model_read(m) for m in service.list_models(ctx, skip, limit)]
 
 
 @router.get("/{model_id}", response_model=ModelRead, dependencies=[READ], responses=responses(404))
 def get_model(model_id: uuid.UUID, ctx: CtxDep) -> ModelRead:
-    return ModelRead.model_validate(service.get_model(ctx, model_id))
+    return service.model_read(service.get_model(ctx, model_id))
 
 
 @router.patch("/{model_id}", response_model=ModelRead, dependencies=[RESEARCH], responses=responses(404, 409))
@@ -70,7 +72,7 @@ def update_model(model_id: uuid.UUID, body: ModelUpdate, ctx: CtxDep) -> ModelRe
     the metrics are shown as ``metrics_source: "manual"`` with the CV summary kept in
     ``cv_metrics``. ``lineage.manual`` records who set what, when, and what it replaced.
     The next training replaces them all."""
-    return ModelRead.model_validate(service.update_model(ctx, model_id, body))
+    return service.model_read(service.update_model(ctx, model_id, body))
 
 
 @router.delete("/{model_id}", status_code=204, dependencies=[ADMIN], responses=responses(404))
@@ -93,7 +95,7 @@ async def train(
 
     Runs in a task worker (the same task ``/train/async`` submits): the API keeps answering,
     and the work is bounded by its time and memory limits."""
-    await run_in_threadpool(training.check_train_request, ctx, model_id, body)
+    await run_in_threadpool(trainer.check_train_request, ctx, model_id, body)
     result = await run_and_wait(request, ctx, "train", _train_request(model_id, body), time_limit_s=time_limit_s)
     return TrainResponse.model_validate(result)
 
@@ -107,7 +109,7 @@ async def train(
 )
 def train_async(model_id: uuid.UUID, body: TrainRequest, ctx: CtxDep, time_limit_s: TimeLimit = None) -> TaskSubmitted:
     """The same training as a task: refused now (404/422) by the same checks as the synchronous call."""
-    training.check_train_request(ctx, model_id, body)
+    trainer.check_train_request(ctx, model_id, body)
     return submitted(tasks.submit(ctx, "train", _train_request(model_id, body), time_limit_s=time_limit_s))
 
 

@@ -8,7 +8,7 @@ from alphaforge.api.security import READ, RESEARCH, PrincipalDep
 from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep
 from alphaforge.schemas.tasks import TaskError, TaskKindName, TaskRead, TaskStatus, TaskSubmitted
-from alphaforge.services import tasks as service
+from alphaforge.tasks import service
 from alphaforge.storage.tables import Task
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])

@@ -17,9 +17,9 @@ from alphaforge.context import Context
 from alphaforge.schemas.errors import responses
 from alphaforge.schemas.tasks import TaskSubmitted
 from alphaforge.schemas.tuning import AutoMLRequest, AutoMLResponse, TuneRequest, TuneResponse
-from alphaforge.services import automl as automl_service
-from alphaforge.services import tasks
-from alphaforge.services import tuning as tuning_service
+from alphaforge.tuning import automl as automl_service
+from alphaforge.tasks import service as tasks
+from alphaforge.tuning import tuner as tuning_service
 
 router = APIRouter(prefix="/models", tags=["tuning"])
 

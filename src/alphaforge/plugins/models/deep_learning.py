@@ -1,6 +1,6 @@
 """Deep-learning model plugins (PyTorch, CPU).
 
-``dl.lstm`` replaces upstream's LSTM (reference §7.2) and fixes its flaws:
+``dl.lstm`` replaces the LSTM of the system alphaforge replaces and fixes its flaws:
 
 - **Windows include row t.** The forecast for row ``t`` reads feature rows
   ``t-seq_len+1 … t`` (features at ``t`` are known at ``t``). Upstream read

@@ -11,7 +11,7 @@ from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.plugins.features import FeaturePlugin, feature_plugins
 from alphaforge.schemas.features import FeatureCreate, FeatureUpdate
-from alphaforge.services.definitions import get_definition, list_definitions, requested_changes, update_definition
+from alphaforge.storage.definitions import get_definition, list_definitions, requested_changes, update_definition
 from alphaforge.storage.tables import Feature, FeatureDataset
 
 NOT_FOUND = "Feature not found"

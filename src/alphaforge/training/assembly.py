@@ -22,10 +22,10 @@ from alphaforge.marketdata.bars import Timeframe, normalize_symbol, to_utc
 from alphaforge.plugins.features import FeaturePlugin
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.schemas.models import DatasetSpec
-from alphaforge.services import generation
-from alphaforge.services.plugin_sources import gather_sources
-from alphaforge.services.features import resolve_plugin
-from alphaforge.services.hashing import utc_iso
+from alphaforge.features import generation
+from alphaforge.features.sources import gather_sources
+from alphaforge.features.definitions import resolve_plugin
+from alphaforge.hashing import utc_iso
 from alphaforge.storage.tables import Feature
 
 MIN_ROWS = 30

@@ -1,7 +1,7 @@
 """Search spaces: checked against a plugin's parameters before any trial, sampled with Optuna.
 
-Upstream tuned parameters its plugins ignored and failed with a 500 on a bad space
-(reference §10.1, §17 item 4). Here every name must be a field of the plugin's ``Params``,
+The system alphaforge replaces tuned parameters its plugins ignored and failed with a 500
+on a bad space. Here every name must be a field of the plugin's ``Params``,
 and every endpoint of a range (``low``, ``high``) and every categorical choice must be a
 value that field accepts on its own (type and bounds, strictly: a float range on an
 integer field is refused rather than silently rounded). Combinations a plugin refuses

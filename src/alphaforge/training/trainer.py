@@ -22,11 +22,12 @@ from alphaforge.errors import Conflict, NotFound
 from alphaforge.plugins.base import library_version
 from alphaforge.plugins.models import ModelPlugin, Timeline
 from alphaforge.schemas.models import TrainRequest
-from alphaforge.services import cv, metrics
-from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
-from alphaforge.services.progress import Progress, no_progress
-from alphaforge.services.models import NOT_FOUND, artifact_prefix, resolve_plugin
-from alphaforge.services.tracking import TrainingRun
+from alphaforge.evaluation import cv
+from alphaforge.evaluation import metrics
+from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
+from alphaforge.tasks.progress import Progress, no_progress
+from alphaforge.training.definitions import NOT_FOUND, artifact_prefix, resolve_plugin
+from alphaforge.tracking import TrainingRun
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Model
 

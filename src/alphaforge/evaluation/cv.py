@@ -1,6 +1,6 @@
 """Leakage-safe walk-forward splitter for forward-return targets.
 
-Why not the upstream splitter (reference §8.5, §17 items 1-2): its test windows can
+Why not the splitter of the system alphaforge replaces: its test windows can
 overlap (averaged metrics double-count bars) and it trains right up to the test window,
 so the last ``h`` training labels use closes inside the test window. Here:
 

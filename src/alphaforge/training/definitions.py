@@ -17,11 +17,11 @@ from sqlalchemy.orm import object_session
 
 from alphaforge import actor
 from alphaforge.context import Context
-from alphaforge.errors import AlphaforgeError, Conflict, InvalidInput, NotFound
+from alphaforge.errors import Conflict, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, model_plugins, resolve_model_type
-from alphaforge.schemas.models import ModelCreate, ModelUpdate
-from alphaforge.services import manual_links
-from alphaforge.services.definitions import get_definition, list_definitions, requested_changes, update_definition
+from alphaforge.schemas.models import ModelCreate, ModelRead, ModelUpdate
+from alphaforge.training import manual_links
+from alphaforge.storage.definitions import get_definition, list_definitions, requested_changes, update_definition
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
@@ -209,6 +209,15 @@ def _check_run(ctx: Context, run_id: str) -> None:
         )
     if stage != "active":
         raise InvalidInput(f"MLflow run {run_id!r} is {stage}; restore it in MLflow or link another run")
+
+
+def model_read(model: Model) -> ModelRead:
+    """The row as the API shows it, with what its lineage says of hand-set outputs."""
+    return ModelRead.model_validate(model).model_copy(update={
+        "metrics_source": manual_links.metrics_source(model.lineage),
+        "cv_metrics": manual_links.cv_metrics(model.lineage, model.metrics),
+        "manual_fields": manual_links.manual_fields(model.lineage),
+    })
 
 
 def hand_linked_artifact_failed(model: Model, exc: BaseException) -> Conflict | None:

@@ -25,10 +25,10 @@ from alphaforge.marketdata.bars import normalize_symbol, to_utc
 from alphaforge.plugins.base import validate_params
 from alphaforge.plugins.models import ModelPlugin, Timeline, model_plugins
 from alphaforge.schemas.models import PredictRequest
-from alphaforge.services.assembly import FeatureSpec, assemble_prediction_rows
-from alphaforge.services.hashing import utc_iso
-from alphaforge.services.models import NOT_FOUND, hand_linked_artifact_failed
-from alphaforge.services.progress import Cancelled
+from alphaforge.training.assembly import FeatureSpec, assemble_prediction_rows
+from alphaforge.hashing import utc_iso
+from alphaforge.training.definitions import NOT_FOUND, hand_linked_artifact_failed
+from alphaforge.tasks.progress import Cancelled
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
 

@@ -1,8 +1,8 @@
-"""Hyperparameter tuning: an Optuna study over the same purged walk-forward CV as training.
+"""Hyperparameter tuning: an Optuna study over the same purged walk-forward CV as trainer.
 
-What upstream lacked (reference §10.1, §17) and how it is done here:
+What the system alphaforge replaces lacked, and how it is done here:
 
-- The study lives in the service's database (``services.studies``), so several processes
+- The study lives in the service's database (``tuning.studies``), so several processes
   can run trials of one study: ``create_study`` once, ``run_trials`` in any number of
   workers, ``tune_result`` once they are done. ``tune`` does the three in a row.
 - The trial budget is exact across processes. Optuna numbers trials under a row lock on
@@ -12,7 +12,7 @@ What upstream lacked (reference §10.1, §17) and how it is done here:
 - Sampling is TPE seeded per trial from ``(seed, trial number)``: a sequential study is
   reproducible, and concurrent workers do not draw the same start-up points.
 - After each fold the score so far (the metric over the folds evaluated) is reported at
-  step = fold index, and a fold-wise median pruner (``services.pruning``) may stop the trial.
+  step = fold index, and a fold-wise median pruner (``tuning.pruning``) may stop the trial.
 - A trial that fails (a combination the plugin refuses, a fit error, an undefined metric)
   is FAIL with its message; the study goes on. Only a study without one complete trial
   is an error (422, with the first failure's message).
@@ -39,10 +39,14 @@ from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, Not
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
 from alphaforge.schemas.models import CVConfig, DatasetSpec
 from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
-from alphaforge.services import cv, metrics, search_space, studies, training
-from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
-from alphaforge.services.progress import Cancelled, Progress, no_progress
-from alphaforge.services.tracking import StudyRun, TrialRun
+from alphaforge.evaluation import cv
+from alphaforge.evaluation import metrics
+from alphaforge.tuning import search_space
+from alphaforge.tuning import studies
+from alphaforge.training import trainer
+from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
+from alphaforge.tasks.progress import Cancelled, Progress, no_progress
+from alphaforge.tracking import StudyRun, TrialRun
 
 if TYPE_CHECKING:
     import optuna
@@ -358,7 +362,7 @@ def _evaluate(
 
 def _fold_scores(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> dict[str, Any]:
     """A fresh model fitted on the fold's training rows, scored on its test rows (as training does)."""
-    predicted = training.fold_forecast(plugin, data, fold, seed)
+    predicted = trainer.fold_forecast(plugin, data, fold, seed)
     return {"fold": fold.index, **metrics.fold_metrics(data.y[fold.test], predicted)}
 
 
@@ -421,7 +425,7 @@ def _storage(ctx: Context) -> optuna.storages.RDBStorage:
 def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
     import optuna
 
-    from alphaforge.services.pruning import FoldMedianPruner
+    from alphaforge.tuning.pruning import FoldMedianPruner
 
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.NopPruner()

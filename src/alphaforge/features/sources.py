@@ -26,7 +26,7 @@ from alphaforge.marketdata.articles import NewsArticles
 from alphaforge.marketdata.bars import fingerprint
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.features import Bars, FeatureInputs, FeaturePlugin
-from alphaforge.services.hashing import content_hash, utc_iso
+from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
 
@@ -141,7 +141,7 @@ def news_inputs(
     if scorer_key is None:
         return lambda: articles, lineage
     from alphaforge.plugins.sentiment import get_scorer
-    from alphaforge.services.sentiment_cache import score_articles
+    from alphaforge.features.sentiment_cache import score_articles
 
     scorer = get_scorer(scorer_key, ctx.settings)
     lineage["scorer"] = scorer.identity()

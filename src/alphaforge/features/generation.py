@@ -23,9 +23,9 @@ from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import Timeframe, fingerprint, frame_to_records, normalize_symbol, to_utc
 from alphaforge.plugins.features import FeaturePlugin, needs_full_history
 from alphaforge.schemas.features import FeatureGenerateRequest
-from alphaforge.services.features import NOT_FOUND, resolve_plugin
-from alphaforge.services.hashing import content_hash, utc_iso
-from alphaforge.services.plugin_sources import PluginSources, gather_sources
+from alphaforge.features.definitions import NOT_FOUND, resolve_plugin
+from alphaforge.hashing import content_hash, utc_iso
+from alphaforge.features.sources import PluginSources, gather_sources
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeatureDataset

@@ -1,6 +1,6 @@
 """AutoML: cross-validate (optionally tune) several plugins on one dataset and rank them.
 
-Upstream (reference §11.1) failed the whole request on one bad candidate, answered a 500
+The system alphaforge replaces failed the whole request on one bad candidate, answered a 500
 for an unknown key or metric, and never tuned. Here: unknown keys, invalid parameters and
 unknown metrics are refused before computing (422); the dataset is assembled once and
 every candidate uses the same leakage-safe folds as training; a candidate that fails while
@@ -20,14 +20,17 @@ from alphaforge.errors import DependencyUnavailable, InvalidInput
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.models import ModelCreate, TrainRequest, TrainResponse
 from alphaforge.schemas.tuning import AutoMLRequest, AutoMLResponse, CandidateError, LeaderboardRow, TuneRequest
-from alphaforge.services import cv, models, training, tuning
-from alphaforge.services.assembly import TrainingData, assemble_training_data, check_dataset_spec
-from alphaforge.services.progress import Cancelled, Progress, no_progress
+from alphaforge.evaluation import cv
+from alphaforge.training import definitions
+from alphaforge.training import trainer
+from alphaforge.tuning import tuner
+from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec
+from alphaforge.tasks.progress import Cancelled, Progress, no_progress
 
 
 def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
     """Every refusal that needs no computing: metric, plugin keys, parameters, CV purge, features."""
-    tuning.resolve_objective(request.metric, request.direction)
+    tuner.resolve_objective(request.metric, request.direction)
     horizon = request.dataset.target_horizon
     cv.effective_purge(request.cv.purge, horizon)
     for key, params in request.candidates.items():
@@ -35,16 +38,16 @@ def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
         plugin.check_target_horizon(horizon)
         candidate = _tune_request(request, key, params)
         if candidate is not None:
-            tuning.resolve_plan(candidate)  # the tuned space with these fixed parameters
+            tuner.resolve_plan(candidate)  # the tuned space with these fixed parameters
     check_dataset_spec(ctx, request.dataset)
 
 
 def automl(ctx: Context, request: AutoMLRequest, progress: Progress = no_progress) -> AutoMLResponse:
     check_automl_request(ctx, request)
-    objective = tuning.resolve_objective(request.metric, request.direction)
+    objective = tuner.resolve_objective(request.metric, request.direction)
     progress(0.0, "assembling the training data")
     data = assemble_training_data(ctx, request.dataset)
-    folds = tuning.make_folds(request.cv, request.dataset, len(data.y))
+    folds = tuner.make_folds(request.cv, request.dataset, len(data.y))
     share = (0.9 if request.create_model else 1.0) / len(request.candidates)
     rows = []
     for i, (key, params) in enumerate(request.candidates.items()):
@@ -71,26 +74,26 @@ def _evaluate(
     folds: list[cv.Fold], progress: Progress,
 ) -> LeaderboardRow:
     """One candidate's row: tuned (if asked and it has a space) then scored; its error if it fails."""
-    objective = tuning.resolve_objective(request.metric, request.direction)
+    objective = tuner.resolve_objective(request.metric, request.direction)
     started = time.perf_counter()
     row: dict[str, Any] = {"rank": 0, "plugin_key": key, "params": params, "score": None, "metrics": None}
     try:
         candidate = _tune_request(request, key, params)
         if candidate is None:
             plugin = model_plugins.get(key).from_parameters(params, seed=request.seed)
-            summary = training.cross_validate(plugin, data, folds, request.seed)["summary"]
+            summary = trainer.cross_validate(plugin, data, folds, request.seed)["summary"]
             if summary[objective.metric] is None:
                 raise InvalidInput(f"{objective.metric} is undefined on every fold (e.g. constant predictions)")
             row.update(score=summary[objective.metric], metrics=summary)
         else:
-            study_name = tuning.create_study(ctx, candidate, f"automl-{uuid.uuid4().hex}")
+            study_name = tuner.create_study(ctx, candidate, f"automl-{uuid.uuid4().hex}")
             row["study_name"] = study_name
             try:
-                tuning.run_trials_on(ctx, candidate, study_name, data, folds, progress)
+                tuner.run_trials_on(ctx, candidate, study_name, data, folds, progress)
             except BaseException as exc:
-                tuning.abort_study(ctx, study_name, "KILLED" if isinstance(exc, Cancelled) else "FAILED")
+                tuner.abort_study(ctx, study_name, "KILLED" if isinstance(exc, Cancelled) else "FAILED")
                 raise
-            result = tuning.tune_result(ctx, candidate, study_name)
+            result = tuner.tune_result(ctx, candidate, study_name)
             row.update(params=result.best_params, score=result.best_score, metrics=result.best_metrics,
                        n_trials=result.n_trials)
     except (Cancelled, DependencyUnavailable):
@@ -117,14 +120,14 @@ def _tune_request(request: AutoMLRequest, key: str, params: dict[str, Any]) -> T
 
 def _create_and_train(ctx: Context, request: AutoMLRequest, best: LeaderboardRow) -> tuple[uuid.UUID, TrainResponse]:
     cls = model_plugins.get(best.plugin_key)
-    model = models.create_model(
+    model = definitions.create_model(
         ctx,
         ModelCreate(
             name=request.model_name or f"automl {best.plugin_key}", model_type=cls.key, family=cls.family,
             parameters=best.params,
         ),
     )
-    result = training.train_model(ctx, model.id, TrainRequest(dataset=request.dataset, cv=request.cv, seed=request.seed))
+    result = trainer.train_model(ctx, model.id, TrainRequest(dataset=request.dataset, cv=request.cv, seed=request.seed))
     return model.id, TrainResponse.model_validate(result, from_attributes=True)
 
 

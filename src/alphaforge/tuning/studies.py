@@ -62,7 +62,7 @@ def _open(url: str) -> RDBStorage:
             _relax_sqlite_sync(storage)
         return storage
     except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
-        from alphaforge.services.tracking import redact_uri
+        from alphaforge.tracking import redact_uri
 
         # The client learns which dependency; its URL and the driver's text go to the log.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,88 @@
+"""The house's import rules, read from the source (every import: module level, inside
+functions and under TYPE_CHECKING): no circle, and no edge up a layer.
+
+Layers, bottom first: foundations (errors, settings, hashing, actor, logs) < storage, auth,
+marketdata, plugins, evaluation, schemas, tracking, context (infrastructure and pure code)
+< features, training, tuning, tasks (the domains) < api, cli (entry points). Domains may
+import each other (tuning uses training) as long as no circle forms.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+LOWER = {"errors", "settings", "hashing", "actor", "logs", "storage", "auth", "marketdata", "plugins",
+         "evaluation", "schemas", "tracking", "context"}
+DOMAINS = {"features", "training", "tuning", "tasks"}
+ENTRY = {"api", "cli"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in (SRC / "alphaforge").rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def test_no_import_circle() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            circle = visit(module)
+            assert circle is None, " -> ".join(circle or [])
+
+
+def test_no_import_points_up_a_layer() -> None:
+    upward = []
+    for module, targets in _graph().items():
+        for target in targets:
+            low, high = _layer(module), _layer(target)
+            if (low in LOWER and high in DOMAINS | ENTRY) or (low in DOMAINS and high in ENTRY):
+                upward.append(f"{module} -> {target}")
+    assert upward == []
+
+
+def test_every_top_level_name_has_a_layer() -> None:
+    names = {_layer(m) for m in _modules() if m != "alphaforge"}
+    assert names <= LOWER | DOMAINS | ENTRY | {"__main__"}, names - (LOWER | DOMAINS | ENTRY)
