@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.macro import PitParser, _datetime_key, as_utc
+from alphaforge.marketdata.macro import PitParser, datetime_key, as_utc
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
 from alphaforge.marketdata.quality import FirstValues, RecordsQualityReport, Rule, find_bad_rows
@@ -231,7 +231,7 @@ class FundamentalsStore:
         with self.db.session() as session:
             return self._table.series(
                 session, {"symbol": symbol, "field": field}, until_utc,
-                None if until_utc is None else _datetime_key(until_utc),
+                None if until_utc is None else datetime_key(until_utc),
             )
 
     def get_records(

@@ -68,9 +68,9 @@ SERIES_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,39}$")
 RECORD_COLUMNS = ("observation_date", "available_at", "value")
 
 # Representable as int64 nanoseconds (PitSeries) with a margin.
-_MIN_NS = pd.Timestamp("1678-01-01", tz="UTC").value
-_MAX_NS = pd.Timestamp("2261-12-31", tz="UTC").value
-_LO, _HI = pd.Timestamp(_MIN_NS, tz="UTC"), pd.Timestamp(_MAX_NS, tz="UTC")
+MIN_NS = pd.Timestamp("1678-01-01", tz="UTC").value
+MAX_NS = pd.Timestamp("2261-12-31", tz="UTC").value
+_LO, _HI = pd.Timestamp(MIN_NS, tz="UTC"), pd.Timestamp(MAX_NS, tz="UTC")
 
 
 def normalize_series(series: str) -> str:
@@ -286,7 +286,7 @@ class MacroStore:
         until_utc = as_utc(until) if until is not None else None
         with self.db.session() as session:
             return self._table.series(
-                session, {"series": series}, until_utc, None if until_utc is None else _datetime_key(until_utc)
+                session, {"series": series}, until_utc, None if until_utc is None else datetime_key(until_utc)
             )
 
     def fingerprint(self, series: str, until: datetime | None = None) -> str:
@@ -356,7 +356,7 @@ def as_utc(value: datetime | str) -> datetime:
         raise InvalidInput(f"date/time {value.isoformat()} is out of range") from None
 
 
-def _datetime_key(value: datetime) -> int:
+def datetime_key(value: datetime) -> int:
     """An exact integer key (microseconds since the epoch) for any aware datetime."""
     return (value - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _MICROSECOND
 

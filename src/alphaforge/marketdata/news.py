@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.articles import NewsArticles, headline_hash, text_hash
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.macro import _MAX_NS, _MIN_NS, _datetime_key, as_utc
+from alphaforge.marketdata.macro import MAX_NS, MIN_NS, datetime_key, as_utc
 from alphaforge.marketdata.pit_table import iso as _iso
 from alphaforge.marketdata.pit_table import ns_of as _ns_of
 from alphaforge.marketdata.quality import MAX_BAD_ROWS, RecordsQualityReport
@@ -107,8 +107,8 @@ def parse_published(value: Any, latest_ns: int) -> tuple[int | None, str | None]
     try:
         ns = int(stamp.tz_convert("UTC").as_unit("ns").value)
     except (ValueError, OverflowError):
-        ns = _MIN_NS - 1  # out of the nanosecond range
-    if not _MIN_NS <= ns <= _MAX_NS:
+        ns = MIN_NS - 1  # out of the nanosecond range
+    if not MIN_NS <= ns <= MAX_NS:
         return None, f"published_at {_show(value)} is out of range (1678-2261)"
     if ns % 1000:
         return None, f"published_at {_show(value)} is finer than a microsecond"
@@ -318,8 +318,8 @@ class NewsStore:
         symbol = normalize_symbol(str(symbol))
         key = (
             symbol,
-            None if start is None else _datetime_key(as_utc(start)),
-            None if end is None else _datetime_key(as_utc(end)),
+            None if start is None else datetime_key(as_utc(start)),
+            None if end is None else datetime_key(as_utc(end)),
         )
         state = self._state(symbol)
         cached = self._cache.get(key)
