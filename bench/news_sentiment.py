@@ -65,7 +65,6 @@ def _timed(fn: Any) -> tuple[float, Any]:
 
 def one_run(n_articles: int, root: Path) -> dict[str, float]:
     from alphaforge.api.app import start_context
-    from alphaforge.marketdata.news import news_store
     from alphaforge.plugins.features import feature_plugins
     from alphaforge.plugins.sentiment import clear_scorer_cache, get_scorer, lexicon
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
@@ -82,8 +81,8 @@ def one_run(n_articles: int, root: Path) -> dict[str, float]:
         scorer = get_scorer("lm", ctx.settings)
         out["lexicon_setup_s"], _ = _timed(lambda: scorer.score(["first score builds the lexicon"]))
         records = synthetic_articles(n_articles)
-        out["ingest_s"], _ = _timed(lambda: news_store(ctx).ingest("GSPC", records))
-        articles = news_store(ctx).get_articles("GSPC")
+        out["ingest_s"], _ = _timed(lambda: ctx.news.ingest("GSPC", records))
+        articles = ctx.news.get_articles("GSPC")
         texts = articles.texts()
         out["score_only_s"], _ = _timed(lambda: scorer.score(texts))
         out["cache_miss_s"], _ = _timed(lambda: score_articles(ctx, scorer, articles))
@@ -91,7 +90,7 @@ def one_run(n_articles: int, root: Path) -> dict[str, float]:
 
         # a second copy of the articles under another symbol, so its texts are new to the cache
         ctx2_records = records.assign(headline=records["headline"] + " (copy)")
-        news_store(ctx).ingest("IXIC", ctx2_records)
+        ctx.news.ingest("IXIC", ctx2_records)
         request = FeatureGenerateRequest(symbol="IXIC", start_date=START, end_date=END)
 
         def define(key: str, params: dict[str, Any]) -> Any:

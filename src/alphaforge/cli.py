@@ -69,13 +69,12 @@ def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingest_macro(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
-    from alphaforge.marketdata.macro import macro_store
     from alphaforge.marketdata.records import read_csv_upload
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
         records = read_csv_upload(Path(args.csv))
-        report = macro_store(ctx).ingest(args.series, records)
+        report = ctx.macro.ingest(args.series, records)
     finally:
         ctx.close()
     print(
@@ -87,13 +86,13 @@ def _ingest_macro(args: argparse.Namespace, settings: Settings) -> int:
 
 def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
-    from alphaforge.marketdata.macro import load_bundled_macro, macro_store
+    from alphaforge.marketdata.macro import load_bundled_macro
 
     ctx = start_context(settings)
     try:
         if settings.load_sample_data:
-            load_bundled_macro(ctx)  # idempotent
-        for info in macro_store(ctx).list_series():
+            load_bundled_macro(ctx.macro)  # idempotent
+        for info in ctx.macro.list_series():
             print(
                 f"{info.series:<12} {info.first_observation:%Y-%m-%d} .. {info.last_observation:%Y-%m-%d}  "
                 f"{info.n_records} records, last available {info.last_available_at:%Y-%m-%d}"
@@ -105,13 +104,12 @@ def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingest_fundamentals(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
-    from alphaforge.marketdata.fundamentals import fundamentals_store
     from alphaforge.marketdata.records import read_csv_upload
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
         records = read_csv_upload(Path(args.csv))
-        report = fundamentals_store(ctx).ingest(args.symbol, records)
+        report = ctx.fundamentals.ingest(args.symbol, records)
     finally:
         ctx.close()
     fingerprints = ", ".join(f"{field} {fp[:12]}" for field, fp in sorted(report.fingerprints.items()))
@@ -145,11 +143,10 @@ def _read_articles(path: Path) -> Any:
 
 def _ingest_news(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.api.app import start_context
-    from alphaforge.marketdata.news import news_store
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
-        report = news_store(ctx).ingest(args.symbol, _read_articles(Path(args.file)))
+        report = ctx.news.ingest(args.symbol, _read_articles(Path(args.file)))
     finally:
         ctx.close()
     print(
@@ -164,7 +161,6 @@ def _news(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.errors import InvalidInput
     from alphaforge.marketdata.bars import normalize_symbol
     from alphaforge.marketdata.macro import as_utc
-    from alphaforge.marketdata.news import news_store
 
     symbol = normalize_symbol(args.symbol)
     start = as_utc(args.start) if args.start is not None else None
@@ -173,7 +169,7 @@ def _news(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput("--end must be after --start")
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
-        total, articles = news_store(ctx).list_articles(symbol, start, end, args.limit)
+        total, articles = ctx.news.list_articles(symbol, start, end, args.limit)
     finally:
         ctx.close()
     if not articles:

@@ -14,7 +14,10 @@ from typing import Protocol
 
 from alphaforge.auth.audit import AuditWriter
 from alphaforge.auth.keys import KeyStore
+from alphaforge.marketdata.fundamentals import FundamentalsStore
 from alphaforge.marketdata.local_store import LocalBarStore
+from alphaforge.marketdata.macro import MacroStore
+from alphaforge.marketdata.news import NewsStore
 from alphaforge.marketdata.provider import BarProvider
 from alphaforge.tracking import Tracker
 from alphaforge.settings import Settings
@@ -39,6 +42,11 @@ class Context:
     bars: BarProvider
     #: The embedded bar store that ingestion writes to.
     bar_store: LocalBarStore
+    #: Point-in-time macro series, fundamentals and news articles (in the database; one store
+    #: per process, so their read caches and per-key write locks are shared by its requests).
+    macro: MacroStore
+    fundamentals: FundamentalsStore
+    news: NewsStore
     #: MLflow, connected on first use.
     tracker: Tracker
     #: API keys (hashes in the database, a short per-process cache).
@@ -77,6 +85,7 @@ class Context:
             )
         return cls(
             settings=settings, db=db, objects=objects, bars=bars, bar_store=bar_store,
+            macro=MacroStore(db), fundamentals=FundamentalsStore(db), news=NewsStore(db),
             tracker=Tracker.from_settings(settings), audit=AuditWriter(db), keys=KeyStore(
                 db, settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
             ),

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from alphaforge.marketdata.macro import BUNDLED_LAGS, MacroStore, load_bundled_macro, macro_store
+from alphaforge.marketdata.macro import BUNDLED_LAGS, MacroStore, load_bundled_macro
 from conftest import app_client
 
 BASE = "/api/v1/market-data/macro"
@@ -39,8 +39,8 @@ def _csv(rows: list[dict]) -> bytes:
 @pytest.fixture(scope="module")
 def store(client: TestClient) -> MacroStore:
     ctx = client.app.state.ctx
-    load_bundled_macro(ctx)  # a no-op once app start loads them (see the test below)
-    return macro_store(ctx)
+    load_bundled_macro(ctx.macro)  # a no-op once app start loads them (see the test below)
+    return ctx.macro
 
 
 def _records(client: TestClient, series: str, **params: str) -> list[dict]:
@@ -58,7 +58,7 @@ def test_bundled_series_are_loaded_at_start(make_settings) -> None:  # noqa: ANN
     with app_client(make_settings()) as fresh:
         listed = {s["series"] for s in fresh.get(BASE).json()["series"]}
         assert set(BUNDLED_LAGS) <= listed
-        assert load_bundled_macro(fresh.app.state.ctx) == []  # idempotent
+        assert load_bundled_macro(fresh.app.state.ctx.macro) == []  # idempotent
 
 
 def test_bundled_series_are_listed_with_their_lags(client: TestClient, store: MacroStore) -> None:

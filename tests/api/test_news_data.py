@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from alphaforge.marketdata.news import news_store
 
 
 def _url(symbol: str) -> str:
@@ -235,7 +234,7 @@ def test_store_get_articles_is_sorted_and_hashed(client: TestClient) -> None:
         {"published_at": "2018-05-31T08:00:00Z", "headline": "Early"},
     ]
     _ingest(client, "NWSS", articles)
-    store = news_store(client.app.state.ctx)  # type: ignore[attr-defined]
+    store = client.app.state.ctx.news  # type: ignore[attr-defined]
     got = store.get_articles("nwss")
     expected = sorted((_utc(a["published_at"]), a["headline"], a.get("body")) for a in articles)
     assert got.headline == tuple(e[1] for e in expected) == ("Early", "Alpha", "Zeta")

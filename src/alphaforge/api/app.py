@@ -49,7 +49,7 @@ def start_context(settings: Settings) -> Context:
         if settings.load_sample_data and ctx.bars_are_local:
             load_sample_data(ctx.bar_store)
         if settings.load_sample_data:
-            load_bundled_macro(ctx)
+            load_bundled_macro(ctx.macro)
     except DependencyUnavailable as exc:
         log.warning("started without the bundled data: %s (it is loaded at the next start)", exc.message)
     try:  # embedded: what a previous process left PENDING/STARTED can never finish

@@ -87,9 +87,8 @@ def macro_inputs(ctx: Context, plugin: FeaturePlugin, end: datetime) -> dict[str
     """The point-in-time series a plugin declared, with every record published before ``end``."""
     if not plugin.macro_series():
         return {}
-    from alphaforge.marketdata.macro import macro_store
 
-    store = macro_store(ctx)
+    store = ctx.macro
     out = {}
     for name in plugin.macro_series():
         series = store.get_series(name, until=end)
@@ -105,9 +104,8 @@ def fundamental_inputs(ctx: Context, plugin: FeaturePlugin, symbol: str, end: da
     before ``end`` (422 naming the symbol's fields when one has none)."""
     if not plugin.fundamental_fields():
         return {}
-    from alphaforge.marketdata.fundamentals import fundamentals_store
 
-    store = fundamentals_store(ctx)
+    store = ctx.fundamentals
     out = {}
     for name in plugin.fundamental_fields():
         series = store.get_series(symbol, name, until=end)
@@ -126,9 +124,8 @@ def news_inputs(
 ) -> tuple[Callable[[], NewsArticles], dict[str, Any]]:
     """The symbol's articles around the bars, scored when the plugin names a scorer (422
     when the symbol has no news at all before ``end``), and their lineage."""
-    from alphaforge.marketdata.news import news_store
 
-    store = news_store(ctx)
+    store = ctx.news
     if len(store.get_articles(symbol, end=end)) == 0:
         raise InvalidInput(
             f"no news for {symbol} before {utc_iso(end)}; ingest articles with "

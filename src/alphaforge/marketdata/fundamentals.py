@@ -36,7 +36,7 @@ from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
 from alphaforge.marketdata.quality import FirstValues, RecordsQualityReport, Rule, find_bad_rows
 from alphaforge.marketdata.records import ColumnBuffer, Records, as_records
-from alphaforge.marketdata.stores import KeyedLocks, one_per_database
+from alphaforge.marketdata.stores import KeyedLocks
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import FundamentalObservation
 
@@ -276,7 +276,5 @@ class FundamentalsStore:
             ).all()
         return [FundamentalFieldInfo(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3]), as_utc(r[4])) for r in rows]
 
-
-fundamentals_store = one_per_database(FundamentalsStore)
 """The one FundamentalsStore of a Context's (or a Database's) database, per process."""
 

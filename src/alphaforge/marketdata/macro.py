@@ -58,7 +58,7 @@ from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
 from alphaforge.marketdata.quality import FirstValues, RecordsQualityReport, Rule, find_bad_rows
 from alphaforge.marketdata.records import ColumnBuffer, Records, as_records, parse_numbers, parse_times
-from alphaforge.marketdata.stores import KeyedLocks, one_per_database
+from alphaforge.marketdata.stores import KeyedLocks
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import MacroObservation
 
@@ -362,8 +362,6 @@ def datetime_key(value: datetime) -> int:
 
 
 _MICROSECOND = pd.Timedelta(microseconds=1).to_pytimedelta()
-
-macro_store = one_per_database(MacroStore)
 """The one MacroStore of a Context's (or a Database's) database, per process."""
 
 
@@ -460,12 +458,10 @@ def bundled_records(series: str) -> pd.DataFrame:
     )
 
 
-def load_bundled_macro(ctx_or_store: Any) -> list[str]:
+def load_bundled_macro(store: MacroStore) -> list[str]:
     """Ingest the bundled series the store does not hold yet; returns those loaded.
 
-    Accepts a Context, a Database or a MacroStore. Idempotent: a series already present
-    (bundled or uploaded under that name) is skipped."""
-    store = macro_store(ctx_or_store)
+    Idempotent: a series already present (bundled or uploaded under that name) is skipped."""
     held = {info.series for info in store.list_series()}
     loaded = []
     for series in BUNDLED_LAGS:

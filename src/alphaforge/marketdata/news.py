@@ -34,7 +34,7 @@ from alphaforge.marketdata.pit_table import iso as _iso
 from alphaforge.marketdata.pit_table import ns_of as _ns_of
 from alphaforge.marketdata.quality import MAX_BAD_ROWS, RecordsQualityReport
 from alphaforge.marketdata.records import Records, as_records
-from alphaforge.marketdata.stores import KeyedLocks, one_per_database
+from alphaforge.marketdata.stores import KeyedLocks
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import NewsArticle
 
@@ -373,6 +373,4 @@ class NewsStore:
             ).all()
         return [(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3])) for r in rows]
 
-
-news_store = one_per_database(NewsStore)
 """The one NewsStore of a Context's (or a Database's) database, per process."""

@@ -10,7 +10,7 @@ from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import NotFound
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.fundamentals import fundamentals_store, normalize_field
+from alphaforge.marketdata.fundamentals import normalize_field
 from alphaforge.marketdata.macro import as_utc
 from alphaforge.schemas.fundamentals import (
     FundamentalFieldInfo,
@@ -37,7 +37,7 @@ def get_fundamentals(
     """Records of the symbol (of one ``field`` when given). ``as_of`` is the vintage view:
     only records with available_at <= as_of (what was known then); ``latest_only`` keeps
     each period's latest such vintage. Naive times are UTC."""
-    store = fundamentals_store(ctx)
+    store = ctx.fundamentals
     name = normalize_symbol(symbol)
     wanted = normalize_field(field) if field is not None else None
     fields = store.list_fields(name)
@@ -77,5 +77,5 @@ async def ingest_fundamentals(symbol: RequestText, request: Request, ctx: CtxDep
     name = normalize_symbol(symbol)
     shape = '{"records": [{period_end, available_at, field, value}, ...]}'
     async with read_upload(request, FundamentalsUpload, shape) as records:
-        report = await run_in_threadpool(fundamentals_store(ctx).ingest, name, records)
+        report = await run_in_threadpool(ctx.fundamentals.ingest, name, records)
     return FundamentalsIngestResponse(**report.__dict__)

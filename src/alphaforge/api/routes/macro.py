@@ -13,7 +13,7 @@ from alphaforge.api.security import ADMIN, READ
 from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.macro import as_utc, macro_store, normalize_series
+from alphaforge.marketdata.macro import as_utc, normalize_series
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.schemas.macro import (
     MacroIngestResponse,
@@ -32,7 +32,7 @@ _UPLOAD_DOC = upload_openapi(MacroUpload)
 
 @router.get("", response_model=MacroSeriesList, dependencies=[READ])
 def list_series(ctx: CtxDep) -> MacroSeriesList:
-    return MacroSeriesList(series=[MacroSeriesInfo(**i.__dict__) for i in macro_store(ctx).list_series()])
+    return MacroSeriesList(series=[MacroSeriesInfo(**i.__dict__) for i in ctx.macro.list_series()])
 
 
 @router.get("/{series}", response_model=MacroRecordsResponse, dependencies=[READ], responses=responses(404))
@@ -47,7 +47,7 @@ def get_series(
     """Records with start <= observation_date < end. ``as_of`` is the vintage view: only
     records with available_at <= as_of (what was known then); ``latest_only`` keeps each
     observation's latest such vintage. Naive times are UTC."""
-    store = macro_store(ctx)
+    store = ctx.macro
     name = normalize_series(series)
     if start is not None and end is not None and as_utc(end) <= as_utc(start):
         raise InvalidInput("end must be after start")
@@ -93,5 +93,5 @@ async def ingest_series(series: RequestText, request: Request, ctx: CtxDep) -> M
     name = normalize_series(series)
     shape = '{"records": [{observation_date, available_at, value}, ...]}'
     async with read_upload(request, MacroUpload, shape) as records:
-        report = await run_in_threadpool(macro_store(ctx).ingest, name, records)
+        report = await run_in_threadpool(ctx.macro.ingest, name, records)
     return MacroIngestResponse(**report.__dict__)

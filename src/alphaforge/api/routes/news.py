@@ -13,7 +13,6 @@ from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.marketdata.macro import as_utc
-from alphaforge.marketdata.news import news_store
 from alphaforge.schemas.news import NewsIngestResponse, NewsRecord, NewsResponse, NewsUpload
 from alphaforge.schemas.request import RequestText, RequestTime
 
@@ -33,7 +32,7 @@ def get_news(
     """Articles with start <= published_at < end, ordered by published_at then headline;
     ``n_articles`` counts all of them, ``articles`` holds the first ``limit``. Naive times
     are UTC."""
-    store = news_store(ctx)
+    store = ctx.news
     name = normalize_symbol(symbol)
     start_utc = as_utc(start) if start is not None else None
     end_utc = as_utc(end) if end is not None else None
@@ -69,5 +68,5 @@ async def ingest_news(symbol: RequestText, request: Request, ctx: CtxDep) -> New
     name = normalize_symbol(symbol)
     shape = '{"articles": [{published_at, headline, body?, source?, url?}, ...]}'
     async with read_upload(request, NewsUpload, shape) as records:
-        report = await run_in_threadpool(news_store(ctx).ingest, name, records)
+        report = await run_in_threadpool(ctx.news.ingest, name, records)
     return NewsIngestResponse(**report.__dict__)
