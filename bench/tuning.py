@@ -244,8 +244,9 @@ def run_trials_overhead(ctx: Any, n_trials: int, repeats: int) -> dict[str, Any]
     """alphaforge's own per-trial cost: run_trials_on with ml.ridge on a tiny dataset."""
     from alphaforge.schemas.models import DatasetSpec
     from alphaforge.schemas.tuning import TuneRequest
-    from alphaforge.tuning import tuner
+    from alphaforge.training import trainer
     from alphaforge.training.assembly import assemble_training_data
+    from alphaforge.tuning import tuner
 
     ids = create_features(ctx, TINY_FEATURES)
     request = TuneRequest(
@@ -256,7 +257,7 @@ def run_trials_overhead(ctx: Any, n_trials: int, repeats: int) -> dict[str, Any]
     )
     tuner.check_tune_request(ctx, request)
     data = assemble_training_data(ctx, request.dataset)
-    folds = tuner.make_folds(request.cv, request.dataset, len(data.y))
+    folds = trainer.folds_for(request.cv, request.dataset.target_horizon, len(data.y))
     # warm-up study (imports, MLflow experiment, first connections): untimed
     warm = request.model_copy(update={"n_trials": 3})
     name = tuner.create_study(ctx, warm, f"bench-{uuid.uuid4().hex}")

@@ -76,7 +76,7 @@ def configs(draw: st.DrawFn) -> dict:
         "n_splits": draw(st.integers(1, 10)),
         # thousandths, so the expected row counts can be computed exactly with Fraction
         "test_permille": draw(st.integers(1, 400)),
-        "min_train_permille": draw(st.integers(0, 600)),
+        "min_train_permille": draw(st.integers(1, 600)),
         "horizon": horizon,
         "purge": draw(st.none() | st.integers(horizon, horizon + 15)),
         "embargo": draw(st.integers(0, 10)),
@@ -209,6 +209,7 @@ def test_too_few_training_rows_message() -> None:
         ({"test_size": 0.0}, "test_size"),
         ({"test_size": 1.0}, "test_size"),
         ({"test_size": float("nan")}, "test_size"),
+        ({"min_train_size": 0.0}, "min_train_size"),  # as the request schema: gt=0
         ({"min_train_size": 1.0}, "min_train_size"),
         ({"horizon": 0}, "horizon must be at least 1"),
         ({"embargo": -1}, "embargo must be at least 0"),

@@ -99,9 +99,9 @@ def make_folds(
             f"test_size must be a fraction of the rows strictly between 0 and 1, got {test_size}",
             field="test_size",
         )
-    if not 0 <= min_train_size < 1:
+    if not 0 < min_train_size < 1:
         raise InvalidInput(
-            f"min_train_size must be a fraction of the rows in [0, 1), got {min_train_size}",
+            f"min_train_size must be a fraction of the rows strictly between 0 and 1, got {min_train_size}",
             field="min_train_size",
         )
     purge = effective_purge(purge, horizon)

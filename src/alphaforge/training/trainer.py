@@ -21,7 +21,7 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, NotFound
 from alphaforge.plugins.base import library_version
 from alphaforge.plugins.models import ModelPlugin, Timeline
-from alphaforge.schemas.models import TrainRequest
+from alphaforge.schemas.models import CVConfig, TrainRequest
 from alphaforge.evaluation import cv
 from alphaforge.evaluation import metrics
 from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
@@ -70,17 +70,7 @@ def train_model(
     definition = check_train_request(ctx, model_id, request)
     progress(0.0, "assembling features")
     data = assemble_training_data(ctx, request.dataset)
-    config = request.cv
-    folds = cv.make_folds(
-        len(data.y),
-        method=config.method,
-        n_splits=config.n_splits,
-        test_size=config.test_size,
-        min_train_size=config.min_train_size,
-        horizon=request.dataset.target_horizon,
-        purge=config.purge,
-        embargo=config.embargo,
-    )
+    folds = folds_for(request.cv, request.dataset.target_horizon, len(data.y))
     cv_metrics = cross_validate(definition.plugin, data, folds, request.seed, progress)
 
     progress(0.9, "final fit on all rows")
@@ -154,6 +144,21 @@ def train_model(
         n_train_rows=len(data.y),
         feature_columns=data.columns,
         mlflow_run_id=run_id,
+    )
+
+
+def folds_for(config: CVConfig, horizon: int, n_rows: int) -> list[cv.Fold]:
+    """The purged walk-forward folds of a request's CV configuration (training, tuning and
+    AutoML split the same rows the same way)."""
+    return cv.make_folds(
+        n_rows,
+        method=config.method,
+        n_splits=config.n_splits,
+        test_size=config.test_size,
+        min_train_size=config.min_train_size,
+        horizon=horizon,
+        purge=config.purge,
+        embargo=config.embargo,
     )
 
 

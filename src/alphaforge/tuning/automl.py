@@ -47,7 +47,7 @@ def automl(ctx: Context, request: AutoMLRequest, progress: Progress = no_progres
     objective = tuner.resolve_objective(request.metric, request.direction)
     progress(0.0, "assembling the training data")
     data = assemble_training_data(ctx, request.dataset)
-    folds = tuner.make_folds(request.cv, request.dataset, len(data.y))
+    folds = trainer.folds_for(request.cv, request.dataset.target_horizon, len(data.y))
     share = (0.9 if request.create_model else 1.0) / len(request.candidates)
     rows = []
     for i, (key, params) in enumerate(request.candidates.items()):

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
-from alphaforge.schemas.models import CVConfig, DatasetSpec
 from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
 from alphaforge.evaluation import cv
 from alphaforge.evaluation import metrics
@@ -163,7 +162,7 @@ def run_trials(ctx: Context, request: TuneRequest, study_name: str, progress: Pr
     _load(ctx, request, study_name)  # 404 before the data is assembled
     progress(0.0, "assembling the training data")
     data = assemble_training_data(ctx, request.dataset)
-    folds = make_folds(request.cv, request.dataset, len(data.y))
+    folds = trainer.folds_for(request.cv, request.dataset.target_horizon, len(data.y))
     run_trials_on(ctx, request, study_name, data, folds, progress)
 
 
@@ -244,20 +243,6 @@ def tune(ctx: Context, request: TuneRequest, progress: Progress = no_progress) -
 
 
 # -- trials ----------------------------------------------------------------------------
-def make_folds(config: CVConfig, dataset: DatasetSpec, n_rows: int) -> list[cv.Fold]:
-    """The folds training uses for the same request (same purge, embargo, method)."""
-    return cv.make_folds(
-        n_rows,
-        method=config.method,
-        n_splits=config.n_splits,
-        test_size=config.test_size,
-        min_train_size=config.min_train_size,
-        horizon=dataset.target_horizon,
-        purge=config.purge,
-        embargo=config.embargo,
-    )
-
-
 def run_trials_on(
     ctx: Context, request: TuneRequest, study_name: str, data: TrainingData, folds: list[cv.Fold],
     progress: Progress = no_progress,
