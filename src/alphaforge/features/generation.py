@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, fingerprint, frame_to_records, normalize_symbol, to_utc
+from alphaforge.marketdata.bars import Timeframe, frame_to_records, normalize_symbol, to_utc
 from alphaforge.plugins.features import FeaturePlugin, needs_full_history
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.features.definitions import NOT_FOUND, resolve_plugin
+from alphaforge.features.identity import identity_document
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.features.sources import PluginSources, gather_sources
 from alphaforge.storage.object_store import ObjectNotFound
@@ -112,20 +113,8 @@ def _plan(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) 
     bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
     sources = gather_sources(ctx, plugin, symbol, request.timeframe.value, bars, end)
 
-    lineage = {
-        "schema": HASH_SCHEMA,
-        "plugin_key": plugin.key,
-        "plugin_version": plugin.version,
-        "parameters": plugin.resolved_parameters(),
-        "libraries": plugin.library_versions(),
-        "symbol": symbol,
-        "timeframe": request.timeframe.value,
-        "start": utc_iso(start),
-        "end": utc_iso(end),
-        "warmup_bars": len(bars) - in_range,
-        "source_fingerprint": fingerprint(bars),
-    }
-    lineage.update(sources.lineage)
+    span = {"start": utc_iso(start), "end": utc_iso(end), "warmup_bars": len(bars) - in_range}
+    lineage = identity_document(HASH_SCHEMA, plugin, symbol, request.timeframe.value, bars, span, sources.lineage)
     return _Plan(definition, symbol, request.timeframe, start, end, bars, in_range, sources, lineage,
                  content_hash(lineage))
 

@@ -23,9 +23,9 @@ import pandas as pd
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput
 from alphaforge.marketdata.articles import NewsArticles
-from alphaforge.marketdata.bars import fingerprint
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.features import Bars, FeatureInputs, FeaturePlugin
+from alphaforge.features.identity import identity_document
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
@@ -151,19 +151,8 @@ def input_feature(
     """An input feature's lineage entry (its own hash), and a loader of its columns over
     ``bars``: read from its cache object, or computed (with its own sources) and stored."""
     sources = gather_sources(ctx, plugin, symbol, timeframe, bars, end)
-    identity = {
-        "schema": INPUT_HASH_SCHEMA,
-        "plugin_key": plugin.key,
-        "plugin_version": plugin.version,
-        "parameters": plugin.resolved_parameters(),
-        "libraries": plugin.library_versions(),
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "first_bar": utc_iso(pd.Timestamp(bars.index[0]).to_pydatetime()),
-        "bars": len(bars),
-        "source_fingerprint": fingerprint(bars),
-        **sources.lineage,
-    }
+    span = {"first_bar": utc_iso(pd.Timestamp(bars.index[0]).to_pydatetime()), "bars": len(bars)}
+    identity = identity_document(INPUT_HASH_SCHEMA, plugin, symbol, timeframe, bars, span, sources.lineage)
     version_hash = content_hash(identity)
     key = f"features/_inputs/{plugin.key}/{symbol}/{timeframe}/{version_hash}.parquet"
 
