@@ -1,7 +1,9 @@
 """Model plugins. Importing this package registers every built-in plugin."""
 
 from alphaforge.plugins.models.base import (
+    DEFAULT_MIN_CORRELATION,
     MODEL_FAMILIES,
+    ModelConformance,
     ModelPlugin,
     ParamSpec,
     Prediction,
@@ -11,4 +13,14 @@ from alphaforge.plugins.models.base import (
 )
 from alphaforge.plugins.models import deep_learning, ensemble, machine_learning, statistical  # noqa: F401 (registers)
 
-__all__ = ["MODEL_FAMILIES", "ModelPlugin", "ParamSpec", "Prediction", "Timeline", "model_plugins", "resolve_model_type"]
+__all__ = [
+    "DEFAULT_MIN_CORRELATION",
+    "MODEL_FAMILIES",
+    "ModelConformance",
+    "ModelPlugin",
+    "ParamSpec",
+    "Prediction",
+    "Timeline",
+    "model_plugins",
+    "resolve_model_type",
+]

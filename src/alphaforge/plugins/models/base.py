@@ -14,14 +14,17 @@ feature rows of one series from a fixed first row on, and the targets known so f
 forecasts rows ``start …``; the forecast for row ``t`` reads feature rows up to ``t`` and
 targets of rows up to ``t - horizon`` (the ones realised by ``t``), nothing else. So a
 forecast never depends on what comes after its row, nor on the range asked for: the
-model-plugin conformance suite perturbs everything after ``t`` and splits ranges to hold
-every plugin to it.
+conformance checks (:mod:`alphaforge.plugins.testing`) perturb everything after ``t`` and
+split ranges to hold every plugin to it. What a plugin needs from those checks beyond their
+defaults it declares on itself, in :class:`ModelConformance`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -143,6 +146,51 @@ def rowwise_dot(A: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Out-of-sample correlation with a strong linear signal that the conformance checks expect
+#: of a plugin, by family, unless its :class:`ModelConformance` says otherwise.
+DEFAULT_MIN_CORRELATION: Mapping[str, float] = MappingProxyType(
+    {"statistical": 0.2, "machine_learning": 0.5, "deep_learning": 0.2, "ensemble": 0.5}
+)
+
+
+@dataclass(frozen=True)
+class ModelConformance:
+    """How the conformance checks (:mod:`alphaforge.plugins.testing`) exercise a model plugin:
+    the plugin's declared exceptions to their defaults, as its ``conformance`` tag. Read by
+    the checks only, never by training or prediction, and no part of any hash.
+
+    - ``fast``: parameters that keep the checks' fits small (fewer trees, epochs); every
+      check starts from them.
+    - ``alternates``: parameter -> the value the "every parameter changes the predictions"
+      check sets, where its automatic choice (another enum value, the flipped bool, a
+      nearby number) would not bind on 300 rows of 4 features, or does not exist (lists).
+    - ``contexts``: parameter -> settings, beyond ``fast``, under which it can bind at all
+      (applied to both sides of that comparison).
+    - ``min_correlation``: the out-of-sample correlation with a strong linear signal the
+      plugin must reach; ``None``: its family's (:data:`DEFAULT_MIN_CORRELATION`).
+    - ``artifact_parameters``: parameters, beyond ``fast``, of the identical-artifact
+      (SHA-256) check: e.g. ensemble members whose libraries used to stamp their files.
+    """
+
+    fast: Mapping[str, Any] = field(default_factory=dict)
+    alternates: Mapping[str, Any] = field(default_factory=dict)
+    contexts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    min_correlation: float | None = None
+    artifact_parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("fast", "alternates", "artifact_parameters"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        contexts = {k: MappingProxyType(dict(v)) for k, v in self.contexts.items()}
+        object.__setattr__(self, "contexts", MappingProxyType(contexts))
+
+    def expected_correlation(self, family: str) -> float:
+        """The minimum correlation for a plugin of ``family`` carrying this tag."""
+        if self.min_correlation is not None:
+            return self.min_correlation
+        return DEFAULT_MIN_CORRELATION.get(family, min(DEFAULT_MIN_CORRELATION.values()))
+
+
 class ModelPlugin(ABC):
     key: ClassVar[str]
     family: ClassVar[ModelFamily]
@@ -158,6 +206,8 @@ class ModelPlugin(ABC):
     artifact_ext: ClassVar[str]
     #: Default tuning space; every name is a field of ``Params``.
     search_space: ClassVar[dict[str, ParamSpec]] = {}
+    #: What the conformance checks need beyond their defaults (tests only; see the class).
+    conformance: ClassVar[ModelConformance] = ModelConformance()
 
     def __init__(self, params: PluginParams, seed: int = 0) -> None:
         self.params = params

@@ -43,7 +43,7 @@ from pydantic import Field
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins
+from alphaforge.plugins.models.base import ModelConformance, ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -143,6 +143,11 @@ class LSTMModel(ModelPlugin):
     Params = LSTMParams
     libraries = ("torch", "numpy")
     artifact_ext = "pt"
+    conformance = ModelConformance(
+        fast={"epochs": 5},
+        alternates={"patience": 1},
+        contexts={"patience": {"epochs": 20}},  # in 5 epochs the validation loss never stalls
+    )
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "seq_len": ParamSpec(type="int", low=5, high=60),
         "hidden_size": ParamSpec(type="categorical", choices=[16, 32, 64, 128]),

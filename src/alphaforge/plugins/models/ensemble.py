@@ -34,7 +34,15 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams, describe_validation_error, validate_params
-from alphaforge.plugins.models.base import ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins, rowwise_dot
+from alphaforge.plugins.models.base import (
+    ModelConformance,
+    ModelPlugin,
+    ParamSpec,
+    Prediction,
+    Timeline,
+    model_plugins,
+    rowwise_dot,
+)
 
 _MANIFEST = "manifest.json"
 _ARTIFACT_FORMAT = "alphaforge.ensemble/1"
@@ -83,6 +91,19 @@ class MemberSpec(PluginParams):
 DEFAULT_MEMBERS: list[dict[str, Any]] = [
     {"plugin_key": "ml.ridge", "parameters": {}},
     {"plugin_key": "ml.lightgbm", "parameters": {"n_estimators": 100}},
+]
+
+#: Members for the conformance checks: another list than the default (lists have no
+#: automatic alternate), and, for the artifact-hash check, a CatBoost member: the library
+#: whose saved model used to embed a random model_guid and the training finish time.
+_ALTERNATE_MEMBERS: list[dict[str, Any]] = [
+    {"plugin_key": "ml.ridge"},
+    {"plugin_key": "ml.xgboost", "parameters": {"n_estimators": 30}},
+]
+_REPRODUCIBILITY_MEMBERS: list[dict[str, Any]] = [
+    {"plugin_key": "ml.ridge"},
+    {"plugin_key": "ml.lightgbm", "parameters": {"n_estimators": 30}},
+    {"plugin_key": "ml.catboost", "parameters": {"iterations": 30}},
 ]
 
 _MEMBERS_FIELD = Field(
@@ -276,6 +297,10 @@ class MeanEnsemble(EnsemblePlugin):
     version = "2"
     Params = MeanParams
     libraries = ("numpy",)
+    conformance = ModelConformance(
+        alternates={"members": _ALTERNATE_MEMBERS, "weights": [3.0, 1.0]},
+        artifact_parameters={"members": _REPRODUCIBILITY_MEMBERS},
+    )
     search_space: ClassVar[dict[str, ParamSpec]] = {}
 
     params: MeanParams
@@ -333,6 +358,10 @@ class StackingEnsemble(EnsemblePlugin):
     version = "2"
     Params = StackingParams
     libraries = ("numpy", "scipy")
+    conformance = ModelConformance(
+        alternates={"members": _ALTERNATE_MEMBERS},
+        artifact_parameters={"members": _REPRODUCIBILITY_MEMBERS},
+    )
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "n_folds": ParamSpec(type="int", low=2, high=5),
     }

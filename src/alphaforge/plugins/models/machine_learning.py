@@ -29,6 +29,7 @@ from pydantic import Field
 
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.models.base import (
+    ModelConformance,
     ModelPlugin,
     ParamSpec,
     Prediction,
@@ -84,6 +85,10 @@ class XGBoost(FittedModel):
     Params = XGBoostParams
     libraries = ("xgboost-cpu", "numpy")
     artifact_ext = "ubj"
+    conformance = ModelConformance(
+        fast={"n_estimators": 30},
+        alternates={"min_child_weight": 20.0},  # squared error: hessian 1 per row, 0.5 never binds
+    )
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "max_depth": ParamSpec(type="int", low=3, high=10),
         "learning_rate": LEARNING_RATE_SPACE,
@@ -145,6 +150,10 @@ class LightGBM(FittedModel):
     Params = LightGBMParams
     libraries = ("lightgbm", "numpy")
     artifact_ext = "txt"
+    conformance = ModelConformance(
+        fast={"n_estimators": 30},
+        alternates={"num_leaves": 4},  # min_child_samples=20 on 300 rows caps trees below 31 leaves
+    )
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "num_leaves": ParamSpec(type="int", low=16, high=256, log=True),
         "learning_rate": LEARNING_RATE_SPACE,
@@ -205,6 +214,7 @@ class CatBoost(FittedModel):
     Params = CatBoostParams
     libraries = ("catboost", "numpy")
     artifact_ext = "cbm"
+    conformance = ModelConformance(fast={"iterations": 30})
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "depth": ParamSpec(type="int", low=3, high=10),
         "learning_rate": LEARNING_RATE_SPACE,
@@ -271,6 +281,10 @@ class RandomForest(FittedModel):
     Params = RandomForestParams
     libraries = ("scikit-learn", "numpy")
     artifact_ext = "npy"
+    conformance = ModelConformance(
+        fast={"n_estimators": 20},
+        alternates={"max_depth": 3},  # the default None has no "nearby" value
+    )
     search_space: ClassVar[dict[str, ParamSpec]] = {
         "n_estimators": ParamSpec(type="int", low=100, high=600),
         "max_depth": ParamSpec(type="int", low=3, high=20),

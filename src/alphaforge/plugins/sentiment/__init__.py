@@ -3,6 +3,7 @@
 
 from alphaforge.plugins.sentiment import finbert, lexicon  # noqa: F401  (registers)
 from alphaforge.plugins.sentiment.base import (
+    ScorerConformance,
     SentimentScorer,
     clear_scorer_cache,
     get_scorer,
@@ -17,6 +18,7 @@ DEFAULT_SCORER = "lm"
 __all__ = [
     "DEFAULT_SCORER",
     "SCORER_KEYS",
+    "ScorerConformance",
     "SentimentScorer",
     "clear_scorer_cache",
     "get_scorer",

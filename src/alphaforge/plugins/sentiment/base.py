@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Self
 
 import numpy as np
@@ -29,6 +31,19 @@ from alphaforge.plugins.base import Registry
 from alphaforge.settings import Settings
 
 
+@dataclass(frozen=True)
+class ScorerConformance:
+    """How the conformance checks (:mod:`alphaforge.plugins.testing`) build a scorer: its
+    declared exceptions to their defaults, as its ``conformance`` tag (read by the checks only).
+
+    - ``settings``: called with a fresh folder, returns the settings (beyond ``data_dir``, that
+      folder) under which the scorer can be built there, e.g. a stand-in model written into
+      it; ``None``: the defaults.
+    """
+
+    settings: Callable[[Path], Mapping[str, object]] | None = None
+
+
 class SentimentScorer(ABC):
     key: ClassVar[str]
     description: ClassVar[str]
@@ -36,6 +51,8 @@ class SentimentScorer(ABC):
     version: ClassVar[str] = "1"
     #: Settings fields ``from_settings`` reads: with the key, they key the instance cache.
     settings_fields: ClassVar[tuple[str, ...]] = ()
+    #: What the conformance checks need to build it (tests only; see the class).
+    conformance: ClassVar[ScorerConformance] = ScorerConformance()
 
     @classmethod
     @abstractmethod

@@ -29,7 +29,7 @@ from typing import Any, Self
 import numpy as np
 
 from alphaforge.errors import InvalidInput
-from alphaforge.plugins.sentiment.base import SentimentScorer, empty_scores, sentiment_scorers
+from alphaforge.plugins.sentiment.base import ScorerConformance, SentimentScorer, empty_scores, sentiment_scorers
 from alphaforge.settings import Settings
 
 BATCH_SIZE = 16
@@ -57,6 +57,15 @@ def weights_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def stand_in_settings(folder: Path) -> dict[str, object]:
+    """Settings for the conformance checks: a tiny, randomly initialised BERT written into
+    ``folder`` (the real FinBERT weights are never downloaded). It exercises this scorer's
+    code path (loading, label mapping, batching, score arithmetic), not FinBERT's judgement."""
+    from alphaforge.plugins.testing.tiny_bert import write_tiny_bert  # needs transformers and torch
+
+    return {"finbert_dir": write_tiny_bert(folder / "finbert")}
+
+
 @sentiment_scorers.register
 class FinBertScorer(SentimentScorer):
     key = "finbert"
@@ -66,6 +75,7 @@ class FinBertScorer(SentimentScorer):
     )
     version = "1"
     settings_fields = ("finbert_dir",)
+    conformance = ScorerConformance(settings=stand_in_settings)
 
     def __init__(self, tokenizer: Any, model: Any, label_index: dict[str, int], digest: str, max_length: int) -> None:
         self._tokenizer = tokenizer
