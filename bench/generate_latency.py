@@ -226,7 +226,8 @@ def stage_breakdown(ctx: Any, feature_id: Any, request: Any, n: int = 200) -> di
     import pandas as pd
     import pyarrow as pa
 
-    from alphaforge.marketdata.bars import fingerprint, to_utc
+    from alphaforge.marketdata.bars import fingerprint
+    from alphaforge.marketdata.times import to_utc
     from alphaforge.plugins.features import Bars, FeatureInputs
     from alphaforge.features import generation as g
     from alphaforge.hashing import content_hash
@@ -296,7 +297,7 @@ def profile_in_process(n: int = 200, top: int = 30) -> dict[str, Any]:
     embedded context (same GSPC sample, no HTTP)."""
     import datetime as dt
 
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
     from alphaforge.features.definitions import create_feature
     from alphaforge.features.generation import generate_dataset

@@ -64,7 +64,8 @@ def _timed(fn: Any) -> tuple[float, Any]:
 
 
 def one_run(n_articles: int, root: Path) -> dict[str, float]:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
+    from alphaforge.ingestion.service import ingest_news
     from alphaforge.plugins.features import feature_plugins
     from alphaforge.plugins.sentiment import clear_scorer_cache, get_scorer, lexicon
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
@@ -81,7 +82,7 @@ def one_run(n_articles: int, root: Path) -> dict[str, float]:
         scorer = get_scorer("lm", ctx.settings)
         out["lexicon_setup_s"], _ = _timed(lambda: scorer.score(["first score builds the lexicon"]))
         records = synthetic_articles(n_articles)
-        out["ingest_s"], _ = _timed(lambda: ctx.news.ingest("GSPC", records))
+        out["ingest_s"], _ = _timed(lambda: ingest_news(ctx, "GSPC", records))
         articles = ctx.news.get_articles("GSPC")
         texts = articles.texts()
         out["score_only_s"], _ = _timed(lambda: scorer.score(texts))
@@ -90,7 +91,7 @@ def one_run(n_articles: int, root: Path) -> dict[str, float]:
 
         # a second copy of the articles under another symbol, so its texts are new to the cache
         ctx2_records = records.assign(headline=records["headline"] + " (copy)")
-        ctx.news.ingest("IXIC", ctx2_records)
+        ingest_news(ctx, "IXIC", ctx2_records)
         request = FeatureGenerateRequest(symbol="IXIC", start_date=START, end_date=END)
 
         def define(key: str, params: dict[str, Any]) -> Any:

@@ -93,12 +93,12 @@ def _dir_stats(path: Path) -> dict[str, Any]:
 
 def worker(n_symbols: int, out_path: Path, tracemalloc_symbols: int, profile: bool) -> None:
     """Runs in the fresh subprocess; writes its figures to ``out_path`` as JSON."""
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.marketdata.bars import Timeframe
     from alphaforge.schemas.features import FeatureCreate, FeatureGenerateRequest
     from alphaforge.features.definitions import create_feature
     from alphaforge.features.generation import generate_dataset
-    from alphaforge.marketdata.service import ingest_bars
+    from alphaforge.ingestion.service import ingest_bars
     from alphaforge.settings import Settings
 
     memory: dict[str, dict[str, float | None]] = {}

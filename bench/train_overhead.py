@@ -260,7 +260,7 @@ def _median(values: list[float]) -> float:
 
 def run(repeats: int = 7, table_repeats: int = 3, slow_s: float = 20.0, plugins: list[str] | None = None,
         wait: bool = True, max_wait_s: float = 900.0, calibrate: bool = True) -> dict[str, Any]:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.plugins.models import model_plugins
     from alphaforge.schemas.features import FeatureCreate
     from alphaforge.schemas.models import DatasetSpec, ModelCreate, TrainRequest

@@ -288,7 +288,7 @@ def bench_bookkeeping(n_trials: int, repeats: int, tpe_repeats: int, ridge_trial
                       pg: ScratchPostgres | None, pg_skip: str | None) -> dict[str, Any]:
     import optuna
 
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.tuning import studies
     from alphaforge.tuning import tuner
     from alphaforge.settings import Settings
@@ -403,7 +403,7 @@ def async_tune(ctx: Any, request: Any) -> dict[str, Any]:
 
 
 def bench_parallel(tmp: Path, n_trials: int, repeats: int, workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.training.assembly import assemble_training_data
     from alphaforge.settings import Settings
 
@@ -520,7 +520,7 @@ def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) ->
 
 
 def bench_pruning(tmp: Path, n_trials: int, repeats: int) -> dict[str, Any]:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.tuning import tuner
     from alphaforge.training.assembly import assemble_training_data
     from alphaforge.settings import Settings

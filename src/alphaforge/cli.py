@@ -33,10 +33,10 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.marketdata.bars import parse_timeframe
-    from alphaforge.marketdata.records import read_csv_upload
-    from alphaforge.marketdata.service import ingest_bars
+    from alphaforge.ingestion.records import read_csv_upload
+    from alphaforge.ingestion.service import ingest_bars
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
@@ -53,7 +53,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.marketdata.service import list_symbols
 
     ctx = start_context(settings)
@@ -68,13 +68,14 @@ def _symbols(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest_macro(args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
-    from alphaforge.marketdata.records import read_csv_upload
+    from alphaforge.bootstrap import start_context
+    from alphaforge.ingestion.records import read_csv_upload
+    from alphaforge.ingestion.service import ingest_macro
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
         records = read_csv_upload(Path(args.csv))
-        report = ctx.macro.ingest(args.series, records)
+        report = ingest_macro(ctx, args.series, records)
     finally:
         ctx.close()
     print(
@@ -85,8 +86,8 @@ def _ingest_macro(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
-    from alphaforge.marketdata.macro import load_bundled_macro
+    from alphaforge.bootstrap import start_context
+    from alphaforge.ingestion.bundled import load_bundled_macro
 
     ctx = start_context(settings)
     try:
@@ -103,13 +104,14 @@ def _macro_series(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest_fundamentals(args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
-    from alphaforge.marketdata.records import read_csv_upload
+    from alphaforge.bootstrap import start_context
+    from alphaforge.ingestion.records import read_csv_upload
+    from alphaforge.ingestion.service import ingest_fundamentals
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
         records = read_csv_upload(Path(args.csv))
-        report = ctx.fundamentals.ingest(args.symbol, records)
+        report = ingest_fundamentals(ctx, args.symbol, records)
     finally:
         ctx.close()
     fingerprints = ", ".join(f"{field} {fp[:12]}" for field, fp in sorted(report.fingerprints.items()))
@@ -125,7 +127,7 @@ def _read_articles(path: Path) -> Any:
     import pandas as pd
 
     from alphaforge.errors import InvalidInput
-    from alphaforge.marketdata.records import read_csv_upload
+    from alphaforge.ingestion.records import read_csv_upload
 
     if path.suffix.lower() != ".json":
         return read_csv_upload(path)
@@ -142,11 +144,12 @@ def _read_articles(path: Path) -> Any:
 
 
 def _ingest_news(args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
+    from alphaforge.ingestion.service import ingest_news
 
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
     try:
-        report = ctx.news.ingest(args.symbol, _read_articles(Path(args.file)))
+        report = ingest_news(ctx, args.symbol, _read_articles(Path(args.file)))
     finally:
         ctx.close()
     print(
@@ -157,14 +160,14 @@ def _ingest_news(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _news(args: argparse.Namespace, settings: Settings) -> int:
-    from alphaforge.api.app import start_context
+    from alphaforge.bootstrap import start_context
     from alphaforge.errors import InvalidInput
     from alphaforge.marketdata.bars import normalize_symbol
-    from alphaforge.marketdata.macro import as_utc
+    from alphaforge.marketdata.times import to_utc
 
     symbol = normalize_symbol(args.symbol)
-    start = as_utc(args.start) if args.start is not None else None
-    end = as_utc(args.end) if args.end is not None else None
+    start = to_utc(args.start) if args.start is not None else None
+    end = to_utc(args.end) if args.end is not None else None
     if start is not None and end is not None and end <= start:
         raise InvalidInput("--end must be after --start")
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from packaging.utils import canonicalize_name
 
-from alphaforge.marketdata.bars import parse_upload
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.ingestion.bundled import sample_bars
 from conftest import post_features
 from references import bars_fingerprint, version_hash
 from support import CI, locked_versions
@@ -60,7 +60,7 @@ def test_version_hash_is_the_sha256_of_the_stored_lineage(datasets: dict[str, di
 
 
 def test_source_fingerprint_is_the_documented_encoding_of_the_bars_read(datasets: dict[str, dict]) -> None:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok
     before_end = frame[frame.index < pd.Timestamp(REQUEST["end_date"], tz="UTC")]
     in_range = int((before_end.index >= pd.Timestamp(REQUEST["start_date"], tz="UTC")).sum())

@@ -23,7 +23,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from alphaforge.api.app import create_app, start_context
+from alphaforge.api.app import create_app
+from alphaforge.bootstrap import start_context
 from alphaforge.settings import Settings
 from conftest import ACCESS, ADMIN_HEADERS, SettingsFactory
 

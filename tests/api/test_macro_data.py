@@ -4,7 +4,6 @@ fingerprints, the CLI."""
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from alphaforge.marketdata.macro import BUNDLED_LAGS, MacroStore, load_bundled_macro
+from alphaforge.ingestion.bundled import BUNDLED_LAGS, load_bundled_macro
+from alphaforge.marketdata.macro import MacroStore
 from conftest import app_client
 
 BASE = "/api/v1/market-data/macro"
@@ -51,10 +51,6 @@ def _records(client: TestClient, series: str, **params: str) -> list[dict]:
 
 # -- bundled series ---------------------------------------------------------------------
 def test_bundled_series_are_loaded_at_start(make_settings) -> None:  # noqa: ANN001
-    from alphaforge.api.app import start_context
-
-    if "load_bundled_macro" not in inspect.getsource(start_context):
-        pytest.skip("load_bundled_macro is not wired into start_context yet")
     with app_client(make_settings()) as fresh:
         listed = {s["series"] for s in fresh.get(BASE).json()["series"]}
         assert set(BUNDLED_LAGS) <= listed

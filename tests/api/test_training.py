@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
-from alphaforge.marketdata.bars import parse_upload
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.ingestion.bundled import sample_bars
 from conftest import CreateFeature, app_client, post_features, stored_training_frame
 
 START, END = "2009-01-01", "2019-01-01"
@@ -28,7 +28,7 @@ FEATURES = [("technical.rsi", {"period": 14}), ("technical.macd", {}), ("statist
 
 @pytest.fixture(scope="module")
 def gspc_close() -> pd.Series:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok
     return frame["close"]
 

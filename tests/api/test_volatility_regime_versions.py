@@ -25,8 +25,8 @@ from conftest import CreateFeature
 from fastapi.testclient import TestClient
 from pydantic import Field, model_validator
 
-from alphaforge.marketdata.bars import parse_upload
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.ingestion.bundled import sample_bars
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features import FeatureInputs, feature_plugins
 from alphaforge.plugins.features.statistical import StatisticalPlugin, VolatilityRegime
@@ -84,7 +84,7 @@ def _versions(client: TestClient, feature_id: str) -> list[dict]:
 
 
 def _close() -> pd.Series:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok
     return frame["close"]
 

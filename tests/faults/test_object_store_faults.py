@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bundled import sample_bars
 from alphaforge.settings import Settings
 from checks import RANGE_2010, RSI, assert_dependency_503, assert_no_internals, assert_nothing_half_written
 from faults_support import moto_process  # noqa: F401 - a fixture

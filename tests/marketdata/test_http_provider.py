@@ -26,12 +26,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 
-from alphaforge.api.app import start_context
+from alphaforge.bootstrap import start_context
 from alphaforge.context import Context
 from alphaforge.errors import DependencyFailed, DependencyUnavailable, InvalidInput
-from alphaforge.marketdata.bars import BAR_COLUMNS, Timeframe, aggregate_weekly, fingerprint, parse_upload
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.marketdata.bars import BAR_COLUMNS, Timeframe, aggregate_weekly, fingerprint
 from alphaforge.marketdata.http_provider import HttpBarProvider
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bundled import sample_bars
 from alphaforge.features.generation import FULL_HISTORY
 from alphaforge.settings import Settings
 from conftest import ACCESS, app_client
@@ -45,7 +46,7 @@ def utc(*args: int) -> datetime:
 
 
 def _bars(symbol: str) -> pd.DataFrame:
-    frame, report = parse_upload(sample_bars(symbol))
+    frame, report = parse_bars_upload(sample_bars(symbol))
     assert report.ok
     return frame
 
@@ -225,7 +226,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
     )
     ctx = start_context(settings)
     for (symbol, timeframe), frame in SERIES.items():
-        ctx.bar_store.ingest(symbol, Timeframe(timeframe), frame)
+        ctx.bar_store.append(symbol, Timeframe(timeframe), frame)
     yield ctx
     ctx.close()
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from alphaforge.errors import InvalidInput
-from alphaforge.marketdata.bars import parse_upload
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.ingestion.bundled import sample_bars
 from alphaforge.plugins.features import Bars, FeatureInputs, feature_plugins
 from alphaforge.plugins.features import automated
 
@@ -23,7 +23,7 @@ CUSTOM = {"feature_set": "custom", "calculators": ["mean", "standard_deviation",
 
 @pytest.fixture(scope="module")
 def gspc_frame() -> pd.DataFrame:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok
     return frame.iloc[:N_BARS]
 

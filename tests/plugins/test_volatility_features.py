@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from alphaforge.marketdata.bars import aggregate_weekly, parse_upload
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.marketdata.bars import aggregate_weekly
+from alphaforge.ingestion.bundled import sample_bars
 from alphaforge.plugins.features import Bars, FeatureInputs, feature_plugins
 
 REGIME = "statistical.volatility_regime"
@@ -22,7 +23,7 @@ REALIZED = "statistical.realized_volatility"
 
 @pytest.fixture(scope="module")
 def daily() -> pd.DataFrame:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok
     return frame
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, select, text
 
-from alphaforge.api.app import start_context
+from alphaforge.bootstrap import start_context
 from alphaforge.context import Context
 from alphaforge.marketdata.articles import NewsArticles
 from alphaforge.plugins.sentiment import SentimentScorer, get_scorer

@@ -13,15 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alphaforge.errors import InvalidInput
-from alphaforge.marketdata.bars import (
-    aggregate_weekly,
-    canonical,
-    fingerprint,
-    normalize_symbol,
-    parse_upload,
-    to_utc,
-)
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.marketdata.bars import aggregate_weekly, canonical, fingerprint, normalize_symbol
+from alphaforge.marketdata.times import to_utc
+from alphaforge.ingestion.bundled import sample_bars
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
@@ -80,7 +75,7 @@ def test_fingerprint_changes_with_a_timestamp_or_an_extra_bar() -> None:
 
 
 def test_gate_accepts_the_bundled_data_and_reports_each_rule() -> None:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok and len(frame) == 5031
     raw = pd.DataFrame(
         {
@@ -92,7 +87,7 @@ def test_gate_accepts_the_bundled_data_and_reports_each_rule() -> None:
             "volume": [1, 1, -5, 1, 1],
         }
     )
-    _, report = parse_upload(raw)
+    _, report = parse_bars_upload(raw)
     problems = {b.row: b.problems for b in report.bad_rows}
     assert problems == {
         2: ["open > high", "duplicate timestamp"],
@@ -106,7 +101,7 @@ def test_gate_accepts_the_bundled_data_and_reports_each_rule() -> None:
 
 def test_gate_requires_the_columns() -> None:
     with pytest.raises(InvalidInput, match="missing: timestamp, volume"):
-        parse_upload(pd.DataFrame({"open": [1], "high": [1], "low": [1], "close": [1]}))
+        parse_bars_upload(pd.DataFrame({"open": [1], "high": [1], "low": [1], "close": [1]}))
 
 
 def test_canonical_sorts_and_converts_to_utc_nanoseconds() -> None:
@@ -117,7 +112,7 @@ def test_canonical_sorts_and_converts_to_utc_nanoseconds() -> None:
 
 
 def test_weekly_bars_only_use_days_up_to_their_timestamp() -> None:
-    daily, _ = parse_upload(sample_bars("GSPC"))
+    daily, _ = parse_bars_upload(sample_bars("GSPC"))
     weekly = aggregate_weekly(daily)
     for stamp, week in weekly.sample(40, random_state=1).iterrows():
         days = daily[(daily.index <= stamp) & (daily.index > stamp - pd.Timedelta(days=7))]

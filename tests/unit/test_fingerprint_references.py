@@ -7,14 +7,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphaforge.marketdata.bars import fingerprint, parse_upload
+from alphaforge.ingestion.bars import parse_bars_upload
+from alphaforge.marketdata.bars import fingerprint
 from alphaforge.marketdata.pit import PitSeries
-from alphaforge.marketdata.sample import sample_bars
+from alphaforge.ingestion.bundled import sample_bars
 from references import bars_fingerprint, pit_fingerprint
 
 
 def test_bar_fingerprint_matches_its_layout_on_the_real_bars() -> None:
-    frame, report = parse_upload(sample_bars("GSPC"))
+    frame, report = parse_bars_upload(sample_bars("GSPC"))
     assert report.ok
     for part in (frame.iloc[:1], frame.loc["2008-09-01":"2008-12-31"], frame):
         assert fingerprint(part) == bars_fingerprint(part)

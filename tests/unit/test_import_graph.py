@@ -2,8 +2,9 @@
 functions and under TYPE_CHECKING): no circle, and no edge up a layer.
 
 Layers, bottom first: foundations (errors, settings, hashing, actor, logs) < storage, auth,
-marketdata, plugins, evaluation, schemas, tracking, context (infrastructure and pure code)
-< features, training, tuning, tasks (the domains) < api, cli (entry points). Domains may
+marketdata, ingestion, plugins, evaluation, schemas, tracking, context (infrastructure and
+pure code)
+< features, training, tuning, tasks (the domains) < api, cli, bootstrap (entry points). Domains may
 import each other (tuning uses training) as long as no circle forms.
 """
 
@@ -13,10 +14,10 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-LOWER = {"errors", "settings", "hashing", "actor", "logs", "storage", "auth", "marketdata", "plugins",
+LOWER = {"errors", "settings", "hashing", "actor", "logs", "storage", "auth", "marketdata", "ingestion", "plugins",
          "evaluation", "schemas", "tracking", "context"}
 DOMAINS = {"features", "training", "tuning", "tasks"}
-ENTRY = {"api", "cli"}
+ENTRY = {"api", "cli", "bootstrap"}
 
 
 def _modules() -> dict[str, Path]:

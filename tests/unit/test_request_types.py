@@ -10,8 +10,10 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from alphaforge.errors import InvalidInput
-from alphaforge.marketdata.bars import MAX_TIME, MIN_TIME, normalize_symbol
-from alphaforge.marketdata.fundamentals import normalize_field, parse_fundamentals_upload
+from alphaforge.ingestion.fundamentals import parse_fundamentals_upload
+from alphaforge.marketdata.bars import normalize_symbol
+from alphaforge.marketdata.fundamentals import normalize_field
+from alphaforge.marketdata.times import MAX_TIME, MIN_TIME
 from alphaforge.marketdata.macro import normalize_series
 from alphaforge.schemas.models import DatasetSpec
 from alphaforge.schemas.request import RequestText, RequestTime

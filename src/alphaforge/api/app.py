@@ -24,6 +24,7 @@ from alphaforge.api.routes import (
     tuning,
 )
 from alphaforge.api.security import check_every_route_has_a_role
+from alphaforge.bootstrap import start_context
 from alphaforge.context import Context
 from alphaforge.errors import DependencyUnavailable
 from alphaforge.schemas.errors import COMMON, responses
@@ -31,35 +32,6 @@ from alphaforge.settings import Settings
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
-
-
-def start_context(settings: Settings) -> Context:
-    """Build the services and bring storage up to date (migrations, bucket, sample data)."""
-    from alphaforge.marketdata.macro import load_bundled_macro
-    from alphaforge.marketdata.sample import load_sample_data
-    from alphaforge.storage.migrate import upgrade
-    from alphaforge.tasks.executors import make_executor
-    from alphaforge.tasks.runner import fail_orphans
-
-    if settings.migrate_on_start:
-        upgrade(settings.resolved_database_url)
-    ctx = Context.from_settings(settings)
-    try:  # a store that is down now is not fatal: the service starts, answers 503s naming it
-        ctx.objects.ensure_ready()
-        if settings.load_sample_data and ctx.bars_are_local:
-            load_sample_data(ctx.bar_store)
-        if settings.load_sample_data:
-            load_bundled_macro(ctx.macro)
-    except DependencyUnavailable as exc:
-        log.warning("started without the bundled data: %s (it is loaded at the next start)", exc.message)
-    try:  # embedded: what a previous process left PENDING/STARTED can never finish
-        ended = fail_orphans(ctx)
-        if ended:
-            log.warning("%d task(s) left unfinished by a previous run of the service ended FAILURE", ended)
-    except DependencyUnavailable as exc:  # the reaper does it once the database is back
-        log.warning("orphaned tasks not checked at start: %s", exc.message)
-    ctx.executor = make_executor(ctx)
-    return ctx
 
 
 def announce_admin_key(ctx: Context) -> None:

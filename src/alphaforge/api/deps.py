@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from alphaforge.context import Context
 from alphaforge.errors import AlphaforgeError, InvalidInput
-from alphaforge.marketdata.records import Records, read_csv_upload
+from alphaforge.ingestion.records import Records, read_csv_upload
 
 
 def get_context(request: Request) -> Context:

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 
 from alphaforge.errors import DependencyUnavailable
-from alphaforge.marketdata.bars import to_utc
+from alphaforge.marketdata.times import to_utc
 from alphaforge.storage.db import Database, utcnow
 from alphaforge.storage.tables import AuditEvent
 

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, frame_to_records, normalize_symbol, to_utc
+from alphaforge.marketdata.bars import Timeframe, frame_to_records, normalize_symbol
+from alphaforge.marketdata.times import to_utc
 from alphaforge.plugins.features import FeaturePlugin, needs_full_history
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.features.definitions import NOT_FOUND, resolve_plugin

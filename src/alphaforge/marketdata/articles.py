@@ -28,6 +28,17 @@ def headline_hash(headline: str) -> str:
 
 
 @dataclass(frozen=True)
+class ParsedArticle:
+    """One uploaded article that passed the gate, as the store takes it."""
+
+    published: int  # UTC ns
+    headline: str  # stripped
+    body: str | None  # None when empty
+    source: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
 class NewsArticles:
     """Articles of one symbol, sorted by ``published`` (int64 UTC ns), ties by headline.
 

@@ -7,9 +7,9 @@ restatement is a further record for the same (field, period_end) with a later
 ``available_at``; history is never updated or deleted (see
 :class:`alphaforge.marketdata.pit.PitSeries`, whose observation is the period end).
 
-Ingestion follows the macro store's rules (:mod:`alphaforge.marketdata.macro`), whose gate
-it shares: a data-quality gate (a rejected upload stores nothing and the 422 names the bad
-rows), then an append-only merge per symbol:
+Ingestion follows the macro store's rules (:mod:`alphaforge.marketdata.macro`): a
+data-quality gate (:mod:`alphaforge.ingestion.fundamentals`; a rejected upload stores
+nothing and the 422 names the bad rows), then an append-only merge per symbol:
 
 - a record identical to a stored one (same field, period_end, available_at and value) is a
   no-op;
@@ -24,29 +24,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.macro import PitParser, datetime_key, as_utc
 from alphaforge.marketdata.pit import PitSeries
-from alphaforge.marketdata.pit_table import PitTable, conflict_message, iso
-from alphaforge.marketdata.quality import FirstValues, RecordsQualityReport, Rule, find_bad_rows
-from alphaforge.marketdata.records import ColumnBuffer, Records, as_records
+from alphaforge.marketdata.pit_table import PitTable, conflict_message
 from alphaforge.marketdata.stores import KeyedLocks
+from alphaforge.marketdata.times import datetime_key, to_utc
 from alphaforge.storage.db import Database
 from alphaforge.storage.tables import FundamentalObservation
 
 FIELD_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-RECORD_COLUMNS = ("period_end", "available_at", "field", "value")
 
 
 def normalize_field(field: str) -> str:
     """Lower-case and check a fundamentals field name before it reaches storage."""
-    normalized = _field_name(field)
+    normalized = field_name(field)
     if normalized is None:
         raise InvalidInput(
             f"invalid fundamentals field {field!r}: use 1-40 ASCII characters, lower-case letters, digits or '_', "
@@ -55,102 +51,13 @@ def normalize_field(field: str) -> str:
     return normalized
 
 
-def _field_name(given: object) -> str | None:
+def field_name(given: object) -> str | None:
     """The normalized field name, None when ``given`` is not one. ASCII is checked before
     lower-casing: case mapping would turn the Kelvin sign into 'k'."""
     if not isinstance(given, str) or not given.isascii():
         return None
     name = given.strip().lower()
     return name if FIELD_PATTERN.fullmatch(name) else None
-
-
-# -- the data-quality gate ----------------------------------------------------------------
-@dataclass(frozen=True)
-class FundamentalBadRow:
-    row: int  # 1-based position in the upload
-    field: str | None
-    period_end: str | None
-    available_at: str | None
-    problems: list[str]
-
-    def label(self) -> str:
-        return f"{self.field}, {self.period_end}, available {self.available_at}"
-
-
-FundamentalQualityReport = RecordsQualityReport[FundamentalBadRow]
-
-
-class _FieldNames:
-    """Field names normalized chunk by chunk into int codes (one per distinct name; -1 for
-    an invalid one): each distinct text is normalized once, never a string per row."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self._codes: dict[str, int] = {}
-        self.given = FirstValues()  # invalid names as uploaded, for the 422
-
-    def _code(self, given: Any) -> int:
-        name = _field_name(given)
-        if name is None:
-            return -1
-        return self._codes.setdefault(name, len(self._codes))
-
-    def add(self, offset: int, raw: pd.Series) -> np.ndarray:
-        if isinstance(raw.dtype, pd.StringDtype):  # a CSV: codes of the distinct texts
-            codes, uniques = pd.factorize(raw)
-            lookup = np.asarray([self._code(u) for u in uniques] + [-1], dtype="int64")
-            out = lookup[codes]  # code -1 (a missing value) takes the last entry: invalid
-        else:  # JSON values: any type
-            out = np.asarray([self._code(v) for v in raw], dtype="int64")
-        self.names = list(self._codes)
-        self.given.offer(offset, out < 0, raw)
-        return out
-
-
-def parse_fundamentals_upload(records: pd.DataFrame | Records) -> tuple[pd.DataFrame, FundamentalQualityReport]:
-    """Parse raw uploaded rows (any case of column names) and run the quality gate.
-
-    Returns a frame of ``field`` (normalized), ``observation`` (the period end) /
-    ``available`` (int64 UTC ns) and ``value`` (float64) in upload order, and the report;
-    the frame is only meaningful when the report is ok. Rows are numbered from 1."""
-    records = as_records(records)
-    columns = {str(c).strip().lower(): c for c in records.columns}
-    missing = [c for c in RECORD_COLUMNS if c not in columns]
-    if missing:
-        raise InvalidInput(
-            "fundamentals records need the columns period_end, available_at, field, value; "
-            f"missing: {', '.join(missing)}"
-        )
-    parser, fields, field_codes = PitParser("period_end"), _FieldNames(), ColumnBuffer(1, "int64")
-    for chunk in records.chunks([columns[c] for c in RECORD_COLUMNS]):
-        field_codes.append(fields.add(parser.n_rows, chunk.iloc[:, 2]))
-        parser.add(chunk.iloc[:, 0], chunk.iloc[:, 1], chunk.iloc[:, 3])
-    if parser.n_rows == 0:
-        raise InvalidInput("the upload holds no records")
-    codes = field_codes.values()[0]
-    invalid = codes < 0
-    # An invalid name never duplicates another row: a code of its own (below -1).
-    pit = parser.finish(group=np.where(invalid, -2 - np.arange(len(codes)), codes), group_name="field")
-    rules: list[Rule] = [
-        (invalid, lambda i: f"field {fields.given[i]!r} is not a field name (lower-case, e.g. eps)"),
-        *pit.rules,
-    ]
-    described, n_bad = find_bad_rows(parser.n_rows, rules)
-    bad_rows = [
-        FundamentalBadRow(
-            row=i + 1,
-            field=None if invalid[i] else fields.names[codes[i]],
-            period_end=None if pit.obs_bad[i] else iso(pit.observation[i]),
-            available_at=None if pit.avail_bad[i] else iso(pit.available[i]),
-            problems=problems,
-        )
-        for i, problems in described
-    ]
-    names = np.asarray([*fields.names, ""], dtype=object)  # one object per name, shared by its rows
-    frame = pd.DataFrame(
-        {"field": names[codes], "observation": pit.observation, "available": pit.available, "value": pit.value}
-    )
-    return frame, FundamentalQualityReport(bad_rows, n_bad, "fundamentals record(s)")
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -182,12 +89,10 @@ class FundamentalsStore:
         self._table = PitTable(FundamentalObservation, "period_end")
 
     # -- writing ----------------------------------------------------------------------
-    def ingest(self, symbol: str, records: pd.DataFrame) -> FundamentalsIngestReport:
-        """Gate then append ``records`` (columns period_end, available_at, field, value)."""
-        symbol = normalize_symbol(str(symbol))
-        frame, report = parse_fundamentals_upload(records)
-        if not report.ok:
-            raise report.error(symbol)
+    def append(self, symbol: str, frame: pd.DataFrame) -> FundamentalsIngestReport:
+        """Merge records that passed the upload gate (``alphaforge.ingestion.fundamentals``:
+        columns field, observation / available, int64 UTC ns, and value) into ``symbol``'s
+        fields, all or nothing."""
         with self._lock(symbol):
             for attempt in range(3):
                 try:
@@ -227,7 +132,7 @@ class FundamentalsStore:
         """All records of ``symbol``'s ``field`` with ``available_at < until`` (all when
         None), observation = period_end; empty when there are none."""
         symbol, field = normalize_symbol(str(symbol)), normalize_field(field)
-        until_utc = as_utc(until) if until is not None else None
+        until_utc = to_utc(until) if until is not None else None
         with self.db.session() as session:
             return self._table.series(
                 session, {"symbol": symbol, "field": field}, until_utc,
@@ -249,7 +154,7 @@ class FundamentalsStore:
         if field is not None:
             query = query.where(f.field == normalize_field(field))
         if as_of is not None:
-            query = query.where(f.available_at <= as_utc(as_of))
+            query = query.where(f.available_at <= to_utc(as_of))
         query = query.order_by(f.field, f.period_end, f.available_at)
         with self.db.session() as session:
             rows = session.execute(query).all()
@@ -259,7 +164,7 @@ class FundamentalsStore:
                 latest[(row[0], row[1])] = row
             rows = list(latest.values())
         return [
-            {"field": r[0], "period_end": as_utc(r[1]), "available_at": as_utc(r[2]), "value": float(r[3])}
+            {"field": r[0], "period_end": to_utc(r[1]), "available_at": to_utc(r[2]), "value": float(r[3])}
             for r in rows
         ]
 
@@ -274,7 +179,4 @@ class FundamentalsStore:
                 .group_by(f.field)
                 .order_by(f.field)
             ).all()
-        return [FundamentalFieldInfo(r[0], int(r[1]), as_utc(r[2]), as_utc(r[3]), as_utc(r[4])) for r in rows]
-
-"""The one FundamentalsStore of a Context's (or a Database's) database, per process."""
-
+        return [FundamentalFieldInfo(r[0], int(r[1]), to_utc(r[2]), to_utc(r[3]), to_utc(r[4])) for r in rows]

@@ -36,15 +36,9 @@ import pandas as pd
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from alphaforge.errors import DependencyFailed, DependencyUnavailable, InvalidInput
-from alphaforge.marketdata.bars import (
-    STORED_TIMEFRAMES,
-    QualityReport,
-    Timeframe,
-    aggregate_weekly,
-    empty_frame,
-    parse_upload,
-    to_utc,
-)
+from alphaforge.ingestion.bars import BarsQualityReport, parse_bars_upload
+from alphaforge.marketdata.bars import STORED_TIMEFRAMES, Timeframe, aggregate_weekly, empty_frame
+from alphaforge.marketdata.times import to_utc
 from alphaforge.marketdata.provider import BarProvider, SeriesInfo
 
 log = logging.getLogger(__name__)
@@ -292,7 +286,7 @@ def _parse_bars(payload: Any, what: str) -> pd.DataFrame:
     if not payload:
         return empty_frame()
     try:
-        frame, report = parse_upload(pd.DataFrame.from_records(payload))
+        frame, report = parse_bars_upload(pd.DataFrame.from_records(payload))
     except InvalidInput as exc:
         raise DependencyFailed(DEPENDENCY, f"the service sent unusable {what}: {exc.message}") from None
     if not report.ok:
@@ -304,7 +298,7 @@ def _parse_bars(payload: Any, what: str) -> pd.DataFrame:
     return frame
 
 
-def _describe(report: QualityReport, limit: int = 5) -> str:
+def _describe(report: BarsQualityReport, limit: int = 5) -> str:
     shown = "; ".join(f"row {b.row} ({b.timestamp}): {', '.join(b.problems)}" for b in report.bad_rows[:limit])
     more = report.n_bad_rows - min(limit, len(report.bad_rows))
     return f"{report.n_bad_rows} bad bar(s): {shown}" + (f"; and {more} more" if more > 0 else "")

@@ -56,7 +56,7 @@ class LocalBarStore(BarProvider):
         return f"bars/{symbol}/{timeframe}/{fp}.parquet"
 
     # -- writing ----------------------------------------------------------------------
-    def ingest(self, symbol: str, timeframe: Timeframe, bars: pd.DataFrame) -> IngestResult:
+    def append(self, symbol: str, timeframe: Timeframe, bars: pd.DataFrame) -> IngestResult:
         """Merge ``bars`` (canonical, gate passed) into the series; a bar that already
         exists is replaced (a vendor restatement)."""
         if timeframe == Timeframe.WEEK:

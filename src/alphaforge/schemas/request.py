@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, Field, GetJsonSchemaHandler, Val
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-from alphaforge.marketdata.bars import MAX_TIME, MIN_TIME
+from alphaforge.marketdata.times import MAX_TIME, MIN_TIME
 
 #: Free text (descriptions): long enough for notes, short enough to list many of them.
 DESCRIPTION_MAX = 10_000

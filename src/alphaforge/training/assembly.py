@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, normalize_symbol, to_utc
+from alphaforge.marketdata.bars import Timeframe, normalize_symbol
+from alphaforge.marketdata.times import to_utc
 from alphaforge.plugins.features import FeaturePlugin
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.schemas.models import DatasetSpec

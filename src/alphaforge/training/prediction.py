@@ -21,7 +21,8 @@ import pandas as pd
 
 from alphaforge.context import Context
 from alphaforge.errors import AlphaforgeError, Conflict, DependencyFailed, InvalidInput, NotFound
-from alphaforge.marketdata.bars import normalize_symbol, to_utc
+from alphaforge.marketdata.bars import normalize_symbol
+from alphaforge.marketdata.times import to_utc
 from alphaforge.plugins.base import validate_params
 from alphaforge.plugins.models import ModelPlugin, Timeline, model_plugins
 from alphaforge.schemas.models import PredictRequest

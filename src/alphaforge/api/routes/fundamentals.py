@@ -8,10 +8,9 @@ from starlette.concurrency import run_in_threadpool
 from alphaforge.api.security import ADMIN, READ
 from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
-from alphaforge.errors import NotFound
+from alphaforge.ingestion import service as ingestion
+from alphaforge.marketdata import service
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.fundamentals import normalize_field
-from alphaforge.marketdata.macro import as_utc
 from alphaforge.schemas.fundamentals import (
     FundamentalFieldInfo,
     FundamentalRecord,
@@ -37,24 +36,13 @@ def get_fundamentals(
     """Records of the symbol (of one ``field`` when given). ``as_of`` is the vintage view:
     only records with available_at <= as_of (what was known then); ``latest_only`` keeps
     each period's latest such vintage. Naive times are UTC."""
-    store = ctx.fundamentals
-    name = normalize_symbol(symbol)
-    wanted = normalize_field(field) if field is not None else None
-    fields = store.list_fields(name)
-    if not fields:
-        raise NotFound(
-            f"no fundamentals for {name}; ingest them with POST /api/v1/market-data/{name}/fundamentals"
-        )
-    if wanted is not None and wanted not in {i.field for i in fields}:
-        known = ", ".join(i.field for i in fields)
-        raise NotFound(f"no fundamentals field {wanted!r} for {name}; its fields: {known}")
-    records = store.get_records(name, wanted, as_of, latest_only=latest_only)
+    found = service.fundamentals_records(ctx, symbol, field, as_of, latest_only)
     return FundamentalsResponse(
-        symbol=name,
-        as_of=as_utc(as_of) if as_of is not None else None,
-        fields=[FundamentalFieldInfo(**i.__dict__) for i in fields],
-        n_records=len(records),
-        records=[FundamentalRecord(**r) for r in records],
+        symbol=found.symbol,
+        as_of=found.as_of,
+        fields=[FundamentalFieldInfo(**i.__dict__) for i in found.fields],
+        n_records=len(found.records),
+        records=[FundamentalRecord(**r) for r in found.records],
     )
 
 
@@ -77,5 +65,5 @@ async def ingest_fundamentals(symbol: RequestText, request: Request, ctx: CtxDep
     name = normalize_symbol(symbol)
     shape = '{"records": [{period_end, available_at, field, value}, ...]}'
     async with read_upload(request, FundamentalsUpload, shape) as records:
-        report = await run_in_threadpool(ctx.fundamentals.ingest, name, records)
+        report = await run_in_threadpool(ingestion.ingest_fundamentals, ctx, name, records)
     return FundamentalsIngestResponse(**report.__dict__)

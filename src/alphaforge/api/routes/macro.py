@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import numpy as np
-import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from alphaforge.api.security import ADMIN, READ
 from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
-from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.macro import as_utc, normalize_series
-from alphaforge.marketdata.pit import PitSeries
+from alphaforge.ingestion import service as ingestion
+from alphaforge.marketdata import service
+from alphaforge.marketdata.macro import normalize_series
 from alphaforge.schemas.macro import (
     MacroIngestResponse,
     MacroRecord,
@@ -47,31 +43,14 @@ def get_series(
     """Records with start <= observation_date < end. ``as_of`` is the vintage view: only
     records with available_at <= as_of (what was known then); ``latest_only`` keeps each
     observation's latest such vintage. Naive times are UTC."""
-    store = ctx.macro
-    name = normalize_series(series)
-    if start is not None and end is not None and as_utc(end) <= as_utc(start):
-        raise InvalidInput("end must be after start")
-    if not store.has_series(name):
-        raise NotFound(f"no macro series {name}; ingest it with POST /api/v1/market-data/macro/{name}")
-    records = store.get_records(name, start, end, as_of, latest_only=latest_only)
-    pit = PitSeries(
-        observation=_ns([r["observation_date"] for r in records]),
-        available=_ns([r["available_at"] for r in records]),
-        value=np.asarray([r["value"] for r in records], dtype="float64"),
-    )
+    found = service.macro_records(ctx, series, start, end, as_of, latest_only)
     return MacroRecordsResponse(
-        series=name,
-        as_of=as_utc(as_of) if as_of is not None else None,
-        n_records=len(records),
-        fingerprint=pit.fingerprint(),
-        records=[MacroRecord(**r) for r in records],
+        series=found.series,
+        as_of=found.as_of,
+        n_records=len(found.records),
+        fingerprint=found.fingerprint,
+        records=[MacroRecord(**r) for r in found.records],
     )
-
-
-def _ns(values: list[datetime]) -> np.ndarray:
-    if not values:
-        return np.empty(0, "int64")
-    return np.asarray(pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns").asi8, dtype="int64")
 
 
 @router.post(
@@ -93,5 +72,5 @@ async def ingest_series(series: RequestText, request: Request, ctx: CtxDep) -> M
     name = normalize_series(series)
     shape = '{"records": [{observation_date, available_at, value}, ...]}'
     async with read_upload(request, MacroUpload, shape) as records:
-        report = await run_in_threadpool(ctx.macro.ingest, name, records)
+        report = await run_in_threadpool(ingestion.ingest_macro, ctx, name, records)
     return MacroIngestResponse(**report.__dict__)

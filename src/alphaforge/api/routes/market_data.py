@@ -9,6 +9,7 @@ from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.schemas.market_data import BarsResponse, BarsUpload, IngestResponse, SymbolList
 from alphaforge.schemas.request import RequestText, RequestTime
+from alphaforge.ingestion import service as ingestion
 from alphaforge.marketdata import service
 
 router = APIRouter(prefix="/market-data", tags=["market data"])
@@ -49,5 +50,5 @@ async def ingest_bars(symbol: RequestText, request: Request, ctx: CtxDep, timefr
     """
     shape = '{"bars": [{timestamp, open, high, low, close, volume}, ...]}'
     async with read_upload(request, BarsUpload, shape) as records:
-        result = await run_in_threadpool(service.ingest_bars, ctx, symbol, timeframe, records)
+        result = await run_in_threadpool(ingestion.ingest_bars, ctx, symbol, timeframe, records)
     return IngestResponse(**result.__dict__)

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from alphaforge.api.security import ADMIN, READ
 from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
-from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.ingestion import service as ingestion
+from alphaforge.marketdata import service
 from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.macro import as_utc
 from alphaforge.schemas.news import NewsIngestResponse, NewsRecord, NewsResponse, NewsUpload
 from alphaforge.schemas.request import RequestText, RequestTime
 
@@ -32,21 +32,13 @@ def get_news(
     """Articles with start <= published_at < end, ordered by published_at then headline;
     ``n_articles`` counts all of them, ``articles`` holds the first ``limit``. Naive times
     are UTC."""
-    store = ctx.news
-    name = normalize_symbol(symbol)
-    start_utc = as_utc(start) if start is not None else None
-    end_utc = as_utc(end) if end is not None else None
-    if start_utc is not None and end_utc is not None and end_utc <= start_utc:
-        raise InvalidInput("end must be after start")
-    if not store.has_articles(name):
-        raise NotFound(f"no news for {name}; ingest articles with POST /api/v1/market-data/{name}/news")
-    total, records = store.list_articles(name, start_utc, end_utc, limit)
+    page = service.news_page(ctx, symbol, start, end, limit)
     return NewsResponse(
-        symbol=name,
-        start=start_utc,
-        end=end_utc,
-        n_articles=total,
-        articles=[NewsRecord(**r) for r in records],
+        symbol=page.symbol,
+        start=page.start,
+        end=page.end,
+        n_articles=page.n_articles,
+        articles=[NewsRecord(**r) for r in page.articles],
     )
 
 
@@ -68,5 +60,5 @@ async def ingest_news(symbol: RequestText, request: Request, ctx: CtxDep) -> New
     name = normalize_symbol(symbol)
     shape = '{"articles": [{published_at, headline, body?, source?, url?}, ...]}'
     async with read_upload(request, NewsUpload, shape) as records:
-        report = await run_in_threadpool(ctx.news.ingest, name, records)
+        report = await run_in_threadpool(ingestion.ingest_news, ctx, name, records)
     return NewsIngestResponse(**report.__dict__)

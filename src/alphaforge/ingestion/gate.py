@@ -1,5 +1,5 @@
-"""The data-quality gate's verdict on an upload, for every kind of record (bars, macro,
-fundamentals, news): ok, or a 422 that names the first bad rows, counts all of them and
+"""What every upload gate (bars, macro, fundamentals, news) shares: finding the columns it
+needs, and its verdict: ok, or a 422 that names the first bad rows, counts all of them and
 says nothing was stored.
 
 A gate checks whole columns at once (one boolean mask per rule) and describes only the
@@ -8,7 +8,7 @@ never a Python object per bad row."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alphaforge.errors import InvalidInput
+from alphaforge.ingestion.records import Records
 
 #: Bad rows a 422 describes (all of them are counted).
 MAX_BAD_ROWS = 20
@@ -102,3 +103,33 @@ class FirstValues:
 
     def __getitem__(self, row: int) -> Any:
         return self.values[row]
+
+
+def resolve_columns(
+    records: Records,
+    what: str,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    aliases: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The upload's column label for each required (and present optional) name, matched in
+    any case and with surrounding spaces ignored; a name in ``aliases`` also matches its
+    alternatives, in order. A missing required column is a 422 that lists what ``what``
+    needs: "<what> need the columns a, b (optional: c); missing: b"."""
+    given = {str(c).strip().lower(): c for c in records.columns}
+    found: dict[str, Any] = {}
+    for name in (*required, *optional):
+        label = next((given[c] for c in (aliases or {}).get(name, (name,)) if c in given), None)
+        if label is not None:
+            found[name] = label
+    missing = [name for name in required if name not in found]
+    if missing:
+        extra = f" (optional: {', '.join(optional)})" if optional else ""
+        raise InvalidInput(f"{what} need the columns {', '.join(required)}{extra}; missing: {', '.join(missing)}")
+    return found
+
+
+def require_rows(n_rows: int, what: str) -> None:
+    """An upload without a single row is a 422 (an empty file is a mistake, not a no-op)."""
+    if n_rows == 0:
+        raise InvalidInput(f"the upload holds no {what}")

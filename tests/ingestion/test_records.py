@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from alphaforge.errors import InvalidInput
-from alphaforge.marketdata import records as records_module
-from alphaforge.marketdata.quality import FirstValues, find_bad_rows, first_true
-from alphaforge.marketdata.records import FrameRecords, read_csv_upload
+from alphaforge.ingestion import records as records_module
+from alphaforge.ingestion.gate import FirstValues, find_bad_rows, first_true
+from alphaforge.ingestion.records import FrameRecords, read_csv_upload
 
 TRICKY = {
     "bom and crlf": "\ufefftimestamp,open\r\n2020-01-02,1\r\n2020-01-03,\r\n",
