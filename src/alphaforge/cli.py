@@ -8,6 +8,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from alphaforge import logs
@@ -162,12 +163,8 @@ def _ingest_news(args: argparse.Namespace, settings: Settings) -> int:
 def _news(args: argparse.Namespace, settings: Settings) -> int:
     from alphaforge.bootstrap import start_context
     from alphaforge.errors import InvalidInput
-    from alphaforge.marketdata.bars import normalize_symbol
-    from alphaforge.marketdata.times import to_utc
 
-    symbol = normalize_symbol(args.symbol)
-    start = to_utc(args.start) if args.start is not None else None
-    end = to_utc(args.end) if args.end is not None else None
+    symbol, start, end = args.symbol, args.start, args.end
     if start is not None and end is not None and end <= start:
         raise InvalidInput("--end must be after --start")
     ctx = start_context(settings.model_copy(update={"load_sample_data": False}))
@@ -187,11 +184,37 @@ def _news(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _iso_time(text: str) -> datetime:
-    """An ISO 8601 time for --start/--end; naive times are UTC, as in the API."""
+    """An ISO 8601 time for --start/--end, in UTC; naive times are UTC, as in the API."""
+    from alphaforge.marketdata.times import to_utc
+
     try:
-        return datetime.fromisoformat(text)
-    except ValueError:
+        return to_utc(datetime.fromisoformat(text))
+    except (ValueError, AlphaforgeError):
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date/time (e.g. 2018-01-02T14:30:00Z)") from None
+
+
+def _name(normalize: Callable[[str], str]) -> Callable[[str], str]:
+    """A symbol or series argument, normalised as the API's path parameters are."""
+
+    def parse(text: str) -> str:
+        try:
+            return normalize(text)
+        except AlphaforgeError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
+
+
+def _symbol(text: str) -> str:
+    from alphaforge.marketdata.bars import normalize_symbol
+
+    return _name(normalize_symbol)(text)
+
+
+def _series(text: str) -> str:
+    from alphaforge.marketdata.macro import normalize_series
+
+    return _name(normalize_series)(text)
 
 
 def _positive(text: str) -> int:
@@ -268,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
 
     ingest = sub.add_parser("ingest", help="ingest OHLCV bars from a CSV file")
-    ingest.add_argument("symbol")
+    ingest.add_argument("symbol", type=_symbol)
     ingest.add_argument("csv", help="CSV with timestamp, open, high, low, close, volume")
     ingest.add_argument("--timeframe", default="1d", choices=["1h", "1d"])
     ingest.set_defaults(run=_ingest)
@@ -276,19 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("symbols", help="list the symbols and timeframes held").set_defaults(run=_symbols)
 
     ingest_macro = sub.add_parser("ingest-macro", help="ingest point-in-time macro records from a CSV file")
-    ingest_macro.add_argument("series")
+    ingest_macro.add_argument("series", type=_series)
     ingest_macro.add_argument("csv", help="CSV with observation_date, available_at, value")
     ingest_macro.set_defaults(run=_ingest_macro)
 
     sub.add_parser("macro-series", help="list the macro series held").set_defaults(run=_macro_series)
 
     ingest_fund = sub.add_parser("ingest-fundamentals", help="ingest point-in-time fundamentals from a CSV file")
-    ingest_fund.add_argument("symbol")
+    ingest_fund.add_argument("symbol", type=_symbol)
     ingest_fund.add_argument("csv", help="CSV with period_end, available_at, field, value")
     ingest_fund.set_defaults(run=_ingest_fundamentals)
 
     ingest_news = sub.add_parser("ingest-news", help="ingest news articles from a CSV or JSON file")
-    ingest_news.add_argument("symbol")
+    ingest_news.add_argument("symbol", type=_symbol)
     ingest_news.add_argument(
         "file", help='CSV, or .json ({"articles": [...]} or a list), with published_at (with a zone), headline, '
         "and optional body, source, url"
@@ -296,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_news.set_defaults(run=_ingest_news)
 
     news = sub.add_parser("news", help="list a symbol's news articles (UTC time, source, headline)")
-    news.add_argument("symbol")
+    news.add_argument("symbol", type=_symbol)
     news.add_argument("--start", type=_iso_time, help="first published_at (inclusive, ISO 8601; naive = UTC)")
     news.add_argument("--end", type=_iso_time, help="published_at bound (exclusive, ISO 8601; naive = UTC)")
     news.add_argument("--limit", type=_positive, default=1000, help="most articles listed (default 1000)")

@@ -42,9 +42,10 @@ def test_the_range_is_what_int64_nanoseconds_hold_to_the_microsecond() -> None:
         MIN_TIME.astimezone(timezone(timedelta(hours=14))), MAX_TIME.astimezone(timezone(timedelta(hours=-12))),
     ],
 )
-def test_times_just_inside_pass_unchanged(inside: datetime) -> None:
+def test_times_just_inside_pass_as_the_same_instant_in_utc(inside: datetime) -> None:
     parsed = TIME.validate_python(inside.isoformat())
-    assert parsed == inside and parsed.tzinfo == inside.tzinfo  # naive stays naive: services read it as UTC
+    aware = inside if inside.tzinfo is not None else inside.replace(tzinfo=timezone.utc)  # naive is UTC
+    assert parsed == aware and parsed.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize(
@@ -97,8 +98,9 @@ def test_path_and_query_text() -> None:
             text.validate_python(bad)
 
 
-def test_dataset_spec_times_are_bounded_and_naive_values_kept() -> None:
-    assert DatasetSpec.model_validate(_spec(start_date="1677-09-21T00:12:43.145225")).start_date.tzinfo is None
+def test_dataset_spec_times_are_bounded_and_naive_values_read_as_utc() -> None:
+    start = DatasetSpec.model_validate(_spec(start_date="1677-09-21T00:12:43.145225")).start_date
+    assert start == datetime(1677, 9, 21, 0, 12, 43, 145225, tzinfo=timezone.utc)
     with pytest.raises(ValidationError) as refused:
         DatasetSpec.model_validate(_spec(end_date="2262-04-12"))
     assert refused.value.errors()[0]["loc"] == ("end_date",)

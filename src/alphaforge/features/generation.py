@@ -20,8 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, frame_to_records, normalize_symbol
-from alphaforge.marketdata.times import to_utc
+from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.plugins.features import FeaturePlugin, needs_full_history
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.features.definitions import NOT_FOUND, resolve_plugin
@@ -108,8 +107,7 @@ def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | Non
 def _plan(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> _Plan:
     definition = check_generate_request(ctx, feature_id, request)
     plugin = definition.plugin
-    symbol = normalize_symbol(request.symbol)
-    start, end = to_utc(request.start_date), to_utc(request.end_date)
+    symbol, start, end = request.symbol, request.start_date, request.end_date
 
     bars, in_range = feature_bars(ctx, plugin, symbol, request.timeframe, start, end)
     sources = gather_sources(ctx, plugin, symbol, request.timeframe.value, bars, end)
@@ -162,17 +160,12 @@ def feature_bars(
 
 
 def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> _Definition:
-    """The refusals that need no bars: unknown feature (404), bad symbol or range (422)."""
-    definition = _load_definition(ctx, feature_id)
-    normalize_symbol(request.symbol)
-    start, end = to_utc(request.start_date), to_utc(request.end_date)
-    if end <= start:
-        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
-    return definition
+    """The refusals that need no bars: unknown feature (404). (The request refused a bad
+    symbol or range when it was parsed.)"""
+    return _load_definition(ctx, feature_id)
 
 
 def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
-    symbol = normalize_symbol(symbol)
     with ctx.db.session() as session:
         if session.get(Feature, feature_id) is None:
             raise NotFound(NOT_FOUND)

@@ -1,6 +1,7 @@
 """Ingestion, the one way in for every kind of data: gate the upload (a rejected upload
 stores nothing; the 422 names the bad rows), then merge it into its store. The API, the CLI
-and the benchmarks call these."""
+and the benchmarks call these with names already normalised (``schemas.request``; the
+CLI's argument types)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from alphaforge.ingestion.fundamentals import parse_fundamentals_upload
 from alphaforge.ingestion.macro import parse_macro_upload
 from alphaforge.ingestion.news import parse_news_upload
 from alphaforge.ingestion.records import Records
-from alphaforge.marketdata.bars import Timeframe, normalize_symbol
+from alphaforge.marketdata.bars import Timeframe
 from alphaforge.marketdata.fundamentals import FundamentalsIngestReport
 from alphaforge.marketdata.local_store import IngestResult
-from alphaforge.marketdata.macro import MacroIngestReport, normalize_series
+from alphaforge.marketdata.macro import MacroIngestReport
 from alphaforge.marketdata.news import NewsIngestReport
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ def ingest_bars(ctx: Context, symbol: str, timeframe: Timeframe, records: Upload
         raise Conflict(
             "bars come from the external market-data service (ALPHAFORGE_MARKET_DATA_URL); ingest them there"
         )
-    symbol = normalize_symbol(symbol)
     frame, report = parse_bars_upload(records)
     if not report.ok:
         raise report.error(symbol)
@@ -42,7 +42,6 @@ def ingest_bars(ctx: Context, symbol: str, timeframe: Timeframe, records: Upload
 
 def ingest_macro(ctx: Context, series: str, records: Upload) -> MacroIngestReport:
     """Records of one macro series, appended point in time (history is never rewritten)."""
-    series = normalize_series(series)
     frame, report = parse_macro_upload(records)
     if not report.ok:
         raise report.error(series)
@@ -51,7 +50,6 @@ def ingest_macro(ctx: Context, series: str, records: Upload) -> MacroIngestRepor
 
 def ingest_fundamentals(ctx: Context, symbol: str, records: Upload) -> FundamentalsIngestReport:
     """Fundamentals records of one symbol, appended point in time."""
-    symbol = normalize_symbol(symbol)
     frame, report = parse_fundamentals_upload(records)
     if not report.ok:
         raise report.error(symbol)
@@ -60,7 +58,6 @@ def ingest_fundamentals(ctx: Context, symbol: str, records: Upload) -> Fundament
 
 def ingest_news(ctx: Context, symbol: str, records: Upload) -> NewsIngestReport:
     """News articles of one symbol; an article already stored is skipped."""
-    symbol = normalize_symbol(symbol)
     articles, report = parse_news_upload(records)
     if not report.ok:
         raise report.error(symbol)

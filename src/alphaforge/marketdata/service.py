@@ -1,6 +1,7 @@
 """Reading market data as the API shows it: symbols, bars, and the point-in-time series
 (macro, fundamentals, news) with their vintage views. Writing goes through
-:mod:`alphaforge.ingestion.service`."""
+:mod:`alphaforge.ingestion.service`. Names and times come parsed (``schemas.request``:
+normalised names, aware UTC times)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ import pandas as pd
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, normalize_symbol
-from alphaforge.marketdata.fundamentals import FundamentalFieldInfo, normalize_field
-from alphaforge.marketdata.macro import normalize_series
+from alphaforge.marketdata.bars import Timeframe
+from alphaforge.marketdata.fundamentals import FundamentalFieldInfo
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.pit_table import ns_of
-from alphaforge.marketdata.times import to_utc
 from alphaforge.schemas.market_data import SymbolInfo, TimeframeInfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -39,20 +38,16 @@ def list_symbols(ctx: Context) -> list[SymbolInfo]:
     return [SymbolInfo(symbol=s, timeframes=tfs) for s, tfs in sorted(grouped.items())]
 
 
-def _check_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The bounds in UTC; an empty range is a 422 (naive times are UTC)."""
-    lo = to_utc(start) if start is not None else None
-    hi = to_utc(end) if end is not None else None
-    if lo is not None and hi is not None and hi <= lo:
+def _check_range(start: datetime | None, end: datetime | None) -> None:
+    """An empty range is a 422 (query parameters, unlike request bodies, are separate)."""
+    if start is not None and end is not None and end <= start:
         raise InvalidInput("end must be after start")
-    return lo, hi
 
 
 def get_bars(
     ctx: Context, symbol: str, timeframe: Timeframe, start: datetime | None, end: datetime | None
 ) -> tuple[str, pd.DataFrame]:
-    symbol = normalize_symbol(symbol)
-    lo, hi = to_utc(start) if start else _EPOCH, to_utc(end) if end else _FAR_FUTURE
+    lo, hi = start or _EPOCH, end or _FAR_FUTURE
     _check_range(lo, hi)
     frame = ctx.bars.get_bars(symbol, timeframe, lo, hi)
     if frame.empty and ctx.bars_are_local and not ctx.bar_store.timeframes_of(symbol):
@@ -79,17 +74,16 @@ def macro_records(
     """Records with start <= observation_date < end; ``as_of`` keeps those with
     available_at <= as_of (what was known then), ``latest_only`` each observation's latest
     such vintage."""
-    name = normalize_series(series)
     _check_range(start, end)
-    if not ctx.macro.has_series(name):
-        raise NotFound(f"no macro series {name}; ingest it with POST /api/v1/market-data/macro/{name}")
-    records = ctx.macro.get_records(name, start, end, as_of, latest_only=latest_only)
+    if not ctx.macro.has_series(series):
+        raise NotFound(f"no macro series {series}; ingest it with POST /api/v1/market-data/macro/{series}")
+    records = ctx.macro.get_records(series, start, end, as_of, latest_only=latest_only)
     pit = PitSeries(
         observation=ns_of([r["observation_date"] for r in records]),
         available=ns_of([r["available_at"] for r in records]),
         value=np.asarray([r["value"] for r in records], dtype="float64"),
     )
-    return MacroRecords(name, to_utc(as_of) if as_of is not None else None, pit.fingerprint(), records)
+    return MacroRecords(series, as_of, pit.fingerprint(), records)
 
 
 @dataclass(frozen=True)
@@ -105,16 +99,16 @@ def fundamentals_records(
 ) -> FundamentalsRecords:
     """The symbol's records (of one ``field`` when given) with the same vintage view as
     :func:`macro_records`."""
-    name = normalize_symbol(symbol)
-    wanted = normalize_field(field) if field is not None else None
-    fields = ctx.fundamentals.list_fields(name)
+    fields = ctx.fundamentals.list_fields(symbol)
     if not fields:
-        raise NotFound(f"no fundamentals for {name}; ingest them with POST /api/v1/market-data/{name}/fundamentals")
-    if wanted is not None and wanted not in {i.field for i in fields}:
+        raise NotFound(
+            f"no fundamentals for {symbol}; ingest them with POST /api/v1/market-data/{symbol}/fundamentals"
+        )
+    if field is not None and field not in {i.field for i in fields}:
         known = ", ".join(i.field for i in fields)
-        raise NotFound(f"no fundamentals field {wanted!r} for {name}; its fields: {known}")
-    records = ctx.fundamentals.get_records(name, wanted, as_of, latest_only=latest_only)
-    return FundamentalsRecords(name, to_utc(as_of) if as_of is not None else None, fields, records)
+        raise NotFound(f"no fundamentals field {field!r} for {symbol}; its fields: {known}")
+    records = ctx.fundamentals.get_records(symbol, field, as_of, latest_only=latest_only)
+    return FundamentalsRecords(symbol, as_of, fields, records)
 
 
 @dataclass(frozen=True)
@@ -130,9 +124,8 @@ def news_page(
     ctx: Context, symbol: str, start: datetime | None = None, end: datetime | None = None, limit: int = 1000
 ) -> NewsPage:
     """Articles with start <= published_at < end, ordered by published_at then headline."""
-    name = normalize_symbol(symbol)
-    lo, hi = _check_range(start, end)
-    if not ctx.news.has_articles(name):
-        raise NotFound(f"no news for {name}; ingest articles with POST /api/v1/market-data/{name}/news")
-    total, records = ctx.news.list_articles(name, lo, hi, limit)
-    return NewsPage(name, lo, hi, total, records)
+    _check_range(start, end)
+    if not ctx.news.has_articles(symbol):
+        raise NotFound(f"no news for {symbol}; ingest articles with POST /api/v1/market-data/{symbol}/news")
+    total, records = ctx.news.list_articles(symbol, start, end, limit)
+    return NewsPage(symbol, start, end, total, records)

@@ -18,6 +18,7 @@ from alphaforge.schemas.request import (
     RequestModel,
     RequestTime,
     Symbol,
+    TimeRange,
 )
 
 
@@ -58,7 +59,7 @@ class FeatureRead(BaseModel):
     updated_at: datetime
 
 
-class FeatureGenerateRequest(RequestModel):
+class FeatureGenerateRequest(TimeRange):
     symbol: Symbol
     timeframe: Timeframe = Timeframe.DAY
     start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2010-01-01"])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
+from alphaforge.errors import InvalidInput
+from alphaforge.evaluation.cv import effective_purge
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.models.base import ModelFamily
-from alphaforge.schemas.request import KEY_MAX, NAME_MAX, URI_MAX, RequestModel, RequestTime, Symbol
+from alphaforge.schemas.request import KEY_MAX, NAME_MAX, URI_MAX, RequestModel, RequestTime, Symbol, TimeRange
 
 MetricName = Annotated[str, StringConstraints(min_length=1, max_length=KEY_MAX)]
 #: A metric's value: an integer, a finite number, or null (JSON has no NaN or infinity).
@@ -127,7 +130,7 @@ class ModelRead(BaseModel):
     )
 
 
-class DatasetSpec(RequestModel):
+class DatasetSpec(TimeRange):
     feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200, description="Columns follow this order")
     symbol: Symbol
     timeframe: Timeframe = Timeframe.DAY
@@ -149,7 +152,23 @@ class CVConfig(RequestModel):
     embargo: int = Field(0, ge=0, le=10_000, description="Rows after each test window left out of later training sets")
 
 
-class TrainRequest(RequestModel):
+class CrossValidated(RequestModel):
+    """A request whose rows are split by ``cv``: a purge shorter than the target horizon
+    would leak the test window into training, and is refused here, once."""
+
+    dataset: DatasetSpec
+    cv: CVConfig = Field(default_factory=CVConfig)
+
+    @model_validator(mode="after")
+    def _purge_covers_horizon(self) -> Self:
+        try:
+            effective_purge(self.cv.purge, self.dataset.target_horizon)
+        except InvalidInput as exc:
+            raise PydanticCustomError("purge_too_short", "{message}", {"message": exc.message}) from None
+        return self
+
+
+class TrainRequest(CrossValidated):
     dataset: DatasetSpec
     cv: CVConfig = Field(default_factory=CVConfig)
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds every fit: the same request gives the same model")
@@ -188,7 +207,7 @@ class TrainResponse(BaseModel):
     mlflow_run_id: str
 
 
-class PredictRequest(RequestModel):
+class PredictRequest(TimeRange):
     symbol: Symbol
     timeframe: Timeframe = Timeframe.DAY
     start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2018-01-01"])

@@ -1,8 +1,12 @@
 """Types every request shares, so bad input is a 422 naming the field instead of a 500
 (or a silent change) deep in a service.
 
-- ``RequestTime``: a date/time within what int64 nanoseconds hold (the bar stores, pandas);
-  naive values are UTC, aware ones are compared in UTC.
+- ``RequestTime``: a date/time within what int64 nanoseconds hold (the bar stores, pandas),
+  parsed once into an aware UTC datetime (naive values are read as UTC).
+- ``TimeRange``: a request's ``start_date`` (inclusive) < ``end_date`` (exclusive).
+- ``Symbol``, ``SymbolPath``, ``SeriesPath``, ``FieldQuery``: names normalised once (upper-case
+  symbols and series, lower-case fundamentals fields) or refused with a 422 that says what a
+  name may hold; services take them as they are.
 - ``RequestModel``: base of the JSON request bodies; every string in them, nested dict
   keys and values included (``parameters``, ``fixed_params``, ``candidates``), must be
   storable text: no NUL (PostgreSQL cannot store it) and no lone surrogate (not UTF-8).
@@ -15,14 +19,28 @@ check every record and name the bad rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, Field, GetJsonSchemaHandler, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-from alphaforge.marketdata.times import MAX_TIME, MIN_TIME
+from alphaforge.errors import InvalidInput
+from alphaforge.hashing import utc_iso
+from alphaforge.marketdata.bars import normalize_symbol
+from alphaforge.marketdata.fundamentals import normalize_field
+from alphaforge.marketdata.macro import normalize_series
+from alphaforge.marketdata.times import MAX_TIME, MIN_TIME, to_utc
 
 #: Free text (descriptions): long enough for notes, short enough to list many of them.
 DESCRIPTION_MAX = 10_000
@@ -61,7 +79,7 @@ class _TimeRangeSchema:
         return value
 
 
-RequestTime = Annotated[datetime, AfterValidator(check_time), _TimeRangeSchema()]
+RequestTime = Annotated[datetime, AfterValidator(check_time), AfterValidator(to_utc), _TimeRangeSchema()]
 
 
 def text_problem(value: str) -> str | None:
@@ -148,5 +166,42 @@ def check_text(value: str) -> str:
 #: A path or query string: storable text (see ``RequestModel``).
 RequestText = Annotated[str, AfterValidator(check_text)]
 
-#: A symbol in a request body (normalize_symbol checks its form where it is used).
-Symbol = Annotated[str, Field(min_length=1, max_length=SYMBOL_MAX, examples=["GSPC"])]
+def _normalised(normalize: Callable[[str], str]) -> AfterValidator:
+    """A name's normaliser as a validator: text that cannot be stored is refused as such
+    (before the name's form is judged), and the normaliser's refusal becomes a 422 naming
+    the field."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if (problem := text_problem(value)) is not None:
+            where = info.field_name or "the text"
+            raise PydanticCustomError("invalid_text", "{where} {problem}", {"where": where, "problem": problem})
+        try:
+            return normalize(value)
+        except InvalidInput as exc:
+            raise PydanticCustomError("invalid_name", "{message}", {"message": exc.message}) from None
+
+    return AfterValidator(check)
+
+
+#: A symbol in a request body, upper-cased (GSPC, BRK.B, BTC-USD).
+Symbol = Annotated[str, Field(min_length=1, max_length=SYMBOL_MAX, examples=["GSPC"]), _normalised(normalize_symbol)]
+#: A symbol, a macro series, a fundamentals field in a path or query.
+SymbolPath = Annotated[str, _normalised(normalize_symbol)]
+SeriesPath = Annotated[str, _normalised(normalize_series)]
+FieldQuery = Annotated[str, _normalised(normalize_field)]
+
+
+class TimeRange(RequestModel):
+    """A request over [start_date, end_date): an empty range is refused here, once."""
+
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC")
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.end_date <= self.start_date:
+            raise PydanticCustomError(
+                "empty_range", "end_date ({end}) must be after start_date ({start})",
+                {"end": utc_iso(self.end_date), "start": utc_iso(self.start_date)},
+            )
+        return self

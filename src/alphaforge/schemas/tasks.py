@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from alphaforge.marketdata.bars import Timeframe
-from alphaforge.schemas.request import RequestModel, RequestTime, Symbol
+from alphaforge.schemas.request import RequestTime, Symbol, TimeRange
 
 TaskStatus = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"]
 TaskKindName = Literal["train", "generate", "generate_batch", "predict", "tune", "tune_trials", "automl"]
@@ -44,7 +44,7 @@ class TaskRead(BaseModel):
     created_by: uuid.UUID | None = Field(None, description="The API key that submitted it")
 
 
-class BatchGenerateRequest(RequestModel):
+class BatchGenerateRequest(TimeRange):
     feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200)
     symbols: list[Symbol] = Field(min_length=1, max_length=500)
     timeframe: Timeframe = Timeframe.DAY

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from alphaforge.plugins.models.base import ParamSpec
-from alphaforge.schemas.models import CVConfig, DatasetSpec, TrainResponse
-from alphaforge.schemas.request import KEY_MAX, NAME_MAX, RequestModel
+from alphaforge.schemas.models import CrossValidated, CVConfig, DatasetSpec, TrainResponse
+from alphaforge.schemas.request import KEY_MAX, NAME_MAX
 
 Direction = Literal["minimize", "maximize"]
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
@@ -24,7 +24,7 @@ Key = Annotated[str, Field(min_length=1, max_length=KEY_MAX)]
 SEED = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every fit: a sequential run is reproducible")
 
 
-class TuneRequest(RequestModel):
+class TuneRequest(CrossValidated):
     plugin_key: Key = Field(examples=["ml.lightgbm"])
     dataset: DatasetSpec
     param_space: dict[Key, ParamSpec] | None = Field(
@@ -81,7 +81,7 @@ class TuneResponse(BaseModel):
     mlflow_parent_run_id: str | None
 
 
-class AutoMLRequest(RequestModel):
+class AutoMLRequest(CrossValidated):
     dataset: DatasetSpec
     candidates: dict[Key, dict[str, Any]] = Field(
         min_length=1,

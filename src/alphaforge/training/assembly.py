@@ -18,8 +18,7 @@ from sqlalchemy import select
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, normalize_symbol
-from alphaforge.marketdata.times import to_utc
+from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.features import FeaturePlugin
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.schemas.models import DatasetSpec
@@ -95,10 +94,7 @@ def load_feature_specs(ctx: Context, feature_ids: list[uuid.UUID]) -> list[Featu
 def check_dataset_spec(ctx: Context, spec: DatasetSpec) -> list[FeatureSpec]:
     """The refusals that need no computing: unknown features (404), repeats, an empty range (422)."""
     features = load_feature_specs(ctx, spec.feature_ids)
-    start, end = to_utc(spec.start_date), to_utc(spec.end_date)
-    if end <= start:
-        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
-    symbol = normalize_symbol(spec.symbol)
+    symbol, start, end = spec.symbol, spec.start_date, spec.end_date
     if ctx.bars.get_bars(symbol, spec.timeframe, start, end, warmup=0).empty:
         raise InvalidInput(
             f"no {spec.timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
@@ -118,9 +114,7 @@ def assemble_training_data(ctx: Context, spec: DatasetSpec) -> TrainingData:
         result = generation.generate_dataset(ctx, uuid.UUID(feature.feature_id), request)
         frames.append(_renamed(result.frame, feature))
         recorded.append(_with_hash(feature, result.dataset.version_hash))
-    bars = ctx.bars.get_bars(
-        normalize_symbol(spec.symbol), spec.timeframe, to_utc(spec.start_date), to_utc(spec.end_date), warmup=0
-    )
+    bars = ctx.bars.get_bars(spec.symbol, spec.timeframe, spec.start_date, spec.end_date, warmup=0)
     return _align(frames, bars["close"], spec.target_horizon, recorded)
 
 
@@ -136,7 +130,6 @@ def assemble_prediction_rows(
     (NaN where not realised by then; the model reads each only once realised), and how
     many rows precede ``start``.
     """
-    symbol = normalize_symbol(symbol)
     extra_warmup = generation.FULL_HISTORY if history_rows is None else history_rows
     frames = []
     for feature in features:
@@ -151,7 +144,7 @@ def assemble_prediction_rows(
         full = generation.compute_frame(plugin, bars, len(bars), timeframe.value, sources)
         frames.append(_renamed(full, feature))
     joined = pd.concat(frames, axis=1, join="inner").dropna()
-    before = int((joined.index < pd.Timestamp(to_utc(start))).sum())
+    before = int((joined.index < pd.Timestamp(start)).sum())
     keep_from = 0 if history_rows is None else max(0, before - history_rows)
     rows = joined.iloc[keep_from:]
     if rows.empty:
@@ -208,9 +201,9 @@ def _refuse_duplicate_columns(specs: list[FeatureSpec]) -> None:
 
 def describe_range(spec: DatasetSpec) -> dict[str, Any]:
     return {
-        "symbol": normalize_symbol(spec.symbol),
+        "symbol": spec.symbol,
         "timeframe": spec.timeframe.value,
-        "start": utc_iso(to_utc(spec.start_date)),
-        "end": utc_iso(to_utc(spec.end_date)),
+        "start": utc_iso(spec.start_date),
+        "end": utc_iso(spec.end_date),
         "target_horizon": spec.target_horizon,
     }

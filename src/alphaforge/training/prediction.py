@@ -21,8 +21,6 @@ import pandas as pd
 
 from alphaforge.context import Context
 from alphaforge.errors import AlphaforgeError, Conflict, DependencyFailed, InvalidInput, NotFound
-from alphaforge.marketdata.bars import normalize_symbol
-from alphaforge.marketdata.times import to_utc
 from alphaforge.plugins.base import validate_params
 from alphaforge.plugins.models import ModelPlugin, Timeline, model_plugins
 from alphaforge.schemas.models import PredictRequest
@@ -50,13 +48,9 @@ class PredictResult:
 
 
 def check_predict_request(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Model:
-    """The refusals that need no computing: unknown (404) or untrained (409) model, bad range (422)."""
-    model = _trained_model(ctx, model_id)
-    normalize_symbol(request.symbol)
-    start, end = to_utc(request.start_date), to_utc(request.end_date)
-    if end <= start:
-        raise InvalidInput(f"end_date ({utc_iso(end)}) must be after start_date ({utc_iso(start)})")
-    return model
+    """The refusals that need no computing: unknown (404) or untrained (409) model. (The
+    request refused a bad symbol or range when it was parsed.)"""
+    return _trained_model(ctx, model_id)
 
 
 def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> PredictResult:
@@ -76,7 +70,7 @@ def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Predi
 
 def _predict(ctx: Context, model: Model, request: PredictRequest) -> PredictResult:
     lineage = model.lineage or {}
-    start, end = to_utc(request.start_date), to_utc(request.end_date)
+    start, end = request.start_date, request.end_date
     plugin = load_artifact(ctx, model)
     features = [FeatureSpec(**f) for f in lineage["features"]]
     horizon = int(lineage["dataset"]["target_horizon"])
@@ -85,7 +79,7 @@ def _predict(ctx: Context, model: Model, request: PredictRequest) -> PredictResu
     )
     if len(rows) == n_history:
         raise InvalidInput(
-            f"no {request.timeframe.value} bars with complete features for {normalize_symbol(request.symbol)} "
+            f"no {request.timeframe.value} bars with complete features for {request.symbol} "
             f"in [{utc_iso(start)}, {utc_iso(end)}); check the range with GET /api/v1/market-data/symbols"
         )
     timeline = Timeline(rows.to_numpy(dtype="float64"), targets.to_numpy(dtype="float64"), horizon, start=n_history)
@@ -95,7 +89,7 @@ def _predict(ctx: Context, model: Model, request: PredictRequest) -> PredictResu
         model_id=model.id,
         model_version=model.version,
         plugin_key=model.plugin_key,
-        symbol=normalize_symbol(request.symbol),
+        symbol=request.symbol,
         timeframe=request.timeframe.value,
         feature_columns=list(lineage["feature_columns"]),
         timestamps=list(rows.index[n_history:]),

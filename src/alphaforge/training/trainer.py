@@ -59,7 +59,6 @@ def check_train_request(ctx: Context, model_id: uuid.UUID, request: TrainRequest
     """Everything that can be refused before computing (shared by the sync and async paths)."""
     definition = _load_definition(ctx, model_id, request.seed)
     check_dataset_spec(ctx, request.dataset)
-    cv.effective_purge(request.cv.purge, request.dataset.target_horizon)
     definition.plugin.check_target_horizon(request.dataset.target_horizon)
     return definition
 

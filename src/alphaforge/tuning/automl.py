@@ -32,7 +32,6 @@ def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
     """Every refusal that needs no computing: metric, plugin keys, parameters, CV purge, features."""
     tuner.resolve_objective(request.metric, request.direction)
     horizon = request.dataset.target_horizon
-    cv.effective_purge(request.cv.purge, horizon)
     for key, params in request.candidates.items():
         plugin = model_plugins.get(key).from_parameters(params, seed=request.seed)
         plugin.check_target_horizon(horizon)

@@ -124,7 +124,6 @@ def check_tune_request(ctx: Context, request: TuneRequest) -> None:
     plan = resolve_plan(request)
     cls, horizon = plan.cls, request.dataset.target_horizon
     cls.from_parameters(plan.fixed)  # fixed_params with the defaults for the rest: 422 if refused
-    cv.effective_purge(request.cv.purge, horizon)
     try:
         probe = cls.from_parameters({**plan.fixed, **search_space.lowest(plan.space)})
     except InvalidInput:

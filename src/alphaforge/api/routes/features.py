@@ -25,7 +25,7 @@ from alphaforge.schemas.features import (
     FeatureRead,
     FeatureUpdate,
 )
-from alphaforge.schemas.request import RequestText
+from alphaforge.schemas.request import SymbolPath
 from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
 from alphaforge.features import definitions as service
 from alphaforge.features import generation
@@ -153,7 +153,7 @@ async def regenerate(
     dependencies=[READ],
     responses=responses(404),
 )
-def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: RequestText, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
+def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: SymbolPath, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
     rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)
     return [FeatureDatasetRead.model_validate(r) for r in rows]

@@ -10,7 +10,6 @@ from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.ingestion import service as ingestion
 from alphaforge.marketdata import service
-from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.schemas.fundamentals import (
     FundamentalFieldInfo,
     FundamentalRecord,
@@ -18,7 +17,7 @@ from alphaforge.schemas.fundamentals import (
     FundamentalsResponse,
     FundamentalsUpload,
 )
-from alphaforge.schemas.request import RequestText, RequestTime
+from alphaforge.schemas.request import FieldQuery, RequestTime, SymbolPath
 
 router = APIRouter(prefix="/market-data/{symbol}/fundamentals", tags=["fundamentals"])
 
@@ -27,9 +26,9 @@ _UPLOAD_DOC = upload_openapi(FundamentalsUpload)
 
 @router.get("", response_model=FundamentalsResponse, dependencies=[READ], responses=responses(404))
 def get_fundamentals(
-    symbol: RequestText,
+    symbol: SymbolPath,
     ctx: CtxDep,
-    field: RequestText | None = None,
+    field: FieldQuery | None = None,
     as_of: RequestTime | None = None,
     latest_only: bool = False,
 ) -> FundamentalsResponse:
@@ -53,7 +52,7 @@ def get_fundamentals(
     dependencies=[ADMIN],
     responses=responses(409, 415),
 )
-async def ingest_fundamentals(symbol: RequestText, request: Request, ctx: CtxDep) -> FundamentalsIngestResponse:
+async def ingest_fundamentals(symbol: SymbolPath, request: Request, ctx: CtxDep) -> FundamentalsIngestResponse:
     """Ingest records (period_end, available_at, field, value) from a CSV file (multipart
     field ``file``) or JSON ``{"records": [...]}``.
 
@@ -62,8 +61,7 @@ async def ingest_fundamentals(symbol: RequestText, request: Request, ctx: CtxDep
     period_end) is a restatement and is added; another value for a stored (field,
     period_end, available_at) is a 409: history is never rewritten.
     """
-    name = normalize_symbol(symbol)
     shape = '{"records": [{period_end, available_at, field, value}, ...]}'
     async with read_upload(request, FundamentalsUpload, shape) as records:
-        report = await run_in_threadpool(ingestion.ingest_fundamentals, ctx, name, records)
+        report = await run_in_threadpool(ingestion.ingest_fundamentals, ctx, symbol, records)
     return FundamentalsIngestResponse(**report.__dict__)

@@ -10,7 +10,6 @@ from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.ingestion import service as ingestion
 from alphaforge.marketdata import service
-from alphaforge.marketdata.macro import normalize_series
 from alphaforge.schemas.macro import (
     MacroIngestResponse,
     MacroRecord,
@@ -19,7 +18,7 @@ from alphaforge.schemas.macro import (
     MacroSeriesList,
     MacroUpload,
 )
-from alphaforge.schemas.request import RequestText, RequestTime
+from alphaforge.schemas.request import RequestTime, SeriesPath
 
 router = APIRouter(prefix="/market-data/macro", tags=["macro data"])
 
@@ -33,7 +32,7 @@ def list_series(ctx: CtxDep) -> MacroSeriesList:
 
 @router.get("/{series}", response_model=MacroRecordsResponse, dependencies=[READ], responses=responses(404))
 def get_series(
-    series: RequestText,
+    series: SeriesPath,
     ctx: CtxDep,
     start: RequestTime | None = None,
     end: RequestTime | None = None,
@@ -60,7 +59,7 @@ def get_series(
     dependencies=[ADMIN],
     responses=responses(409, 415),
 )
-async def ingest_series(series: RequestText, request: Request, ctx: CtxDep) -> MacroIngestResponse:
+async def ingest_series(series: SeriesPath, request: Request, ctx: CtxDep) -> MacroIngestResponse:
     """Ingest records (observation_date, available_at, value) from a CSV file (multipart
     field ``file``) or JSON ``{"records": [...]}``.
 
@@ -69,8 +68,7 @@ async def ingest_series(series: RequestText, request: Request, ctx: CtxDep) -> M
     restatement and is added; another value for a stored (observation_date, available_at)
     is a 409: history is never rewritten.
     """
-    name = normalize_series(series)
     shape = '{"records": [{observation_date, available_at, value}, ...]}'
     async with read_upload(request, MacroUpload, shape) as records:
-        report = await run_in_threadpool(ingestion.ingest_macro, ctx, name, records)
+        report = await run_in_threadpool(ingestion.ingest_macro, ctx, series, records)
     return MacroIngestResponse(**report.__dict__)

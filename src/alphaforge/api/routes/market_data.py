@@ -8,7 +8,7 @@ from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.marketdata.bars import Timeframe, frame_to_records
 from alphaforge.schemas.market_data import BarsResponse, BarsUpload, IngestResponse, SymbolList
-from alphaforge.schemas.request import RequestText, RequestTime
+from alphaforge.schemas.request import RequestTime, SymbolPath
 from alphaforge.ingestion import service as ingestion
 from alphaforge.marketdata import service
 
@@ -24,7 +24,7 @@ def list_symbols(ctx: CtxDep) -> SymbolList:
 
 @router.get("/{symbol}/bars", response_model=BarsResponse, dependencies=[READ], responses=responses(404, 502))
 def get_bars(
-    symbol: RequestText,
+    symbol: SymbolPath,
     ctx: CtxDep,
     timeframe: Timeframe = Timeframe.DAY,
     start: RequestTime | None = None,
@@ -42,7 +42,7 @@ def get_bars(
     dependencies=[ADMIN],
     responses=responses(409, 415),
 )
-async def ingest_bars(symbol: RequestText, request: Request, ctx: CtxDep, timeframe: Timeframe = Timeframe.DAY) -> IngestResponse:
+async def ingest_bars(symbol: SymbolPath, request: Request, ctx: CtxDep, timeframe: Timeframe = Timeframe.DAY) -> IngestResponse:
     """Ingest bars from a CSV file (multipart field ``file``) or JSON ``{"bars": [...]}``.
 
     Every bar passes the data-quality gate or nothing is stored (422 naming the bad rows).

@@ -12,9 +12,8 @@ from alphaforge.schemas.errors import responses
 from alphaforge.api.deps import CtxDep, read_upload, upload_openapi
 from alphaforge.ingestion import service as ingestion
 from alphaforge.marketdata import service
-from alphaforge.marketdata.bars import normalize_symbol
 from alphaforge.schemas.news import NewsIngestResponse, NewsRecord, NewsResponse, NewsUpload
-from alphaforge.schemas.request import RequestText, RequestTime
+from alphaforge.schemas.request import RequestTime, SymbolPath
 
 router = APIRouter(prefix="/market-data/{symbol}/news", tags=["news"])
 
@@ -23,7 +22,7 @@ _UPLOAD_DOC = upload_openapi(NewsUpload)
 
 @router.get("", response_model=NewsResponse, dependencies=[READ], responses=responses(404))
 def get_news(
-    symbol: RequestText,
+    symbol: SymbolPath,
     ctx: CtxDep,
     start: RequestTime | None = None,
     end: RequestTime | None = None,
@@ -49,7 +48,7 @@ def get_news(
     dependencies=[ADMIN],
     responses=responses(415),
 )
-async def ingest_news(symbol: RequestText, request: Request, ctx: CtxDep) -> NewsIngestResponse:
+async def ingest_news(symbol: SymbolPath, request: Request, ctx: CtxDep) -> NewsIngestResponse:
     """Ingest articles (published_at with a time zone, headline, optional body, source,
     url) from a CSV file (multipart field ``file``) or JSON ``{"articles": [...]}``.
 
@@ -57,8 +56,7 @@ async def ingest_news(symbol: RequestText, request: Request, ctx: CtxDep) -> New
     rows). An article whose (published_at, headline) is stored already is a duplicate and
     is skipped, whatever its body: the first stored wins, nothing is ever rewritten.
     """
-    name = normalize_symbol(symbol)
     shape = '{"articles": [{published_at, headline, body?, source?, url?}, ...]}'
     async with read_upload(request, NewsUpload, shape) as records:
-        report = await run_in_threadpool(ingestion.ingest_news, ctx, name, records)
+        report = await run_in_threadpool(ingestion.ingest_news, ctx, symbol, records)
     return NewsIngestResponse(**report.__dict__)
