@@ -1,9 +1,13 @@
 """One model of every registered plugin trained, tracked and used through the API.
 
 Small settings keep it quick; the conformance suite checks each plugin's behaviour in depth.
+A model trained by an older version of its plugin (here ensemble.stacking 2) is refused at
+predict with a 409 until it is trained again.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import numpy as np
 import pytest
@@ -11,6 +15,9 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from alphaforge.plugins.models import model_plugins
+from alphaforge.plugins.models.ensemble import StackingEnsemble
+from alphaforge.schemas.models import TrainRequest
+from alphaforge.training.trainer import train_model
 
 FAST: dict[str, tuple[str, str, dict]] = {
     "stat.arima": ("arima", "statistical", {"p": 1, "q": 1}),
@@ -90,3 +97,42 @@ def test_identical_catboost_trainings_store_the_same_artifact(client: TestClient
     assert first.status_code == second.status_code == 200, (first.text, second.text)
     assert first.json()["artifact_sha256"] == second.json()["artifact_sha256"]
     assert first.json()["artifact_uri"] == second.json()["artifact_uri"]
+
+
+class _StackingVersion2(StackingEnsemble):
+    """ensemble.stacking as version 2 stamped its models (this process's registry only).
+    Version 3 builds its out-of-fold folds with evaluation.cv, version 2 had a splitter of
+    its own: a version-2 artifact holds meta weights fitted on other folds."""
+
+    version = "2"
+
+
+def test_a_stacking_model_of_version_2_must_be_trained_again(client: TestClient, feature_ids: list[str]) -> None:
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    model_type, family, parameters = FAST["ensemble.stacking"]
+    created = client.post(
+        "/api/v1/models", json={"name": "stacking v2", "model_type": model_type, "family": family, "parameters": parameters}
+    ).json()
+    request = TrainRequest.model_validate({
+        "dataset": {"feature_ids": feature_ids, "symbol": "GSPC", "start_date": "2016-01-01", "end_date": "2019-01-01"},
+        "cv": {"n_splits": 2},
+    })
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(model_plugins._plugins, "ensemble.stacking", _StackingVersion2)
+        train_model(ctx, uuid.UUID(created["id"]), request)
+    assert model_plugins.get("ensemble.stacking") is StackingEnsemble and StackingEnsemble.version == "3"
+    assert client.get(f"/api/v1/models/{created['id']}").json()["lineage"]["plugin_version"] == "2"
+
+    predict = {"symbol": "GSPC", "start_date": "2018-06-01", "end_date": "2019-01-01"}
+    refused = client.post(f"/api/v1/models/{created['id']}/predict", json=predict)
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    assert "ensemble.stacking is now version 3" in detail and "trained with version 2" in detail
+    assert "train the model again" in detail
+
+    retrained = client.post(f"/api/v1/models/{created['id']}/train", json=request.model_dump(mode="json"))
+    assert retrained.status_code == 200, retrained.text
+    assert client.get(f"/api/v1/models/{created['id']}").json()["lineage"]["plugin_version"] == "3"
+    predicted = client.post(f"/api/v1/models/{created['id']}/predict", json=predict)
+    assert predicted.status_code == 200, predicted.text
+    assert np.all(np.isfinite(predicted.json()["predictions"]))

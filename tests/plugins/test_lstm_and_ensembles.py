@@ -185,6 +185,8 @@ class Recorder(ModelPlugin):
     Params = RecorderParams
     artifact_ext = "json"
     calls: ClassVar[list[tuple[str, np.ndarray, int]]] = []
+    #: Per predict call: the rows whose labels the timeline holds (not NaN).
+    labels: ClassVar[list[np.ndarray]] = []
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         Recorder.calls.append(("fit", X[:, 0].astype(int), 0))
@@ -194,6 +196,8 @@ class Recorder(ModelPlugin):
     def predict(self, timeline: Timeline) -> Prediction:
         X = timeline.forecast_rows
         Recorder.calls.append(("predict", X[:, 0].astype(int), timeline.start))
+        y = np.full(len(timeline.X), np.nan) if timeline.y is None else timeline.y
+        Recorder.labels.append(timeline.X[np.isfinite(y), 0].astype(int))
         out = np.column_stack([np.ones(len(X)), X[:, 1:]]) @ self.coef
         return Prediction(mean=self.params.sign * out + 1e-9 * self.seed, extras={"noise": np.zeros(len(X))})
 
@@ -211,6 +215,7 @@ class Recorder(ModelPlugin):
 def recorder(monkeypatch: pytest.MonkeyPatch) -> type[Recorder]:
     monkeypatch.setitem(model_plugins._plugins, Recorder.key, Recorder)  # this test only
     Recorder.calls = []
+    Recorder.labels = []
     return Recorder
 
 
@@ -253,12 +258,15 @@ def test_stacking_oof_forecasts_only_use_earlier_rows_and_weights_are_non_negati
     ens = StackingEnsemble.from_parameters({"members": members, "n_folds": 3, "purge": 2}, seed=3)
     ens.fit(X, y)
 
-    assert ens.folds == [(48, 50, 100), (98, 100, 150), (148, 150, 200)]
+    # 200 rows = 4 blocks of 50: the last 3 forecast, each by members fitted on the rows
+    # before it but the 2 purged.
+    blocks = [(int(f.train[-1]) + 1, int(f.test[0]), int(f.test[-1]) + 1) for f in ens.folds]
+    assert blocks == [(48, 50, 100), (98, 100, 150), (148, 150, 200)]
     calls = Recorder.calls
     fits = [rows for kind, rows, _ in calls if kind == "fit"]
     predicts = [(rows, h) for kind, rows, h in calls if kind == "predict"]
     assert len(fits) == 2 * 3 + 2 and len(predicts) == 2 * 3
-    for j, (train_stop, start, stop) in enumerate(ens.folds):
+    for j, (train_stop, start, stop) in enumerate(blocks):
         for m in range(2):
             np.testing.assert_array_equal(fits[2 * j + m], np.arange(train_stop))  # only rows before, purged
             rows, history = predicts[2 * j + m]
@@ -272,8 +280,34 @@ def test_stacking_oof_forecasts_only_use_earlier_rows_and_weights_are_non_negati
     assert ens.oof_predictions.shape == (150, 2)
     assert np.all(np.isfinite(ens.predict(Timeline.rows(X)).mean))
 
-    with pytest.raises(InvalidInput, match="too few"):
-        StackingEnsemble.from_parameters({"members": members, "n_folds": 10, "purge": 5}).fit(X[:30], y[:30])
+    # 10 blocks of 1 row and 5 purged leave 16 - 10 - 5 = 1 row to train the first fold on
+    with pytest.raises(InvalidInput, match="16 training rows are too few.*would train on 1 rows"):
+        StackingEnsemble.from_parameters({"members": members, "n_folds": 10, "purge": 5}).fit(X[:16], y[:16])
+    StackingEnsemble.from_parameters({"members": members, "n_folds": 10, "purge": 5}).fit(X[:17], y[:17])
+
+
+@pytest.mark.parametrize(("n", "n_folds", "purge"), [(203, 4, 3), (150, 3, 1), (97, 2, 7), (120, 3, 0)])
+def test_stacking_oof_forecasts_never_train_on_labels_inside_the_purge_gap(recorder, n, n_folds, purge) -> None:
+    """Row i's label reaches row i + horizon, and purge >= horizon (check_target_horizon):
+    every out-of-fold row is forecast by members fitted only on rows at least purge + 1
+    before its block, given no label of the gap, and every row from the first block on is
+    forecast exactly once (purge 0 still withholds one row: every label reaches one ahead)."""
+    X, y = _indexed_data(n)
+    members = [{"plugin_key": "test.recorder"}, {"plugin_key": "test.recorder", "parameters": {"sign": 0.5}}]
+    ens = StackingEnsemble.from_parameters({"members": members, "n_folds": n_folds, "purge": purge})
+    ens.fit(X, y)
+    gap = max(purge, 1)
+    fits = [rows for kind, rows, _ in Recorder.calls if kind == "fit"][: 2 * n_folds]
+    predicts = [rows for kind, rows, _ in Recorder.calls if kind == "predict"]
+    assert len(predicts) == len(Recorder.labels) == 2 * n_folds
+    forecast = np.concatenate(predicts[::2])
+    np.testing.assert_array_equal(forecast, np.arange(n - len(forecast), n))  # each OOF row once, up to the last
+    assert len(ens.oof_predictions) == len(forecast) == n_folds * (n // (n_folds + 1))
+    for trained, rows, labels in zip(fits, predicts, Recorder.labels, strict=True):
+        start = int(rows[0])
+        assert len(trained) >= 2 and trained.max() + gap < start  # the first forecast row's label gap, and any later
+        np.testing.assert_array_equal(trained, np.arange(start - gap))  # expanding: everything before the gap
+        assert not np.any((labels >= start - gap) & (labels < start))  # the gap's labels are withheld
 
 
 def test_stacking_without_intercept(recorder) -> None:

@@ -1,5 +1,6 @@
 """The house's import rules, read from the source (every import: module level, inside
-functions and under TYPE_CHECKING): no circle, and no edge up a layer.
+functions and under TYPE_CHECKING): no circle, no edge up a layer, and no private name
+(``_name``) imported from another alphaforge module: what modules share is public.
 
 Layers, bottom first: foundations (errors, settings, hashing, actor, logs) < storage, auth,
 marketdata, ingestion, plugins, evaluation, schemas, tracking, context (infrastructure and
@@ -87,3 +88,36 @@ def test_no_import_points_up_a_layer() -> None:
 def test_every_top_level_name_has_a_layer() -> None:
     names = {_layer(m) for m in _modules() if m != "alphaforge"}
     assert names <= LOWER | DOMAINS | ENTRY | {"__main__"}, names - (LOWER | DOMAINS | ENTRY)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    """``from alphaforge.x import _helper`` couples two modules through a name the first
+    never promised to keep: a shared helper gets a public home instead. A private module
+    (``testing/_core.py``) may be imported by the modules of its own package only."""
+    modules = _modules()
+    found = []
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            if base.split(".")[0] != "alphaforge":
+                continue
+            for alias in node.names:
+                target = f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                parts = target.split(".")
+                private_module = next((i for i, part in enumerate(parts) if _private(part)), None)
+                owner = ".".join(parts[:private_module]) if private_module is not None else ""
+                if private_module is not None and name != owner and not name.startswith(owner + "."):
+                    found.append(f"{name} imports {target}")
+                elif target == base and _private(alias.name):
+                    found.append(f"{name} imports {base}.{alias.name}")
+    assert found == []

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from alphaforge.errors import DependencyUnavailable
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import FeatureInputs, FeaturePlugin, feature_plugins
-from alphaforge.plugins.features.statistical import _log_returns, _simple_returns
+from alphaforge.plugins.features.transforms import log_returns, simple_returns
 
 #: Windows handed to tsfresh at once: bounds the long frame to CHUNK_WINDOWS * window rows.
 CHUNK_WINDOWS = 500
@@ -190,9 +190,9 @@ class Tsfresh(FeaturePlugin):
         bars, column = inputs.bars, self.params.column
         with np.errstate(divide="ignore", invalid="ignore"):
             if column == "returns":
-                return _simple_returns(bars.close)
+                return simple_returns(bars.close)
             if column == "log_returns":
-                return _log_returns(bars.close)
+                return log_returns(bars.close)
         return bars.column(column)
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:

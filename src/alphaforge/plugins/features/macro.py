@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import FeatureInputs, FeaturePlugin, feature_plugins
-from alphaforge.plugins.features.statistical import _zscore
+from alphaforge.plugins.features.transforms import zscore
 
 SERIES_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,39}$"
 
@@ -93,7 +93,7 @@ class ZScore(MacroPlugin):
         return self.params.window - 1
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        return {"zscore": _zscore(self._level(inputs, self.params.series), self.params.window)}
+        return {"zscore": zscore(self._level(inputs, self.params.series), self.params.window)}
 
 
 class SpreadParams(PluginParams):

@@ -11,37 +11,14 @@ from pydantic import Field, model_validator
 
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import FeatureInputs, FeaturePlugin, PriceColumn, feature_plugins
-
-
-def _simple_returns(close: np.ndarray, period: int = 1) -> np.ndarray:
-    out = np.full(len(close), np.nan)
-    if len(close) > period:
-        out[period:] = close[period:] / close[:-period] - 1.0
-    return out
-
-
-def _log_returns(close: np.ndarray, period: int = 1) -> np.ndarray:
-    out = np.full(len(close), np.nan)
-    if len(close) > period:
-        out[period:] = np.log(close[period:] / close[:-period])
-    return out
+from alphaforge.plugins.features.transforms import log_returns, simple_returns, zscore
 
 
 def _annualized_volatility(close: np.ndarray, window: int, annualization: int) -> np.ndarray:
     """sqrt(annualization) * rolling sample std (ddof 1) of one-bar log returns over
     ``window`` returns: the one volatility convention of this module."""
-    r = pd.Series(_log_returns(close))
+    r = pd.Series(log_returns(close))
     return r.rolling(window).std().to_numpy() * np.sqrt(annualization)
-
-
-def _zscore(values: np.ndarray, window: int) -> np.ndarray:
-    series = pd.Series(values)
-    rolling = series.rolling(window)
-    std = rolling.std().to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (values - rolling.mean().to_numpy()) / std
-    z[~(std > 0)] = np.nan  # a flat window has no z-score
-    return z
 
 
 class StatisticalPlugin(FeaturePlugin):
@@ -65,7 +42,7 @@ class Returns(StatisticalPlugin):
         return self.params.period
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        return {"returns": _simple_returns(inputs.bars.close, self.params.period)}
+        return {"returns": simple_returns(inputs.bars.close, self.params.period)}
 
 
 @feature_plugins.register
@@ -80,7 +57,7 @@ class LogReturns(StatisticalPlugin):
         return self.params.period
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        return {"log_returns": _log_returns(inputs.bars.close, self.params.period)}
+        return {"log_returns": log_returns(inputs.bars.close, self.params.period)}
 
 
 class MomentumParams(PluginParams):
@@ -130,7 +107,7 @@ class ZScore(StatisticalPlugin):
         return self.params.window - 1
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        return {"z_score": _zscore(inputs.bars.column(self.params.column), self.params.window)}
+        return {"z_score": zscore(inputs.bars.column(self.params.column), self.params.window)}
 
 
 class WindowParams(PluginParams):
@@ -149,7 +126,7 @@ class MeanReversion(StatisticalPlugin):
         return self.params.window - 1
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        return {"mean_reversion": _zscore(inputs.bars.close, self.params.window)}
+        return {"mean_reversion": zscore(inputs.bars.close, self.params.window)}
 
 
 #: Bars per year, the same meaning wherever a volatility is annualized. The default is 252
@@ -201,7 +178,7 @@ class Autocorr(StatisticalPlugin):
         return self.params.window + self.params.lag
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        r = pd.Series(_simple_returns(inputs.bars.close))
+        r = pd.Series(simple_returns(inputs.bars.close))
         corr = r.rolling(self.params.window).corr(r.shift(self.params.lag)).to_numpy()
         return {"autocorr": corr}
 
@@ -222,7 +199,7 @@ class Skew(StatisticalPlugin):
         return self.params.window
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        r = pd.Series(_simple_returns(inputs.bars.close))
+        r = pd.Series(simple_returns(inputs.bars.close))
         return {"skew": r.rolling(self.params.window).skew().to_numpy()}
 
 
@@ -238,7 +215,7 @@ class Kurtosis(StatisticalPlugin):
         return self.params.window
 
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
-        r = pd.Series(_simple_returns(inputs.bars.close))
+        r = pd.Series(simple_returns(inputs.bars.close))
         return {"kurtosis": r.rolling(self.params.window).kurt().to_numpy()}
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from alphaforge.errors import InvalidInput
+from alphaforge.evaluation import cv
 from alphaforge.plugins.base import PluginParams, describe_validation_error, validate_params
 from alphaforge.plugins.models.base import (
     ModelConformance,
@@ -333,6 +334,11 @@ class MeanEnsemble(EnsemblePlugin):
 # ==================================================================== stacking
 
 
+#: The splitter's min_train_size: any positive fraction that asks for one row; the two
+#: rows stacking's first fold needs are checked by StackingEnsemble.oof_folds.
+_ANY_TRAIN_ROWS = 1e-12
+
+
 class StackingParams(PluginParams):
     members: list[MemberSpec] = _MEMBERS_FIELD
     n_folds: int = Field(
@@ -355,7 +361,7 @@ class StackingEnsemble(EnsemblePlugin):
         "Stacking: walk-forward out-of-fold forecasts of the members inside the training rows, "
         "a non-negative least-squares meta-learner (optional intercept) on them, members refitted on all rows."
     )
-    version = "2"
+    version = "3"  # 3: out-of-fold folds from evaluation.cv (back-anchored blocks, purge >= 1)
     Params = StackingParams
     libraries = ("numpy", "scipy")
     conformance = ModelConformance(
@@ -372,9 +378,9 @@ class StackingEnsemble(EnsemblePlugin):
         super().__init__(params, seed)
         self.meta_weights = np.zeros(0)
         self.meta_intercept = 0.0
-        #: Row blocks ``(train_stop, oof_start, oof_stop)`` of the last fit: members fitted on
-        #: rows ``[0, train_stop)`` forecast rows ``[oof_start, oof_stop)``.
-        self.folds: list[tuple[int, int, int]] = []
+        #: The out-of-fold folds of the last fit (:meth:`oof_folds`): members fitted on
+        #: ``fold.train`` forecast ``fold.test``.
+        self.folds: list[cv.Fold] = []
         self.oof_predictions = np.zeros((0, 0))
 
     def check_target_horizon(self, horizon: int) -> None:
@@ -385,34 +391,46 @@ class StackingEnsemble(EnsemblePlugin):
                 f"set parameters.purge to at least {horizon}"
             )
 
-    def fold_bounds(self, n: int) -> list[tuple[int, int, int]]:
-        """Expanding walk-forward blocks: rows split into ``n_folds + 1`` contiguous blocks;
-        fold ``j`` trains on the rows before block ``j`` minus the last ``purge`` and
-        forecasts block ``j`` (``j = 1 … n_folds``)."""
-        k, purge = self.params.n_folds, self.params.purge
-        edges = [(n * j) // (k + 1) for j in range(k + 2)]
-        if edges[1] - purge < 2 or any(edges[j + 1] <= edges[j] for j in range(k + 1)):
+    @property
+    def fold_purge(self) -> int:
+        """Rows withheld before each out-of-fold block: ``purge``, at least 1 (the splitter's
+        rule: every label reaches at least one row ahead, so ``purge`` 0 would leak)."""
+        return max(self.params.purge, 1)
+
+    def oof_folds(self, n: int) -> list[cv.Fold]:
+        """The walk-forward folds of the out-of-fold forecasts, made by the splitter
+        training and tuning use (:func:`alphaforge.evaluation.cv.make_folds`, expanding, no
+        embargo): the last ``n_folds`` blocks of ``n // (n_folds + 1)`` rows are forecast,
+        each by members fitted on every row before it but the ``fold_purge`` right before
+        it; the first block and any remainder rows only train."""
+        k, purge = self.params.n_folds, self.fold_purge
+        block = n // (k + 1)
+        first_train = n - k * block - purge
+        if block < 1 or first_train < 2:
             raise InvalidInput(
                 f"{self.key}: {n} training rows are too few for n_folds={k} with purge={purge}: the first fold "
-                f"would train on {edges[1] - purge} rows (needs >= 2). Use fewer folds, a smaller purge or more rows."
+                f"would train on {max(first_train, 0)} rows (needs >= 2). Use fewer folds, a smaller purge or more rows."
             )
-        return [(edges[j] - purge, edges[j], edges[j + 1]) for j in range(1, k + 1)]
+        return cv.make_folds(
+            n, method="expanding", n_splits=k, test_size=1 / (k + 1), min_train_size=_ANY_TRAIN_ROWS,
+            horizon=purge, purge=purge,
+        )
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         from scipy.optimize import nnls
 
         X, y = self._check_xy(self.key, X, y)
-        folds = self.fold_bounds(len(X))
-        oof_start = folds[0][1]
+        folds = self.oof_folds(len(X))
+        oof_start = int(folds[0].test[0])
         oof = np.zeros((len(X) - oof_start, len(self.member_specs)))
-        for train_stop, start, stop in folds:
+        for fold in folds:
             members = self._new_members()
             for member in members:
-                member.fit(X[:train_stop], y[:train_stop])
-            # The rows forecast see the labels realised before them, never the purged ones.
-            known = y[:stop].copy()
-            known[train_stop:start] = np.nan
-            timeline = Timeline(X[:stop], known, horizon=max(self.params.purge, 1), start=start)
+                member.fit(X[fold.train], y[fold.train])
+            # As training's fold_forecast: the rows forecast see the labels realised by
+            # them, never the purge gap's.
+            start, stop = int(fold.test[0]), int(fold.test[-1]) + 1
+            timeline = Timeline(X[:stop], fold.known_targets(y), horizon=fold.purge, start=start)
             oof[start - oof_start : stop - oof_start] = self._member_predictions(members, timeline)
         target = y[oof_start:]
 
