@@ -53,7 +53,7 @@ def get_feature(ctx: Context, feature_id: uuid.UUID) -> Feature:
 
 
 def update_feature(ctx: Context, feature_id: uuid.UUID, data: FeatureUpdate) -> Feature:
-    changes, expected_version = requested_changes(data, _NOT_NULL)
+    changes, expected_revision = requested_changes(data, _NOT_NULL)
     if changes.get("storage_uri") is not None:
         try:
             ctx.objects.key_of(changes["storage_uri"])
@@ -71,7 +71,7 @@ def update_feature(ctx: Context, feature_id: uuid.UUID, data: FeatureUpdate) -> 
         return {}
 
     return update_definition(
-        ctx, Feature, feature_id, changes, expected_version, revise, noun="feature", not_found=NOT_FOUND
+        ctx, Feature, feature_id, changes, expected_revision, revise, noun="feature", not_found=NOT_FOUND
     )
 
 

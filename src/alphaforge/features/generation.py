@@ -165,7 +165,7 @@ def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: Feature
     return _load_definition(ctx, feature_id)
 
 
-def list_versions(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
+def list_datasets(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
     with ctx.db.session() as session:
         if session.get(Feature, feature_id) is None:
             raise NotFound(NOT_FOUND)

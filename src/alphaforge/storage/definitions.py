@@ -1,8 +1,9 @@
 """What feature and model definitions share: reading rows and the optimistic-lock update.
 
-Both tables carry a ``version`` column that SQLAlchemy uses as its version id: a PATCH
-may name the version it read (compare-and-swap, 409 when it moved on), and an update that
-races another one in flight ends with ``StaleDataError``, also a 409.
+Both tables carry a revision counter (the ``version`` column and API field, as the seeds'
+contract names it) that SQLAlchemy uses as its version id: a PATCH may name the revision it
+read (compare-and-swap, 409 when it moved on), and an update that races another one in
+flight ends with ``StaleDataError``, also a 409.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ def get_definition(ctx: Context, table: type[Definition], definition_id: uuid.UU
 def requested_changes(data: BaseModel, not_null: Sequence[str]) -> tuple[dict[str, Any], int | None]:
     """The fields a PATCH sets, and the version it expects (None: no compare-and-swap)."""
     changes = {name: getattr(data, name) for name in data.model_fields_set}
-    expected_version = changes.pop("version", None)
+    expected_revision = changes.pop("version", None)
     nulls = [name for name in not_null if name in changes and changes[name] is None]
     if nulls:
         raise InvalidInput(f"{', '.join(nulls)} cannot be null; leave a field out to keep it")
-    return changes, expected_version
+    return changes, expected_revision
 
 
 def update_definition(
@@ -52,7 +53,7 @@ def update_definition(
     table: type[Definition],
     definition_id: uuid.UUID,
     changes: dict[str, Any],
-    expected_version: int | None,
+    expected_revision: int | None,
     revise: Callable[[Definition, dict[str, Any]], dict[str, Any]],
     *,
     noun: str,
@@ -68,9 +69,9 @@ def update_definition(
             row = session.get(table, definition_id)
             if row is None:
                 raise NotFound(not_found)
-            if expected_version is not None and expected_version != row.version:
+            if expected_revision is not None and expected_revision != row.version:
                 raise Conflict(
-                    f"{noun} was changed since you read it: your version {expected_version}, "
+                    f"{noun} was changed since you read it: your version {expected_revision}, "
                     f"stored version {row.version}; read it again and retry",
                     stored_version=row.version,
                 )

@@ -75,7 +75,7 @@ def update_model(ctx: Context, model_id: uuid.UUID, data: ModelUpdate) -> Model:
     artifact's format and, when alphaforge trained those bytes, its recipe, which replaces
     the lineage's. Recorded in ``lineage["manual"]`` (see manual_links).
     """
-    changes, expected_version = requested_changes(data, _NOT_NULL)
+    changes, expected_revision = requested_changes(data, _NOT_NULL)
     manual = {name: changes[name] for name in manual_links.MANUAL_FIELDS if name in changes}
     artifact_sha256: str | None = None
     if manual:
@@ -117,7 +117,7 @@ def update_model(ctx: Context, model_id: uuid.UUID, data: ModelUpdate) -> Model:
         return derived
 
     return update_definition(
-        ctx, Model, model_id, changes, expected_version, revise, noun="model", not_found=NOT_FOUND
+        ctx, Model, model_id, changes, expected_revision, revise, noun="model", not_found=NOT_FOUND
     )
 
 

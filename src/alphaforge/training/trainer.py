@@ -2,7 +2,7 @@
 
 Order of effects, so nothing is half-written: the artifact object is stored first, then
 the MLflow run is logged, then the model row is updated in one compare-and-swap on its
-version. A failure at any step leaves at most an orphan object, never a row that points
+revision. A failure at any step leaves at most an orphan object, never a row that points
 at something that was not stored.
 """
 
@@ -113,13 +113,13 @@ def train_model(
         )
     )
 
-    new_version = definition.version + 1
+    new_revision = definition.version + 1
     with ctx.db.session() as session:
         updated = session.execute(
             update(Model)
             .where(Model.id == model_id, Model.version == definition.version)
             .values(
-                version=new_version,
+                version=new_revision,
                 artifact_uri=uri,
                 artifact_sha256=sha256,
                 metrics=cv_metrics["summary"],
@@ -136,7 +136,7 @@ def train_model(
         raise NotFound(NOT_FOUND)
     return TrainResult(
         model_id=model_id,
-        version=new_version,
+        version=new_revision,
         artifact_uri=uri,
         artifact_sha256=sha256,
         cv_metrics=cv_metrics,

@@ -155,7 +155,7 @@ async def regenerate(
 )
 def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: SymbolPath, timeframe: Timeframe = Timeframe.DAY) -> list[FeatureDatasetRead]:
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
-    rows = generation.list_versions(ctx, feature_id, symbol, timeframe.value)
+    rows = generation.list_datasets(ctx, feature_id, symbol, timeframe.value)
     return [FeatureDatasetRead.model_validate(r) for r in rows]
 
 
