@@ -112,7 +112,7 @@ def test_duplicate_timestamps_in_one_upload_are_rejected(client: TestClient) -> 
     ("kwargs", "status", "expected"),
     [
         ({"json": {"bars": []}}, 422, "JSON upload must be"),
-        ({"json": {"bars": [{"timestamp": "2020-01-02", "open": 1}]}}, 422, "missing: high, low, close, volume"),
+        ({"json": {"bars": [{"timestamp": "2020-01-02", "open": 1}]}}, 422, "columns timestamp, close (optional: open, high, low, volume); missing: close"),
         ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
         ({"files": {"other": ("b.csv", b"a,b\n1,2\n", "text/csv")}}, 422, "field 'file'"),
     ],

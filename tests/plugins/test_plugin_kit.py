@@ -183,6 +183,43 @@ def test_a_peeking_feature_plugin_fails_the_causality_check(register: Callable[.
     assert "changed at or before t=" in str(caught.value)
 
 
+class ToyRange(ToyMomentum):
+    """Broken declaration: reads high and low, declares close only."""
+
+    key = "statistical.toy_range"
+    outputs = ("toy_range",)
+
+    @property
+    def lookback(self) -> int:
+        return 0
+
+    def bar_fields(self) -> tuple[str, ...]:
+        return ("close",)
+
+    def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
+        bars = inputs.bars
+        return {"toy_range": (bars.high - bars.low) / bars.close}
+
+
+def test_a_plugin_reading_undeclared_bar_fields_fails_naming_them(register: Callable[..., None]) -> None:
+    register(feature_plugins, ToyRange)
+    with pytest.raises(ConformanceError) as caught:
+        check_feature_plugin(ToyRange)
+    assert list(caught.value.failures) == ["check_reads_only_declared_bar_fields"]
+    assert "changes when open, high, low, volume are absent" in str(caught.value)
+
+
+def test_a_plugin_that_declares_what_it_reads_passes_on_close_only_bars(register: Callable[..., None]) -> None:
+    class ToyCloseMomentum(ToyMomentum):
+        key = "statistical.toy_close_momentum"
+
+        def bar_fields(self) -> tuple[str, ...]:
+            return ("close",)
+
+    register(feature_plugins, ToyCloseMomentum)
+    check_feature_plugin(ToyCloseMomentum)
+
+
 # --- a sentiment scorer -----------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from alphaforge.errors import InvalidInput
 from alphaforge.ingestion.bars import parse_bars_upload
-from alphaforge.marketdata.bars import aggregate_weekly, canonical, fingerprint, normalize_symbol
+from alphaforge.marketdata.bars import aggregate_weekly, canonical, fingerprint, normalize_symbol, present_fields
 from alphaforge.marketdata.times import to_utc
 from alphaforge.ingestion.bundled import sample_bars
 
@@ -99,9 +99,41 @@ def test_gate_accepts_the_bundled_data_and_reports_each_rule() -> None:
     assert isinstance(error, InvalidInput) and "and 2 more" in error.message
 
 
-def test_gate_requires_the_columns() -> None:
-    with pytest.raises(InvalidInput, match="missing: timestamp, volume"):
-        parse_bars_upload(pd.DataFrame({"open": [1], "high": [1], "low": [1], "close": [1]}))
+def test_gate_requires_a_time_and_a_close() -> None:
+    with pytest.raises(InvalidInput, match=r"need the columns timestamp, close \(optional: open, high, low, volume\); "
+                                           "missing: timestamp, close"):
+        parse_bars_upload(pd.DataFrame({"open": [1], "high": [1], "low": [1], "volume": [1]}))
+
+
+def test_a_close_only_upload_keeps_the_other_fields_absent() -> None:
+    frame, report = parse_bars_upload(pd.DataFrame({"Date": ["2020-01-03", "2020-01-02"], "Close": [2.0, 1.0]}))
+    assert report.ok
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert frame["close"].tolist() == [1.0, 2.0]  # sorted by time
+    assert frame[["open", "high", "low", "volume"]].isna().all().all()  # never made up
+    assert present_fields(frame) == ("close",)
+
+
+def test_a_present_field_must_hold_a_number_in_every_row() -> None:
+    _, report = parse_bars_upload(pd.DataFrame({"timestamp": ["2020-01-02", "2020-01-03"], "close": [1.0, 2.0],
+                                                "volume": [100.0, None]}))
+    assert not report.ok and [b.row for b in report.bad_rows] == [2]
+    assert report.bad_rows[0].problems == ["volume is missing or not a finite number"]
+
+
+def test_ohlc_rules_apply_between_the_fields_an_upload_has() -> None:
+    _, report = parse_bars_upload(pd.DataFrame({"timestamp": ["2020-01-02", "2020-01-03"], "close": [5.0, 2.0],
+                                                "high": [4.0, 3.0]}))
+    assert [(b.row, b.problems) for b in report.bad_rows] == [(1, ["close > high"])]
+
+
+def test_weekly_bars_of_a_close_only_series_have_no_volume() -> None:
+    days = pd.date_range("2020-01-06", periods=10, freq="B", tz="UTC")
+    daily, report = parse_bars_upload(pd.DataFrame({"timestamp": days, "close": np.arange(1.0, 11.0)}))
+    assert report.ok
+    weekly = aggregate_weekly(daily)
+    assert weekly["close"].tolist() == [5.0, 10.0]  # each week's last close
+    assert weekly[["open", "high", "low", "volume"]].isna().all().all()  # not a volume of 0
 
 
 def test_canonical_sorts_and_converts_to_utc_nanoseconds() -> None:

@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.marketdata.bars import Timeframe, frame_to_records
-from alphaforge.plugins.features import FeaturePlugin, needs_full_history
+from alphaforge.marketdata.bars import Timeframe, describe_fields, frame_to_records, present_fields
+from alphaforge.plugins.features import FeaturePlugin, needs_full_history, required_bar_fields
 from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.features.definitions import NOT_FOUND, resolve_plugin
 from alphaforge.features.identity import identity_document
@@ -155,6 +155,15 @@ def feature_bars(
         raise InvalidInput(
             f"no {timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
             "check the symbol and range with GET /api/v1/market-data/symbols"
+        )
+    present = present_fields(bars)
+    missing = [c for c in required_bar_fields(plugin) if c not in present]
+    if missing:
+        raise InvalidInput(
+            f"{plugin.key} reads the bar fields {', '.join(required_bar_fields(plugin))}, and the "
+            f"{timeframe.value} bars of {symbol} lack {', '.join(missing)} (they hold {describe_fields(present)}): "
+            "choose a feature that reads only what the series holds, e.g. one computed from close",
+            missing_fields=missing,
         )
     return bars, in_range
 

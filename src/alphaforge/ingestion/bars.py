@@ -27,6 +27,8 @@ class BadRow:
 
 BarsQualityReport = RecordsQualityReport[BadRow]
 
+#: The fields an upload may lack (a close-only series: adjusted closes, an index level).
+OPTIONAL_FIELDS = ("open", "high", "low", "volume")
 #: The names a bar's time column may have.
 _ALIASES = {"timestamp": ("timestamp", "datetime", "date", "time")}
 #: The timestamps a bar can have: int64 nanoseconds since the epoch.
@@ -61,31 +63,38 @@ def _duplicated(values: np.ndarray) -> np.ndarray:
 def parse_bars_upload(records: pd.DataFrame | Records) -> tuple[pd.DataFrame, BarsQualityReport]:
     """Parse raw uploaded rows (any case of column names) and run the quality gate.
 
-    Returns the canonical frame and the report; the frame is only meaningful if the
+    ``timestamp`` and ``close`` are required; open, high, low and volume may be absent as
+    whole columns (their frame columns are then NaN throughout: never fabricated), but a
+    column that is there must hold a finite number in every row. Returns the canonical frame and the report; the frame is only meaningful if the
     report is ok. Rows are numbered from 1 in upload order. The rows are read chunk by
     chunk; only the parsed numbers are kept.
     """
     records = as_records(records)
-    columns = resolve_columns(records, "bars", ("timestamp", *BAR_COLUMNS), aliases=_ALIASES)
+    columns = resolve_columns(records, "bars", ("timestamp", "close"), OPTIONAL_FIELDS, aliases=_ALIASES)
+    fields = [c for c in BAR_COLUMNS if c in columns]  # close, and the optional fields it has
     stamps, unusable_rows = ColumnBuffer(1, "int64"), ColumnBuffer(1, "bool")
-    values = ColumnBuffer(len(BAR_COLUMNS), "float64")  # becomes the frame's one block
+    values = ColumnBuffer(len(fields), "float64")
     given = FirstValues()  # the first unusable timestamps as uploaded, for the 422
-    for chunk in records.chunks([columns["timestamp"], *(columns[c] for c in BAR_COLUMNS)]):
+    for chunk in records.chunks([columns["timestamp"], *(columns[c] for c in fields)]):
         raw_ts = chunk.iloc[:, 0]
         ns, unusable = parse_times(raw_ts, _TS_MIN, _TS_MAX)
         given.offer(stamps.n_rows, unusable, raw_ts)
         stamps.append(ns)
         unusable_rows.append(unusable)
-        values.append(*(parse_numbers(chunk.iloc[:, k + 1]) for k in range(len(BAR_COLUMNS))))
+        values.append(*(parse_numbers(chunk.iloc[:, k + 1]) for k in range(len(fields))))
     n = stamps.n_rows
     require_rows(n, "bars")
 
-    ns, unusable, block = stamps.values()[0], unusable_rows.values()[0], values.values()
+    ns, unusable = stamps.values()[0], unusable_rows.values()[0]
+    block = np.full((len(BAR_COLUMNS), n), np.nan)  # a field the upload lacks stays NaN throughout
+    given_block = values.values()
+    for k, c in enumerate(fields):
+        block[BAR_COLUMNS.index(c)] = given_block[k]
     o, h, low, c_, v = block
 
-    rules: list[Rule] = [(~np.isfinite(block[k]), f"{c} is missing or not a finite number")
-                         for k, c in enumerate(BAR_COLUMNS)]
-    with np.errstate(invalid="ignore"):
+    rules: list[Rule] = [(~np.isfinite(block[BAR_COLUMNS.index(c)]), f"{c} is missing or not a finite number")
+                         for c in fields]
+    with np.errstate(invalid="ignore"):  # a comparison with an absent field (NaN) is False
         rules += [
             (low > o, "low > open"),
             (o > h, "open > high"),

@@ -1,7 +1,11 @@
 """Bundled real data, loaded on first start with no network (for tests and examples).
 
 Bars: the daily S&P 500 (GSPC) and NASDAQ Composite (IXIC) for 1999-2018 that the ``arch``
-package ships (:func:`load_sample_bars`).
+package ships (:func:`load_sample_bars`), and the adjusted daily closes of 20 large US
+stocks (:data:`SP20_SYMBOLS`, 1990-01-02 to 2022-12-28) that ``skfolio`` ships
+(:func:`load_sp20_bars`): close-only series, their open, high, low and volume absent. They
+are for tests and examples, not research conclusions: twenty of today's large caps, chosen
+with hindsight (survivorship is built in).
 
 Macro series (no network), loaded on first start from the ``arch`` package by
 :func:`load_bundled_macro`, with these default publication lags as ``available_at``
@@ -31,9 +35,11 @@ Missing values in the bundled data (holidays in VIX/WTI) are dropped.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,6 +87,41 @@ def load_sample_bars(store: LocalBarStore) -> list[str]:
         loaded.append(symbol)
         log.info("loaded bundled sample bars for %s (%d bars)", symbol, len(frame))
     return loaded
+
+
+#: The stocks of skfolio's ``load_sp500_dataset`` (the universe SP20).
+SP20_SYMBOLS = ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP",
+                "PFE", "PG", "RRC", "UNH", "WMT", "XOM")
+
+
+def sp20_closes() -> pd.DataFrame:
+    """The adjusted closes skfolio ships (dates x the 20 symbols), read from the package's
+    data file without importing skfolio (whose import costs a second)."""
+    spec = importlib.util.find_spec("skfolio")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the skfolio package is not installed; it ships the SP20 sample data")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "sp500_dataset.csv.gz"
+    frame = pd.read_csv(path, index_col=0)
+    if tuple(frame.columns) != SP20_SYMBOLS:
+        raise RuntimeError(f"skfolio's sp500 dataset changed: columns {list(frame.columns)}")
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index)).tz_localize("UTC")
+    return frame
+
+
+def load_sp20_bars(store: LocalBarStore) -> list[str]:
+    """Ingest the SP20 close-only daily bars the store does not hold yet; returns those loaded."""
+    held = {(s.symbol, s.timeframe) for s in store.list_series()}
+    missing = [symbol for symbol in SP20_SYMBOLS if (symbol, Timeframe.DAY.value) not in held]
+    if not missing:
+        return []
+    closes = sp20_closes()
+    for symbol in missing:
+        frame, report = parse_bars_upload(pd.DataFrame({"timestamp": closes.index, "close": closes[symbol].to_numpy()}))
+        if not report.ok:  # the bundled data is clean; this guards against a package change
+            raise report.error(symbol)
+        store.append(symbol, Timeframe.DAY, frame)
+    log.info("loaded the bundled SP20 close-only bars (%d symbols)", len(missing))
+    return missing
 
 
 def _next_day(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:

@@ -12,7 +12,7 @@ import pandas as pd
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyUnavailable
 from alphaforge.ingestion.bars import parse_bars_upload
-from alphaforge.ingestion.bundled import load_bundled_macro, load_sample_bars
+from alphaforge.ingestion.bundled import load_bundled_macro, load_sample_bars, load_sp20_bars
 from alphaforge.ingestion.fundamentals import parse_fundamentals_upload
 from alphaforge.ingestion.macro import parse_macro_upload
 from alphaforge.ingestion.news import parse_news_upload
@@ -65,11 +65,13 @@ def ingest_news(ctx: Context, symbol: str, records: Upload) -> NewsIngestReport:
 
 
 def load_bundled_data(ctx: Context) -> None:
-    """The sample bars (when bars are local) and macro series, once (idempotent). A store
-    that is down now is not fatal: the service starts, and loads them at the next start."""
+    """The sample bars (GSPC, IXIC and the SP20 close-only series, when bars are local) and
+    macro series, once (idempotent). A store that is down now is not fatal: the service
+    starts, and loads them at the next start."""
     try:
         if ctx.bars_are_local:
             load_sample_bars(ctx.bar_store)
+            load_sp20_bars(ctx.bar_store)
         load_bundled_macro(ctx.macro)
     except DependencyUnavailable as exc:
         log.warning("started without the bundled data: %s (it is loaded at the next start)", exc.message)

@@ -2,7 +2,9 @@
 upload gate is :mod:`alphaforge.ingestion.bars`).
 
 Canonical frame: a ``DatetimeIndex`` named ``timestamp`` (UTC, nanoseconds, strictly
-increasing) and float64 columns ``open, high, low, close, volume`` in that order.
+increasing) and float64 columns ``open, high, low, close, volume`` in that order. Close is
+always there; a series may lack open, high, low or volume (a close-only series of adjusted
+closes): such a column is NaN throughout, never fabricated (:func:`present_fields`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def normalize_symbol(symbol: str) -> str:
             "starting with a letter or digit (e.g. GSPC, BRK.B, BTC-USD)"
         )
     return normalized
+
+
+def present_fields(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The bar fields a series holds: a column that is NaN throughout is one it lacks."""
+    return tuple(c for c in BAR_COLUMNS if len(frame) and not np.isnan(frame[c].to_numpy(dtype="float64")).all())
+
+
+def describe_fields(fields: tuple[str, ...]) -> str:
+    return "close only" if fields == ("close",) else ", ".join(fields)
 
 
 def empty_frame() -> pd.DataFrame:
@@ -120,7 +131,7 @@ def aggregate_weekly(daily: pd.DataFrame) -> pd.DataFrame:
             "high": grouped["high"].max().to_numpy(),
             "low": grouped["low"].min().to_numpy(),
             "close": grouped["close"].last().to_numpy(),
-            "volume": grouped["volume"].sum().to_numpy(),
+            "volume": grouped["volume"].sum(min_count=1).to_numpy(),  # an absent volume stays NaN
         },
         index=pd.DatetimeIndex(pd.Series(index.asi8).groupby(week, sort=True).max().to_numpy(), tz="UTC")
         .as_unit("ns")

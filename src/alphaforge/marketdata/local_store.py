@@ -14,6 +14,8 @@ from sqlalchemy import select
 from alphaforge.errors import Conflict, InvalidInput
 from alphaforge.marketdata.bars import (
     BAR_COLUMNS,
+    describe_fields,
+    present_fields,
     Timeframe,
     aggregate_weekly,
     canonical,
@@ -63,6 +65,12 @@ class LocalBarStore(BarProvider):
             raise InvalidInput("1w bars are aggregated from 1d bars; ingest 1d (or 1h) bars instead")
         with self._lock(symbol, timeframe):
             existing = self._read(symbol, timeframe, lost_ok=True)
+            if existing is not None and len(existing) and present_fields(existing) != present_fields(bars):
+                raise InvalidInput(
+                    f"the stored {timeframe.value} bars of {symbol} have {describe_fields(present_fields(existing))}; "
+                    f"this upload has {describe_fields(present_fields(bars))}: a series keeps one set of fields "
+                    "(upload the same columns, or store the other kind under another symbol)"
+                )
             replaced = int(existing.index.isin(bars.index).sum()) if existing is not None else 0
             if existing is not None and len(existing):
                 merged = pd.concat([existing[~existing.index.isin(bars.index)], bars])

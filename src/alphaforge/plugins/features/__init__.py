@@ -15,6 +15,7 @@ from alphaforge.plugins.features.base import (
     FeaturePlugin,
     feature_plugins,
     needs_full_history,
+    required_bar_fields,
     with_input_features,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "FeaturePlugin",
     "feature_plugins",
     "needs_full_history",
+    "required_bar_fields",
     "with_input_features",
 ]

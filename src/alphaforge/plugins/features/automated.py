@@ -186,6 +186,10 @@ class Tsfresh(FeaturePlugin):
         p = self.params
         return p.window - 1 + (1 if p.column in _RETURN_COLUMNS else 0)
 
+    def bar_fields(self) -> tuple[str, ...]:
+        column = self.params.column
+        return ("close",) if column in _RETURN_COLUMNS else (column,)
+
     def _series(self, inputs: FeatureInputs) -> np.ndarray:
         bars, column = inputs.bars, self.params.column
         with np.errstate(divide="ignore", invalid="ignore"):

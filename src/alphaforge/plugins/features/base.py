@@ -115,6 +115,14 @@ class FeaturePlugin(ABC):
         (their fingerprints join the hash)."""
         return []
 
+    def bar_fields(self) -> tuple[str, ...]:
+        """The bar fields ``compute`` reads (all five unless the plugin says fewer). A series
+        may lack open, high, low or volume (a close-only series); a definition asked for
+        fields the bars lack is refused with a 422 naming them, never fed NaN or made-up
+        values. The conformance kit checks the declaration: no value may change when every
+        other field is NaN."""
+        return BAR_COLUMNS
+
     #: True when the plugin reads the bars' symbol's news articles.
     reads_news: ClassVar[bool] = False
 
@@ -154,11 +162,18 @@ class FeaturePlugin(ABC):
             "output_columns": default.output_columns,
             "lookback": default.lookback,
             "recursive": cls.recursive,
+            "bar_fields": list(default.bar_fields()),
             "reads_news": cls.reads_news,
             "sentiment_scorer": default.sentiment_scorer(),
             "input_features": {a: p.key for a, p in default.input_features().items()},
             "libraries": cls.library_versions(),
         }
+
+
+def required_bar_fields(plugin: FeaturePlugin) -> tuple[str, ...]:
+    """The bar fields the plugin reads, itself or through its input features (bar order)."""
+    wanted = set(plugin.bar_fields()).union(*(required_bar_fields(p) for p in plugin.input_features().values()))
+    return tuple(c for c in BAR_COLUMNS if c in wanted)
 
 
 def needs_full_history(plugin: FeaturePlugin) -> bool:

@@ -12,6 +12,7 @@ where the figure is <= 0; ``earnings_yield`` (EPS / close) keeps negative values
 
 from __future__ import annotations
 
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -33,6 +34,13 @@ def _field(default: str, description: str = "A fundamentals field of the symbol"
 class FundamentalPlugin(FeaturePlugin):
     category = "fundamental"
     libraries = ("numpy",)
+
+    #: True for a price ratio (the bars' close over a per-share figure).
+    reads_close: ClassVar[bool] = False
+
+    def bar_fields(self) -> tuple[str, ...]:
+        """The bars' times only, and their close for a price ratio."""
+        return ("close",) if self.reads_close else ()
 
     @property
     def lookback(self) -> int:
@@ -83,6 +91,7 @@ class BookParams(PluginParams):
 @feature_plugins.register
 class PeRatio(FundamentalPlugin):
     key = "fundamental.pe_ratio"
+    reads_close = True
     description = "close / EPS known at each bar; NaN where that EPS is <= 0 (a P/E of a loss is not meaningful)."
     outputs = ("pe_ratio",)
     Params = EpsParams
@@ -97,6 +106,7 @@ class PeRatio(FundamentalPlugin):
 @feature_plugins.register
 class PbRatio(FundamentalPlugin):
     key = "fundamental.pb_ratio"
+    reads_close = True
     description = "close / book value per share known at each bar; NaN where that book value is <= 0."
     outputs = ("pb_ratio",)
     Params = BookParams
@@ -111,6 +121,7 @@ class PbRatio(FundamentalPlugin):
 @feature_plugins.register
 class EarningsYield(FundamentalPlugin):
     key = "fundamental.earnings_yield"
+    reads_close = True
     description = "EPS known at each bar / close (the inverse of P/E, defined for losses too)."
     outputs = ("earnings_yield",)
     Params = EpsParams

@@ -27,6 +27,9 @@ class MacroPlugin(FeaturePlugin):
     category = "macro"
     libraries = ("numpy",)
 
+    def bar_fields(self) -> tuple[str, ...]:
+        return ()  # the bars' times only
+
     @property
     def lookback(self) -> int:
         return 0

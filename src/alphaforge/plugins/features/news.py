@@ -122,6 +122,9 @@ class NewsPlugin(FeaturePlugin):
     reads_news = True
     libraries = ("numpy", "pandas")
 
+    def bar_fields(self) -> tuple[str, ...]:
+        return ()  # the bars' times only
+
 
 SENTIMENT_COLUMNS = tuple(f"sentiment_{c}" for c in SCORE_COLUMNS)
 

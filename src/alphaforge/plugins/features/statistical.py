@@ -25,6 +25,10 @@ class StatisticalPlugin(FeaturePlugin):
     category = "statistical"
     libraries = ("numpy", "pandas")
 
+    def bar_fields(self) -> tuple[str, ...]:
+        """Close (to close), or the bar column the definition names."""
+        return (getattr(self.params, "column", "close"),)
+
 
 class PeriodParams(PluginParams):
     period: int = Field(1, ge=1, le=1000, description="Bars between the two closes")

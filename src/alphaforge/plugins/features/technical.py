@@ -42,6 +42,9 @@ class TalibPlugin(FeaturePlugin):
         column = getattr(self.params, "column", None)
         return (column,) if column else self.inputs
 
+    def bar_fields(self) -> tuple[str, ...]:
+        return self.input_columns()
+
     @cached_property
     def lookback(self) -> int:  # type: ignore[override]
         fn = abstract.Function(self.function)

@@ -29,6 +29,7 @@ from alphaforge.plugins.testing.features import (
     check_feature_outputs,
     check_feature_plugin,
     check_lookback_is_the_warm_up,
+    check_reads_only_declared_bar_fields,
     check_same_bars_same_values,
 )
 from alphaforge.plugins.testing.models import (
@@ -80,6 +81,7 @@ __all__ = [
     "check_invalid_parameters_refused",
     "check_learns_a_linear_signal",
     "check_lookback_is_the_warm_up",
+    "check_reads_only_declared_bar_fields",
     "check_model_conformance_tags",
     "check_model_metadata",
     "check_model_plugin",

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alphaforge.marketdata.articles import NewsArticles
+from alphaforge.marketdata.bars import BAR_COLUMNS
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.features import (
     FEATURE_CATEGORIES,
@@ -31,6 +32,7 @@ from alphaforge.plugins.features import (
     FeatureInputs,
     FeaturePlugin,
     feature_plugins,
+    required_bar_fields,
     with_input_features,
 )
 from alphaforge.plugins.testing._core import conformance_check, require, run_checks
@@ -218,6 +220,26 @@ def check_lookback_is_the_warm_up(cls: type[FeaturePlugin]) -> None:
         require(np.isnan(matrix[lookback - 1]).any(), f"lookback={lookback} is larger than needed")
 
 
+@conformance_check
+def check_reads_only_declared_bar_fields(cls: type[FeaturePlugin]) -> None:
+    """``bar_fields`` names every bar field ``compute`` reads: with the other fields NaN
+    throughout (a series that lacks them), every value is the same, NaN for NaN. (A plugin
+    that declares more than it reads is only refused on more series than it need be.)"""
+    plugin = cls.from_parameters({})
+    wanted = required_bar_fields(plugin)
+    unread = [c for c in BAR_COLUMNS if c not in wanted]
+    full = plugin.compute(_inputs(plugin, bars()))
+    lacking = bars().copy()
+    lacking[unread] = np.nan
+    partial = plugin.compute(_inputs(plugin, lacking))
+    for name in full:
+        require(
+            np.array_equal(full[name], partial[name], equal_nan=True),
+            f"{name} changes when {', '.join(unread)} are absent: add what compute reads to bar_fields "
+            f"(declared: {', '.join(plugin.bar_fields()) or 'none'})",
+        )
+
+
 def _perturb_records_after(series: PitSeries, cutoff: int, rng: np.random.Generator) -> PitSeries:
     """Records known by ``cutoff`` kept; every later one changed, plus restatements of old
     observations and new observations published after it (macro series and fundamentals
@@ -329,6 +351,7 @@ FEATURE_CHECKS = (
     check_feature_outputs,
     check_same_bars_same_values,
     check_lookback_is_the_warm_up,
+    check_reads_only_declared_bar_fields,
     check_feature_causality,
 )
 
