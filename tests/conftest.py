@@ -163,6 +163,23 @@ def app_client(settings: Settings) -> TestClient:
     return TestClient(create_app(settings), headers=ADMIN_HEADERS)
 
 
+def bearer(key: str) -> dict[str, str]:
+    """Headers that send ``key`` (instead of the admin key the test clients send)."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def keys(client: TestClient) -> dict[str, str]:
+    """A key of each role for the module's app, the read and research ones created through the API."""
+    made = {}
+    for role in ("read", "research"):
+        response = client.post("/api/v1/keys", json={"name": f"{role} tester", "role": role})
+        assert response.status_code == 201, response.text
+        made[role] = response.json()["key"]
+    made["admin"] = ADMIN_KEY
+    return made
+
+
 CreateFeature = Callable[..., dict]
 
 

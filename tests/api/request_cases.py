@@ -19,7 +19,7 @@ from typing import Any
 from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
 
-F, M = "{feature_id}", "{model_id}"  # filled with real ids at run time
+F, M, U = "{feature_id}", "{model_id}", "{universe_id}"  # filled with real ids at run time
 
 #: Values whose Unicode case mapping is ASCII, plus fullwidth letters: never another symbol.
 FOLDING = ["ı", "ß", "ﬀ", "ＧＳＰＣ", "\u212a"]  # dotless i, sharp s, ligature ff, fullwidth, Kelvin sign
@@ -89,6 +89,15 @@ VALID: dict[tuple[str, str], Request] = {
     ("POST", "/api/v1/models/tune/async"): Request(body=_TUNE),
     ("POST", "/api/v1/models/automl"): Request(body=_AUTOML),
     ("POST", "/api/v1/models/automl/async"): Request(body=_AUTOML),
+    ("POST", "/api/v1/universes"): Request(body={
+        "name": "universe", "description": "a note",
+        "members": [{"symbol": "GSPC", "from": "2005-01-01", "to": "2010-01-01T00:00:00Z"}],
+    }),
+    ("PATCH", "/api/v1/universes/{universe_id}"): Request({"universe_id": U}, body={
+        "name": "universe 2", "description": "a note",
+        "members": [{"symbol": "IXIC", "from": "2005-01-01T00:00:00+00:00", "to": "2010-01-01"}], "version": 1,
+    }),
+    ("GET", "/api/v1/universes/{universe_id}/members"): Request({"universe_id": U}, {"at": "2008-01-01T00:00:00Z"}),
     ("POST", "/api/v1/keys"): Request(body={"name": "alice's notebook", "role": "read"}),
     ("GET", "/api/v1/audit"): Request(query={"since": "2018-01-01", "until": "2030-01-01T00:00:00Z"}),
     ("GET", "/api/v1/market-data/{symbol}/bars"): Request(

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from alphaforge.settings import Settings
-from conftest import ADMIN_HEADERS, CreateFeature, SettingsFactory, app_client
+from conftest import CreateFeature, SettingsFactory, app_client, bearer
 
 RANK = {"read": 0, "research": 1, "admin": 2}
 PATH_VALUES = {"symbol": "GSPC", "series": "VIX"}
@@ -48,22 +48,6 @@ def api_operations(client: TestClient) -> list[tuple[str, str]]:
 
 def concrete(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES.get(m.group(1), str(uuid.uuid4())), path)
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture(scope="module")
-def keys(client: TestClient) -> dict[str, str]:
-    """A key of each role, created through the API."""
-    made = {}
-    for role in ("read", "research"):
-        response = client.post("/api/v1/keys", json={"name": f"{role} tester", "role": role})
-        assert response.status_code == 201, response.text
-        made[role] = response.json()["key"]
-    made["admin"] = ADMIN_HEADERS["Authorization"].split()[1]
-    return made
 
 
 def call(client: TestClient, method: str, path: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -49,12 +49,14 @@ UNBOUNDED = {("param_space", "*", "choices", "[]"): "categorical choices: values
 # -- fixtures -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ids(client: TestClient) -> dict[str, str]:
-    """A feature and a trained model to aim the requests at, and PIT data for the reads."""
+    """A feature, a trained model and a universe to aim the requests at, and PIT data for the reads."""
     feature = client.post("/api/v1/features", json=VALID["POST", "/api/v1/features"].body)
     assert feature.status_code == 201, feature.text
     model = client.post("/api/v1/models", json=VALID["POST", "/api/v1/models"].body)
     assert model.status_code == 201, model.text
-    out = {"feature_id": feature.json()["id"], "model_id": model.json()["id"]}
+    universe = client.post("/api/v1/universes", json=VALID["POST", "/api/v1/universes"].body)
+    assert universe.status_code == 201, universe.text
+    out = {"feature_id": feature.json()["id"], "model_id": model.json()["id"], "universe_id": universe.json()["id"]}
     train = client.post(f"/api/v1/models/{out['model_id']}/train", json=_fill(VALID["POST", "/api/v1/models/{model_id}/train"].body, out))
     assert train.status_code == 200, train.text
     for kind, body in (
@@ -66,7 +68,10 @@ def ids(client: TestClient) -> dict[str, str]:
 
 
 def _fill(value: Any, ids: dict[str, str]) -> Any:
-    return json.loads(json.dumps(value).replace("{feature_id}", ids["feature_id"]).replace("{model_id}", ids["model_id"]))
+    text = json.dumps(value)
+    for name, value_id in ids.items():
+        text = text.replace(f"{{{name}}}", value_id)
+    return json.loads(text)
 
 
 def send(client: TestClient, method: str, path: str, request: Request, ids: dict[str, str]) -> Response:
@@ -93,6 +98,7 @@ def snapshot(client: TestClient, ids: dict[str, str]) -> dict[str, Any]:
         "symbols": client.get("/api/v1/market-data/symbols").json(),
         "feature": client.get(f"/api/v1/features/{ids['feature_id']}").json(),
         "model": client.get(f"/api/v1/models/{ids['model_id']}").json(),
+        "universe": client.get(f"/api/v1/universes/{ids['universe_id']}").json(),
     }
 
 

@@ -5,7 +5,7 @@ functions and under TYPE_CHECKING): no circle, no edge up a layer, and no privat
 Layers, bottom first: foundations (errors, settings, hashing, actor, logs) < storage, auth,
 marketdata, ingestion, plugins, evaluation, schemas, tracking, context (infrastructure and
 pure code)
-< features, training, tuning, tasks (the domains) < api, cli, bootstrap (entry points). Domains may
+< features, training, tuning, tasks, universes (the domains) < api, cli, bootstrap (entry points). Domains may
 import each other (tuning uses training) as long as no circle forms.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 LOWER = {"errors", "settings", "hashing", "actor", "logs", "storage", "auth", "marketdata", "ingestion", "plugins",
          "evaluation", "schemas", "tracking", "context"}
-DOMAINS = {"features", "training", "tuning", "tasks"}
+DOMAINS = {"features", "training", "tuning", "tasks", "universes"}
 ENTRY = {"api", "cli", "bootstrap"}
 
 

@@ -22,6 +22,7 @@ from alphaforge.api.routes import (
     news,
     tasks,
     tuning,
+    universes,
 )
 from alphaforge.api.security import check_every_route_has_a_role
 from alphaforge.bootstrap import start_context
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(news.router)  # before market_data, like macro
     api.include_router(market_data.router)
     api.include_router(models.router)
+    api.include_router(universes.router)
     api.include_router(tuning.router)
     api.include_router(tasks.router)
     api.include_router(keys.router)

@@ -1,6 +1,6 @@
-"""What feature and model definitions share: reading rows and the optimistic-lock update.
+"""What feature, model and universe definitions share: reading rows and the optimistic-lock update.
 
-Both tables carry a revision counter (the ``version`` column and API field, as the seeds'
+Each table carries a revision counter (the ``version`` column and API field, as the seeds'
 contract names it) that SQLAlchemy uses as its version id: a PATCH may name the revision it
 read (compare-and-swap, 409 when it moved on), and an update that races another one in
 flight ends with ``StaleDataError``, also a 409.
@@ -18,9 +18,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, InvalidInput, NotFound
-from alphaforge.storage.tables import Feature, Model
+from alphaforge.storage.tables import Feature, Model, Universe
 
-Definition = TypeVar("Definition", Feature, Model)
+Definition = TypeVar("Definition", Feature, Model, Universe)
 
 
 def list_definitions(ctx: Context, table: type[Definition], skip: int, limit: int) -> list[Definition]:

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alphaforge import actor
@@ -119,6 +119,47 @@ class Model(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class Universe(Base):
+    """A named set of symbols with point-in-time membership: who was a member when, so a
+    backtest over a past year uses that year's members (survivorship made explicit)."""
+
+    __tablename__ = "universes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    # Optimistic lock, as on features and models: every edit bumps it.
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # Loaded with the universe (it is read after its session closes), in a stable order.
+    members: Mapped[list[UniverseMember]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+        order_by="(UniverseMember.symbol, UniverseMember.valid_from)",
+    )
+
+    __table_args__ = (UniqueConstraint("name", name="uq_universes_name"),)
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class UniverseMember(Base):
+    """One spell of a symbol in a universe: a member from ``valid_from`` (inclusive) until
+    ``valid_to`` (exclusive; None: still a member). A symbol may have several spells; they
+    never overlap (checked on the way in)."""
+
+    __tablename__ = "universe_members"
+
+    # Deleting a universe deletes its memberships.
+    universe_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("universes.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(20), primary_key=True)
+    valid_from: Mapped[datetime] = mapped_column(primary_key=True)
+    valid_to: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="ck_universe_members_spell"),)
 
 
 class Task(Base):

@@ -1,0 +1,139 @@
+"""Universe definitions: create, read, update (optimistic lock), delete; and who was a
+member when.
+
+A universe's memberships are spells ``[from, to)`` (``to`` None: still a member). The
+request types check each spell and that no two spells of one symbol overlap; here every
+symbol is checked against what the bar provider serves, and names are unique (409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import object_session
+
+from alphaforge.context import Context
+from alphaforge.errors import Conflict, InvalidInput, NotFound
+from alphaforge.hashing import utc_iso
+from alphaforge.schemas.universes import Membership, UniverseCreate, UniverseUpdate
+from alphaforge.storage.db import utcnow
+from alphaforge.storage.definitions import get_definition, list_definitions, requested_changes, update_definition
+from alphaforge.storage.tables import Universe, UniverseMember
+
+NOT_FOUND = "Universe not found"
+_NOT_NULL = ("name", "members")
+
+
+def check_symbols(ctx: Context, members: list[Membership]) -> None:
+    """422 naming every symbol the bar provider has no bars for."""
+    if not members:
+        return
+    known = {series.symbol for series in ctx.bars.list_series()}
+    unknown = sorted({m.symbol for m in members} - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown symbol(s) {', '.join(unknown)}: the market data has no bars for them; "
+            "ingest their bars first (POST /api/v1/market-data/{symbol}/bars) or leave them out",
+            unknown_symbols=unknown,
+        )
+
+
+def _rows(members: list[Membership]) -> list[UniverseMember]:
+    """The spells as rows, in the order a stored universe lists them (symbol, then from)."""
+    ordered = sorted(members, key=lambda m: (m.symbol, m.from_))
+    return [UniverseMember(symbol=m.symbol, valid_from=m.from_, valid_to=m.to) for m in ordered]
+
+
+@contextmanager
+def _unique_name(name: str | None) -> Iterator[None]:
+    """A second universe of one name is a 409 (the unique index decides, races included)."""
+    try:
+        yield
+    except IntegrityError:
+        if name is None:  # the name was not written: some other rule broke
+            raise
+        raise Conflict(f"a universe named {name!r} exists already; choose another name") from None
+
+
+def _check_name_free(ctx: Context, name: str, universe_id: uuid.UUID | None = None) -> None:
+    with ctx.db.session() as session:
+        holder = session.scalar(select(Universe.id).where(Universe.name == name))
+    if holder is not None and holder != universe_id:
+        raise Conflict(f"a universe named {name!r} exists already (id {holder}); choose another name")
+
+
+def create_universe(ctx: Context, data: UniverseCreate) -> Universe:
+    check_symbols(ctx, data.members)
+    _check_name_free(ctx, data.name)
+    universe = Universe(name=data.name, description=data.description, members=_rows(data.members), version=1)
+    with _unique_name(data.name), ctx.db.session() as session:
+        session.add(universe)
+    return universe
+
+
+def list_universes(ctx: Context, skip: int = 0, limit: int = 100) -> list[Universe]:
+    return list_definitions(ctx, Universe, skip, limit)
+
+
+def get_universe(ctx: Context, universe_id: uuid.UUID) -> Universe:
+    return get_definition(ctx, Universe, universe_id, NOT_FOUND)
+
+
+def update_universe(ctx: Context, universe_id: uuid.UUID, data: UniverseUpdate) -> Universe:
+    changes, expected_revision = requested_changes(data, _NOT_NULL)
+    if "members" in changes:
+        check_symbols(ctx, changes["members"])
+    if "name" in changes:
+        _check_name_free(ctx, changes["name"], universe_id)
+
+    def revise(universe: Universe, changes: dict[str, Any]) -> dict[str, Any]:
+        if "members" not in changes:
+            return {}
+        session = object_session(universe)
+        assert session is not None
+        # The universe's row is written first: a stale edit fails here (409) before any spell
+        # is touched, and its row lock keeps concurrent edits of the spells in turn.
+        universe.updated_at = utcnow()
+        session.flush()
+        # The old spells go next: a new spell may have an old one's identity (symbol, from).
+        universe.members.clear()
+        session.flush()
+        return {"members": _rows(changes["members"])}
+
+    with _unique_name(changes.get("name")):
+        return update_definition(
+            ctx, Universe, universe_id, changes, expected_revision, revise, noun="universe", not_found=NOT_FOUND
+        )
+
+
+def delete_universe(ctx: Context, universe_id: uuid.UUID) -> None:
+    """Delete a universe and its memberships (the foreign key cascades)."""
+    with ctx.db.session() as session:
+        universe = session.get(Universe, universe_id)
+        if universe is None:
+            raise NotFound(NOT_FOUND)
+        session.delete(universe)
+
+
+# -- who was a member when ------------------------------------------------------------------
+def members_at(universe: Universe, when: datetime) -> list[str]:
+    """The symbols that were members at ``when``: a spell holds it when from <= when < to."""
+    return sorted(
+        {m.symbol for m in universe.members if m.valid_from <= when and (m.valid_to is None or when < m.valid_to)}
+    )
+
+
+def members_between(universe: Universe, start: datetime, end: datetime) -> list[str]:
+    """The symbols that were members at any time in ``[start, end)``: a spell overlaps it
+    when from < end and start < to."""
+    if end <= start:
+        raise InvalidInput(f"end ({utc_iso(end)}) must be after start ({utc_iso(start)})")
+    return sorted(
+        {m.symbol for m in universe.members if m.valid_from < end and (m.valid_to is None or start < m.valid_to)}
+    )
