@@ -13,6 +13,7 @@ from alphaforge.settings import Settings
 from alphaforge.storage.migrate import upgrade
 from alphaforge.tasks.executors import make_executor
 from alphaforge.tasks.runner import fail_orphans
+from alphaforge.universes.sample import ensure_sp20
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,10 @@ def start_context(settings: Settings) -> Context:
         log.warning("the object store is not ready: %s", exc.message)
     if settings.load_sample_data:
         load_bundled_data(ctx)
+        try:
+            ensure_sp20(ctx)
+        except DependencyUnavailable as exc:
+            log.warning("the sample universe SP20 is created at the next start: %s", exc.message)
     try:  # embedded: what a previous process left PENDING/STARTED can never finish
         ended = fail_orphans(ctx)
         if ended:

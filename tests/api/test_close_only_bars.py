@@ -94,3 +94,13 @@ def test_a_series_keeps_one_set_of_fields(fresh_client: TestClient) -> None:
     assert onto_full.status_code == 422 and "this upload has close only" in onto_full.json()["detail"]
     bars = fresh_client.get("/api/v1/market-data/CLOSEONLY/bars").json()["bars"]
     assert [b["close"] for b in bars] == [10.0, 11, 12, 13, 14]  # the refused upload stored nothing
+
+
+def test_the_sp20_universe_is_created_at_first_start(client: TestClient, closes: pd.DataFrame) -> None:
+    (sp20,) = [u for u in client.get("/api/v1/universes").json() if u["name"] == "SP20"]
+    assert [m["symbol"] for m in sp20["members"]] == sorted(closes.columns)
+    assert {(m["from"], m["to"]) for m in sp20["members"]} == {("1990-01-02T00:00:00Z", None)}
+    members = client.get(f"/api/v1/universes/{sp20['id']}/members", params={"at": "2005-06-01"}).json()
+    assert sorted(members["symbols"]) == sorted(closes.columns)
+    before = client.get(f"/api/v1/universes/{sp20['id']}/members", params={"at": "1989-12-29"}).json()
+    assert before["symbols"] == []
