@@ -9,9 +9,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import pytest
@@ -21,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from alphaforge.api.app import create_app
 from alphaforge.settings import Settings
+from alphaforge.storage.migrate import upgrade
 from alphaforge.storage.parquet import from_parquet_bytes
 from support import ACCESS, ADMIN_HEADERS, ADMIN_KEY, free_port, require  # noqa: F401 - re-exported
 
@@ -30,21 +35,78 @@ POSTGRES_ADMIN_URL = os.environ.get(
 S3_CREDENTIALS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
 
 
+# -- template databases: migrated once per test process, copied for every app -------------
+Template = Literal["app", "mlflow"]
+
+
+def _migrate_app(url: str) -> None:
+    upgrade(url)  # alembic's engine uses NullPool: no connection outlives it
+
+
+def _create_mlflow_store(url: str) -> None:
+    """MLflow creates its tables (its own migrations) when a store first opens a database."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with tempfile.TemporaryDirectory(prefix="mlflow-template-") as artifacts:  # unused by alphaforge
+        with warnings.catch_warnings():  # MLflow's own mappers use a loader SQLAlchemy deprecates
+            warnings.simplefilter("ignore")
+            store = SqlAlchemyStore(url, Path(artifacts).as_uri())
+        store.engine.dispose()  # a template must have no open connection when it is copied
+
+
+TEMPLATE_BUILDERS: dict[str, Callable[[str], None]] = {"app": _migrate_app, "mlflow": _create_mlflow_store}
+SQLITE_TEMPLATE_FILES: dict[Template, str] = {"app": "alphaforge.db", "mlflow": "mlflow.db"}
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the embedded default's two SQLite files, already at the newest schema."""
+    folder = tmp_path_factory.mktemp("sqlite-templates")
+    for kind, filename in SQLITE_TEMPLATE_FILES.items():
+        TEMPLATE_BUILDERS[kind](f"sqlite:///{folder / filename}")
+    return folder
+
+
+def seed_data_dir(data_dir: Path, templates: Path, overrides: dict[str, object]) -> None:
+    """Copy the template files into a new data_dir, except those whose URL a test sets itself."""
+    settings_field = {"app": "database_url", "mlflow": "mlflow_tracking_uri"}
+    for kind, filename in SQLITE_TEMPLATE_FILES.items():
+        if overrides.get(settings_field[kind]) is None and not (data_dir / filename).exists():
+            shutil.copyfile(templates / filename, data_dir / filename)
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------
 class PostgresServer:
-    """Creates databases of our own for this test run and drops them at the end."""
+    """Creates databases of our own for this test run and drops them at the end.
+
+    ``new_database(template=...)`` copies a database migrated once per session
+    (``CREATE DATABASE ... TEMPLATE``): a copy takes ~0.07 s where migrating the app's
+    schema takes ~0.3 s and creating MLflow's ~1.8 s, for every app a test starts."""
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
         self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         self.created: list[str] = []
+        self.templates: dict[str, str] = {}
 
-    def new_database(self) -> str:
+    def new_database(self, template: Template | None = None) -> str:
         name = f"alphaforge_test_{uuid.uuid4().hex[:12]}"
+        source = f' TEMPLATE "{self._template(template)}"' if template else ""
         with self.engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{source}'))
         self.created.append(name)
+        return self.url(name)
+
+    def url(self, name: str) -> str:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def _template(self, kind: Template) -> str:
+        """The template of that kind, created and brought to the newest schema on first use."""
+        if kind not in self.templates:
+            url = self.new_database()
+            TEMPLATE_BUILDERS[kind](url)
+            self.templates[kind] = make_url(url).database  # type: ignore[assignment]
+        return self.templates[kind]
 
     def drop_all(self) -> None:
         with self.engine.connect() as conn:
@@ -87,7 +149,8 @@ def s3_endpoint() -> Iterator[str]:
 SettingsFactory = Callable[..., Settings]
 
 
-def _embedded_settings(tmp: Path, **overrides: object) -> Settings:
+def _embedded_settings(tmp: Path, templates: Path, **overrides: object) -> Settings:
+    seed_data_dir(tmp, templates, overrides)
     return Settings(data_dir=tmp, **{**ACCESS, **overrides})  # type: ignore[arg-type]
 
 
@@ -106,18 +169,20 @@ def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path_factory
     if backend == "production":
         pg: PostgresServer = request.getfixturevalue("postgres")
         endpoint: str = request.getfixturevalue("s3_endpoint")
+    else:
+        templates: Path = request.getfixturevalue("sqlite_templates")
 
     def factory(**overrides: object) -> Settings:
         tmp = tmp_path_factory.mktemp(backend)
         if backend == "embedded":
-            return _embedded_settings(tmp, **overrides)
+            return _embedded_settings(tmp, templates, **overrides)
         values: dict[str, object] = {
             "data_dir": tmp,
-            "database_url": pg.new_database(),
+            "database_url": pg.new_database(template="app"),
             "object_store_url": f"s3://alphaforge-{uuid.uuid4().hex[:12]}/objects",
             "s3_endpoint_url": endpoint,
             # MLflow's production store: a PostgreSQL database of its own (runs in a file folder).
-            "mlflow_tracking_uri": pg.new_database(),
+            "mlflow_tracking_uri": pg.new_database(template="mlflow"),
             "mlflow_artifact_root": (tmp / "mlartifacts").as_uri(),
             **S3_CREDENTIALS,
             **ACCESS,
