@@ -40,6 +40,7 @@ class Feature(Base):
     datasets: Mapped[list[FeatureDataset]] = relationship(
         back_populates="feature", cascade="all, delete-orphan", passive_deletes=True
     )
+    panels: Mapped[list[FeaturePanel]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
@@ -72,6 +73,36 @@ class FeatureDataset(Base):
     __table_args__ = (
         UniqueConstraint("feature_id", "version_hash", name="uq_feature_datasets_identity"),
         Index("ix_feature_datasets_lookup", "feature_id", "symbol", "timeframe", "created_at"),
+    )
+
+
+class FeaturePanel(Base):
+    """One feature over a universe (or a list of symbols), keyed by (timestamp, symbol): the
+    per-symbol datasets concatenated, addressed by the hash of its lineage."""
+
+    __tablename__ = "feature_panels"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Deleting a feature deletes its panels (the service removes their objects too).
+    feature_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("features.id", ondelete="CASCADE"))
+    # A deleted universe leaves its panels, which keep its name and spells in their lineage.
+    universe_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("universes.id", ondelete="SET NULL"))
+    symbols: Mapped[list[str]] = mapped_column(default=list)
+    timeframe: Mapped[str] = mapped_column(String(8))
+    start_date: Mapped[datetime]
+    end_date: Mapped[datetime]
+    version_hash: Mapped[str] = mapped_column(String(64))
+    storage_uri: Mapped[str] = mapped_column(String(1000))
+    row_count: Mapped[int]
+    columns: Mapped[list[str]] = mapped_column(default=list)
+    # The document the version hash was computed from: definition, membership, pieces.
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[uuid.UUID | None] = _created_by()
+
+    __table_args__ = (
+        UniqueConstraint("feature_id", "version_hash", name="uq_feature_panels_identity"),
+        Index("ix_feature_panels_lookup", "feature_id", "created_at"),
     )
 
 
