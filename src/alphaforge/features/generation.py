@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,12 +30,18 @@ from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.features.sources import PluginSources, gather_sources
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
-from alphaforge.storage.tables import Feature, FeatureDataset
+from alphaforge.storage.tables import Feature, FeatureDataset, FeaturePanel
 
 PREVIEW_ROWS = 10
 HASH_SCHEMA = "alphaforge.feature-dataset/1"
 #: Warm-up asked of the provider for recursive plugins: the whole stored history.
 FULL_HISTORY = 10**9
+
+Stored = TypeVar("Stored", FeatureDataset, FeaturePanel)
+
+
+class NoBarsInRange(InvalidInput):
+    """A 422 for one symbol; a panel member without bars in the range just has no rows."""
 
 
 @dataclass
@@ -50,7 +57,7 @@ class GenerateResult:
 
 
 @dataclass(frozen=True)
-class _Definition:
+class Definition:
     """A snapshot of the feature row, so no session stays open while computing."""
 
     id: uuid.UUID
@@ -59,10 +66,10 @@ class _Definition:
 
 
 @dataclass
-class _Plan:
+class DatasetPlan:
     """What a request would compute, and under which version hash (known before computing)."""
 
-    definition: _Definition
+    definition: Definition
     symbol: str
     timeframe: Timeframe
     start: datetime
@@ -79,7 +86,7 @@ def generate_dataset(
 ) -> GenerateResult:
     """``force`` (regenerate) recomputes and rewrites the object even on a hit; a new row
     is still only created when the hash changed."""
-    plan = _plan(ctx, feature_id, request)
+    plan = plan_dataset(ctx, feature_id, request)
     existing = _find(ctx, plan.definition.id, plan.version_hash)
     if existing is not None and not force:
         hit = _read_stored(ctx, existing)
@@ -91,7 +98,7 @@ def generate_dataset(
 def cached_dataset(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> GenerateResult | None:
     """The stored dataset for this request without computing anything (None on a miss):
     the API answers a hit itself and sends a miss to a worker."""
-    plan = _plan(ctx, feature_id, request)
+    plan = plan_dataset(ctx, feature_id, request)
     existing = _find(ctx, plan.definition.id, plan.version_hash)
     return None if existing is None else _read_stored(ctx, existing)
 
@@ -104,7 +111,8 @@ def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | Non
         return None
 
 
-def _plan(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> _Plan:
+def plan_dataset(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> DatasetPlan:
+    """The dataset a request names and its version hash, read from the bars without computing."""
     definition = check_generate_request(ctx, feature_id, request)
     plugin = definition.plugin
     symbol, start, end = request.symbol, request.start_date, request.end_date
@@ -114,15 +122,15 @@ def _plan(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) 
 
     span = {"start": utc_iso(start), "end": utc_iso(end), "warmup_bars": len(bars) - in_range}
     lineage = identity_document(HASH_SCHEMA, plugin, symbol, request.timeframe.value, bars, span, sources.lineage)
-    return _Plan(definition, symbol, request.timeframe, start, end, bars, in_range, sources, lineage,
+    return DatasetPlan(definition, symbol, request.timeframe, start, end, bars, in_range, sources, lineage,
                  content_hash(lineage))
 
 
-def _compute_and_store(ctx: Context, plan: _Plan, existing: FeatureDataset | None) -> GenerateResult:
+def _compute_and_store(ctx: Context, plan: DatasetPlan, existing: FeatureDataset | None) -> GenerateResult:
     frame = compute_frame(plan.definition.plugin, plan.bars, plan.in_range, plan.timeframe.value, plan.sources)
     key = f"{plan.definition.storage_prefix}/{plan.symbol}/{plan.timeframe.value}/{plan.version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
-    row = existing or _insert_or_get(
+    row = existing or insert_or_get(
         ctx,
         FeatureDataset(
             feature_id=plan.definition.id,
@@ -137,6 +145,7 @@ def _compute_and_store(ctx: Context, plan: _Plan, existing: FeatureDataset | Non
             source_fingerprint=plan.lineage["source_fingerprint"],
             lineage=plan.lineage,
         ),
+        lambda: _find(ctx, plan.definition.id, plan.version_hash),
     )
     _set_storage_uri_once(ctx, plan.definition.id, ctx.objects.uri(plan.definition.storage_prefix))
     return GenerateResult(row, frame, cached=False)
@@ -152,7 +161,7 @@ def feature_bars(
     bars = ctx.bars.get_bars(symbol, timeframe, start, end, warmup=warmup)
     in_range = int((bars.index >= pd.Timestamp(start)).sum())
     if in_range == 0:
-        raise InvalidInput(
+        raise NoBarsInRange(
             f"no {timeframe.value} bars for {symbol} in [{utc_iso(start)}, {utc_iso(end)}); "
             "check the symbol and range with GET /api/v1/market-data/symbols"
         )
@@ -168,10 +177,10 @@ def feature_bars(
     return bars, in_range
 
 
-def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> _Definition:
+def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> Definition:
     """The refusals that need no bars: unknown feature (404). (The request refused a bad
     symbol or range when it was parsed.)"""
-    return _load_definition(ctx, feature_id)
+    return load_definition(ctx, feature_id)
 
 
 def list_datasets(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
@@ -215,14 +224,15 @@ def preview_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame_to_records(frame.head(PREVIEW_ROWS))
 
 
-def _load_definition(ctx: Context, feature_id: uuid.UUID) -> _Definition:
+def load_definition(ctx: Context, feature_id: uuid.UUID) -> Definition:
+    """The feature row as a snapshot (404 when unknown)."""
     with ctx.db.session() as session:
         feature = session.get(Feature, feature_id)
         if feature is None:
             raise NotFound(NOT_FOUND)
         plugin = resolve_plugin(feature.plugin_key, feature.type, feature.parameters)
         prefix = ctx.objects.key_of(feature.storage_uri) if feature.storage_uri else f"features/{feature.id}"
-        return _Definition(id=feature.id, plugin=plugin, storage_prefix=prefix)
+        return Definition(id=feature.id, plugin=plugin, storage_prefix=prefix)
 
 
 def _find(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> FeatureDataset | None:
@@ -234,14 +244,15 @@ def _find(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> FeatureData
         ).one_or_none()
 
 
-def _insert_or_get(ctx: Context, row: FeatureDataset) -> FeatureDataset:
+def insert_or_get(ctx: Context, row: Stored, find: Callable[[], Stored | None]) -> Stored:
+    """Commit ``row``, or, when a concurrent identical request committed its identity first,
+    ``find`` that one (a dataset's or a panel's: same hash, same object key)."""
     try:
         with ctx.db.session() as session:
             session.add(row)
         return row
     except IntegrityError:
-        # A concurrent identical request committed first: same hash, same object key.
-        found = _find(ctx, row.feature_id, row.version_hash)
+        found = find()
         if found is None:  # the feature itself was deleted meanwhile
             raise NotFound(NOT_FOUND) from None
         return found

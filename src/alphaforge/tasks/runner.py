@@ -176,7 +176,8 @@ def child_finished(ctx: Context, parent_id: uuid.UUID) -> None:
         return
     try:
         assert kind.finalize is not None, f"{parent.kind} has children but no finalize step"
-        result = kind.finalize(ctx, parent.request, outcomes)
+        with actor.acting_as(parent.created_by):  # rows the parent creates record the submitting key
+            result = kind.finalize(ctx, parent.request, outcomes)
     except AlphaforgeError as exc:
         _finish(ctx, parent_id, FAILURE, error=(type(exc).__name__, exc.message), only_from=(PENDING, STARTED))
     except Exception as exc:  # noqa: BLE001

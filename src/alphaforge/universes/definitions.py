@@ -85,6 +85,20 @@ def get_universe(ctx: Context, universe_id: uuid.UUID) -> Universe:
     return get_definition(ctx, Universe, universe_id, NOT_FOUND)
 
 
+def find_universe(ctx: Context, reference: str) -> Universe:
+    """A universe by id or by name (404 naming the reference when neither matches)."""
+    try:
+        universe_id = uuid.UUID(reference)
+    except ValueError:
+        universe_id = None
+    with ctx.db.session() as session:
+        found = session.get(Universe, universe_id) if universe_id is not None else None
+        found = found or session.scalars(select(Universe).where(Universe.name == reference)).one_or_none()
+    if found is None:
+        raise NotFound(f"{NOT_FOUND}: no universe has the id or name {reference!r}; list them with GET /api/v1/universes")
+    return found
+
+
 def update_universe(ctx: Context, universe_id: uuid.UUID, data: UniverseUpdate) -> Universe:
     changes, expected_revision = requested_changes(data, _NOT_NULL)
     if "members" in changes:
