@@ -12,7 +12,7 @@ from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.plugins.features import FeaturePlugin, feature_plugins
 from alphaforge.schemas.features import FeatureCreate, FeatureUpdate
 from alphaforge.storage.definitions import get_definition, list_definitions, requested_changes, update_definition
-from alphaforge.storage.tables import Feature, FeatureDataset
+from alphaforge.storage.tables import Feature, FeatureDataset, FeaturePanel
 
 NOT_FOUND = "Feature not found"
 _NOT_NULL = ("name", "type", "plugin_key", "parameters")
@@ -86,10 +86,12 @@ def delete_feature(ctx: Context, feature_id: uuid.UUID) -> None:
         if feature is None:
             raise NotFound(NOT_FOUND)
         uris = set(session.scalars(select(FeatureDataset.storage_uri).where(FeatureDataset.feature_id == feature_id)))
+        uris |= set(session.scalars(select(FeaturePanel.storage_uri).where(FeaturePanel.feature_id == feature_id)))
         session.delete(feature)
     if not uris:
         return
     with ctx.db.session() as session:
         still_used = set(session.scalars(select(FeatureDataset.storage_uri).where(FeatureDataset.storage_uri.in_(uris))))
+        still_used |= set(session.scalars(select(FeaturePanel.storage_uri).where(FeaturePanel.storage_uri.in_(uris))))
     for uri in sorted(uris - still_used):
         ctx.objects.delete(ctx.objects.key_of(uri))

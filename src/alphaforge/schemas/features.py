@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from alphaforge.marketdata.bars import Timeframe
 from alphaforge.plugins.features.base import FeatureCategory
@@ -89,6 +90,73 @@ class FeatureGenerateResponse(BaseModel):
     dataset: FeatureDatasetRead
     preview: list[dict[str, Any]] = Field(description="First 10 rows; NaN as null")
     cached: bool = Field(description="True when an existing dataset was returned without computing")
+
+
+#: Symbols one explicit panel request may list (a universe may hold more over its history).
+PANEL_SYMBOLS_MAX = 500
+
+
+class FeaturePanelRequest(TimeRange):
+    """One feature over a universe's members (point in time) or over a list of symbols
+    (members for the whole range): exactly one of the two."""
+
+    universe: str | None = Field(
+        None, min_length=1, max_length=NAME_MAX, description="A universe's name or id", examples=["SP20"]
+    )
+    symbols: list[Symbol] | None = Field(
+        None, min_length=1, max_length=PANEL_SYMBOLS_MAX, description="Instead of a universe: these symbols",
+    )
+    timeframe: Timeframe = Timeframe.DAY
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2005-01-01"])
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2022-12-29"])
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.universe is None) == (self.symbols is None):
+            raise PydanticCustomError("universe_or_symbols", "send exactly one of universe and symbols")
+        if self.symbols is not None:
+            repeated = sorted({s for s in self.symbols if self.symbols.count(s) > 1})
+            if repeated:
+                raise PydanticCustomError(
+                    "repeated_symbols", "symbols must be unique; repeated: {repeated}", {"repeated": ", ".join(repeated)}
+                )
+        return self
+
+
+class FeaturePanelRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    feature_id: uuid.UUID
+    universe_id: uuid.UUID | None = Field(description="Null for a list of symbols, or once the universe was deleted")
+    symbols: list[str] = Field(description="The members with rows in the range")
+    timeframe: str
+    start_date: datetime
+    end_date: datetime
+    version_hash: str
+    storage_uri: str
+    row_count: int
+    columns: list[str]
+    lineage: dict[str, Any] = Field(
+        description="The document the version hash was computed from: definition, membership, each piece's dataset hash"
+    )
+    created_at: datetime
+    created_by: uuid.UUID | None = Field(None, description="The API key whose request computed it")
+
+
+class PanelPiece(BaseModel):
+    symbol: str
+    dataset_id: uuid.UUID
+    cached: bool = Field(description="True when the symbol's dataset was a hit (nothing computed)")
+
+
+class FeaturePanelResponse(BaseModel):
+    panel: FeaturePanelRead
+    preview: list[dict[str, Any]] = Field(description="First 10 rows (timestamp, symbol, values); NaN as null")
+    cached: bool = Field(description="True when an existing panel was returned without assembling it")
+    pieces: list[PanelPiece] = Field(
+        default_factory=list, description="The per-symbol generations this request ran (none on a panel hit)"
+    )
 
 
 class FeaturePluginCatalog(BaseModel):

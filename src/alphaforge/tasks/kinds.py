@@ -85,6 +85,33 @@ def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     return {"n_succeeded": len(outcomes) - len(failed), "n_failed": len(failed), "items": items}
 
 
+def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
+    """Assemble the panel from its pieces' datasets; one failed piece fails the panel."""
+    from alphaforge.features.panels import assemble_panel
+    from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRead
+
+    failed = [o for o in outcomes if o["status"] != "SUCCESS"]
+    if failed:
+        first = failed[0]
+        message = (first["error"] or {}).get("message") or first["status"]
+        raise InvalidInput(
+            f"{len(failed)} of the panel's {len(outcomes)} generations failed; "
+            f"the first ({first['request']['body']['symbol']}): {message}"
+        )
+    datasets = [(FeatureGenerateRequest.model_validate(o["request"]["body"]), o["result"]["dataset"]) for o in outcomes]
+    result = assemble_panel(ctx, request, datasets)
+    return {
+        "panel": FeaturePanelRead.model_validate(result.panel).model_dump(mode="json"),
+        "preview": result.preview,
+        "cached": result.cached,
+        "pieces": [
+            {"symbol": o["request"]["body"]["symbol"], "dataset_id": o["result"]["dataset"]["id"],
+             "cached": o["result"]["cached"]}
+            for o in outcomes
+        ],
+    }
+
+
 def _no_parent_work(ctx: Context, request: Json, progress: Progress) -> Json | None:
     raise RuntimeError("a parent task is finished by its children, never run itself")
 
@@ -127,6 +154,7 @@ TASK_KINDS: dict[str, TaskKind] = {
         TaskKind("generate", _generate),
         TaskKind("predict", _predict),
         TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
+        TaskKind("generate_panel", _no_parent_work, finalize=_panel_result),
         TaskKind("tune", _no_parent_work, finalize=_tune_result),
         TaskKind("tune_trials", _tune_trials, progress_to_parent=True),
         TaskKind("automl", _automl),

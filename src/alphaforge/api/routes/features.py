@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from alphaforge.api.deps import CtxDep
@@ -21,6 +22,9 @@ from alphaforge.schemas.features import (
     FeatureDatasetRead,
     FeatureGenerateRequest,
     FeatureGenerateResponse,
+    FeaturePanelRead,
+    FeaturePanelRequest,
+    FeaturePanelResponse,
     FeaturePluginCatalog,
     FeatureRead,
     FeatureUpdate,
@@ -28,7 +32,7 @@ from alphaforge.schemas.features import (
 from alphaforge.schemas.request import SymbolPath
 from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
 from alphaforge.features import definitions as service
-from alphaforge.features import generation
+from alphaforge.features import generation, panels
 from alphaforge.tasks import service as tasks
 
 router = APIRouter(prefix="/features", tags=["features"])
@@ -157,6 +161,78 @@ def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: SymbolPath, timeframe: 
     """Every dataset of this feature for a symbol and timeframe, oldest first."""
     rows = generation.list_datasets(ctx, feature_id, symbol, timeframe.value)
     return [FeatureDatasetRead.model_validate(r) for r in rows]
+
+
+@router.post(
+    "/{feature_id}/panels",
+    response_model=FeaturePanelResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
+async def generate_panel(
+    feature_id: uuid.UUID, body: FeaturePanelRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
+) -> FeaturePanelResponse:
+    """The feature over a universe's members (or a list of symbols), keyed by (timestamp,
+    symbol). A stored panel is answered at once; otherwise each member's dataset is generated
+    by the task workers (hits stay hits) and the panel assembled from them."""
+    plan = await run_in_threadpool(panels.plan_panel, ctx, feature_id, body)
+    hit = await run_in_threadpool(panels.cached_panel, ctx, plan)
+    if hit is not None:
+        return FeaturePanelResponse(panel=FeaturePanelRead.model_validate(hit.panel), preview=hit.preview, cached=True)
+    children = _panel_children(ctx, plan)
+    result = await run_and_wait(request, ctx, "generate_panel", panels.task_request(plan), children, time_limit_s=time_limit_s)
+    return FeaturePanelResponse.model_validate(result)
+
+
+@router.post(
+    "/{feature_id}/panels/async",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
+def generate_panel_async(
+    feature_id: uuid.UUID, body: FeaturePanelRequest, ctx: CtxDep, time_limit_s: TimeLimit = None,
+) -> TaskSubmitted:
+    """The same panel as a task: refused now (404/422) exactly as the synchronous call would be."""
+    plan = panels.plan_panel(ctx, feature_id, body)
+    children = _panel_children(ctx, plan)
+    return submitted(tasks.submit(ctx, "generate_panel", panels.task_request(plan), children, time_limit_s=time_limit_s))
+
+
+@router.get(
+    "/{feature_id}/panels",
+    response_model=list[FeaturePanelRead],
+    dependencies=[READ],
+    responses=responses(404),
+)
+def list_panels(feature_id: uuid.UUID, ctx: CtxDep) -> list[FeaturePanelRead]:
+    """Every stored panel of this feature, oldest first."""
+    return [FeaturePanelRead.model_validate(p) for p in panels.list_panels(ctx, feature_id)]
+
+
+@router.get(
+    "/{feature_id}/panels/{panel_id}/data",
+    dependencies=[READ],
+    responses=responses(404) | {200: {"content": {
+        "application/json": {}, panels.PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def panel_data(
+    feature_id: uuid.UUID, panel_id: uuid.UUID, ctx: CtxDep, format: Literal["json", "parquet"] = "json",
+) -> Response:
+    """The stored panel: Parquet (columns timestamp, symbol and the feature's outputs), or
+    JSON records (refused with 422 above a row cap: ask for Parquet)."""
+    panel = panels.get_panel(ctx, feature_id, panel_id)
+    if format == "parquet":
+        return Response(panels.panel_parquet(ctx, panel), media_type=panels.PARQUET_MEDIA_TYPE)
+    return JSONResponse(panels.panel_records(ctx, panel))
+
+
+def _panel_children(ctx: Context, plan: panels.PanelPlan) -> tasks.Children:
+    """One ``generate`` per piece; capped before anything is submitted."""
+    pieces = plan.piece_requests()
+    tasks.check_caps(ctx, len(pieces))
+    return [("generate", _generate_request(plan.feature_id, piece)) for piece in pieces]
 
 
 def _generate_request(feature_id: uuid.UUID, body: FeatureGenerateRequest) -> dict[str, Any]:

@@ -1,0 +1,231 @@
+"""Panel datasets: one feature over a universe, keyed by (timestamp, symbol), on both backends.
+
+The expected values come from TA-Lib run on skfolio's own copy of the SP20 closes (not from
+the service), and the expected memberships are worked out by hand from the spells below: a
+spell [from, to) holds a time t when from <= t < to."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+from fastapi.testclient import TestClient
+from skfolio.datasets import load_sp500_dataset
+
+from alphaforge.features.generation import read_frame
+from test_tasks import wait_for
+
+SP20 = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
+        "PG", "RRC", "UNH", "WMT", "XOM"]
+RANGE = {"start_date": "2005-01-01", "end_date": "2022-12-29"}
+SHORT = {"start_date": "2008-01-01", "end_date": "2014-01-01"}
+
+
+@pytest.fixture(scope="module")
+def closes() -> pd.DataFrame:
+    frame = load_sp500_dataset()
+    frame.index = pd.DatetimeIndex(frame.index).tz_localize("UTC")
+    return frame
+
+
+def rsi(closes: pd.DataFrame, symbol: str, start: str, end: str) -> pd.Series:
+    """TA-Lib over the symbol's whole history (RSI is recursive), then the range."""
+    close = closes[symbol]
+    values = pd.Series(talib.RSI(close.to_numpy(), timeperiod=14), index=close.index)
+    return values[(values.index >= pd.Timestamp(start, tz="UTC")) & (values.index < pd.Timestamp(end, tz="UTC"))]
+
+
+def post_panel(client: TestClient, feature_id: str, **body: object) -> dict:
+    response = client.post(f"/api/v1/features/{feature_id}/panels", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def parquet(client: TestClient, feature_id: str, panel_id: str) -> pd.DataFrame:
+    response = client.get(f"/api/v1/features/{feature_id}/panels/{panel_id}/data", params={"format": "parquet"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    return pd.read_parquet(io.BytesIO(response.content))
+
+
+def test_sp20_rsi_panel_holds_each_members_values_and_a_second_request_is_a_hit(
+    client: TestClient, create_feature, closes: pd.DataFrame  # noqa: ANN001
+) -> None:
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    first = post_panel(client, feature["id"], universe="SP20", **RANGE)
+    panel = first["panel"]
+    assert first["cached"] is False and panel["symbols"] == SP20
+    assert sorted(p["symbol"] for p in first["pieces"]) == SP20 and not any(p["cached"] for p in first["pieces"])
+    assert panel["lineage"]["universe"]["name"] == "SP20" and panel["lineage"]["no_bars"] == []
+    # Recorded as the key whose request computed it, as datasets are (the row is written by a worker).
+    assert panel["created_by"] is not None and panel["created_by"] == feature["created_by"]
+
+    stored = parquet(client, feature["id"], panel["id"])
+    keys = list(zip(stored.index.get_level_values("timestamp"), stored.index.get_level_values("symbol"), strict=True))
+    assert keys == sorted(keys) and len(set(keys)) == len(keys) == panel["row_count"]
+    for symbol in SP20:
+        expected = rsi(closes, symbol, **{"start": RANGE["start_date"], "end": RANGE["end_date"]})
+        mine = stored.xs(symbol, level="symbol")["rsi"]
+        assert list(mine.index) == list(expected.index), symbol
+        np.testing.assert_allclose(mine.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=symbol)
+        # ... and the same as the symbol's own single-symbol dataset (the cache unit).
+        (version,) = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": symbol}).json()
+        assert version["version_hash"] == next(m["dataset"] for m in panel["lineage"]["members"] if m["symbol"] == symbol)
+        np.testing.assert_array_equal(read_frame(client.app.state.ctx, version["storage_uri"])["rsi"], mine)
+
+    again = post_panel(client, feature["id"], universe="SP20", **RANGE)
+    assert again["cached"] is True and again["pieces"] == []
+    assert again["panel"]["id"] == panel["id"] and again["panel"]["version_hash"] == panel["version_hash"]
+    listed = client.get(f"/api/v1/features/{feature['id']}/panels").json()
+    assert [p["id"] for p in listed] == [panel["id"]]
+
+
+def test_a_member_has_rows_only_while_it_is_a_member(client: TestClient, create_feature, closes: pd.DataFrame) -> None:  # noqa: ANN001
+    """MSFT joins in 2010, KO leaves in 2012: the panel keeps their rows inside the spells."""
+    name = f"joiners {pd.Timestamp.now().value}"
+    members = [
+        {"symbol": "AAPL", "from": "2000-01-01"},
+        {"symbol": "MSFT", "from": "2010-01-01"},
+        {"symbol": "KO", "from": "2000-01-01", "to": "2012-01-01"},
+        {"symbol": "PG", "from": "2015-01-01"},  # after the range: not a member in it
+    ]
+    universe = client.post("/api/v1/universes", json={"name": name, "members": members})
+    assert universe.status_code == 201, universe.text
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    spells = post_panel(client, feature["id"], universe=universe.json()["id"], **SHORT)["panel"]
+    whole = post_panel(client, feature["id"], symbols=["AAPL", "MSFT", "KO"], **SHORT)["panel"]
+    assert spells["symbols"] == whole["symbols"] == ["AAPL", "KO", "MSFT"]
+    assert spells["version_hash"] != whole["version_hash"] and spells["universe_id"] == universe.json()["id"]
+    assert whole["universe_id"] is None and whole["lineage"]["universe"] is None
+    assert [(m["symbol"], m["from"], m["to"]) for m in spells["lineage"]["members"]] == [
+        ("AAPL", "2008-01-01T00:00:00Z", "2014-01-01T00:00:00Z"),
+        ("KO", "2008-01-01T00:00:00Z", "2012-01-01T00:00:00Z"),
+        ("MSFT", "2010-01-01T00:00:00Z", "2014-01-01T00:00:00Z"),
+    ]
+
+    stored = parquet(client, feature["id"], spells["id"])
+    msft, ko = stored.xs("MSFT", level="symbol")["rsi"], stored.xs("KO", level="symbol")["rsi"]
+    assert msft.index.min() >= pd.Timestamp("2010-01-01", tz="UTC") and ko.index.max() < pd.Timestamp("2012-01-01", tz="UTC")
+    # Values do not depend on the spell: warm-up is read before the join, as for one symbol.
+    np.testing.assert_allclose(msft.to_numpy(), rsi(closes, "MSFT", "2010-01-01", "2014-01-01").to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ko.to_numpy(), rsi(closes, "KO", "2008-01-01", "2012-01-01").to_numpy(), rtol=1e-12)
+    full = parquet(client, feature["id"], whole["id"])
+    assert len(full.xs("MSFT", level="symbol")) > len(msft) and len(full) > len(stored)
+    # Both panels' rows shared by the spells are equal.
+    pd.testing.assert_frame_equal(full.loc[stored.index], stored)
+
+
+def test_adding_a_symbol_computes_only_that_symbol(client: TestClient, create_feature) -> None:  # noqa: ANN001
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    first = post_panel(client, feature["id"], symbols=["aapl", "KO"], **SHORT)
+    assert first["panel"]["symbols"] == ["AAPL", "KO"]
+    assert {p["symbol"]: p["cached"] for p in first["pieces"]} == {"AAPL": False, "KO": False}
+    created = {s: client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": s}).json() for s in ("AAPL", "KO")}
+
+    second = post_panel(client, feature["id"], symbols=["AAPL", "KO", "MSFT"], **SHORT)
+    assert second["cached"] is False and second["panel"]["version_hash"] != first["panel"]["version_hash"]
+    assert {p["symbol"]: p["cached"] for p in second["pieces"]} == {"AAPL": True, "KO": True, "MSFT": False}
+    ids = {p["symbol"]: p["dataset_id"] for p in second["pieces"]}
+    for symbol, before in created.items():
+        after = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": symbol}).json()
+        assert after == before and ids[symbol] == before[0]["id"]  # same row, same created_at: not recomputed
+
+
+def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, create_feature) -> None:  # noqa: ANN001
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": ["AAPL", "PG"], **SHORT})
+    assert response.status_code == 202, response.text
+    task = wait_for(client, response.json()["task_id"])
+    assert task["status"] == "SUCCESS", task
+    assert task["kind"] == "generate_panel" and task["children_total"] == 2
+    sync = post_panel(client, feature["id"], symbols=["PG", "AAPL"], **SHORT)
+    assert sync["cached"] is True and sync["panel"]["id"] == task["result"]["panel"]["id"]
+
+
+def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> None:  # noqa: ANN001
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    panel = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)["panel"]
+    records = client.get(f"/api/v1/features/{feature['id']}/panels/{panel['id']}/data")
+    assert records.status_code == 200 and records.headers["content-type"] == "application/json"
+    as_json = pd.DataFrame(records.json())
+    assert list(as_json.columns) == ["timestamp", "symbol", "rsi"] and len(as_json) == panel["row_count"]
+    as_json["timestamp"] = pd.to_datetime(as_json["timestamp"], utc=True)
+    stored = parquet(client, feature["id"], panel["id"]).reset_index()
+    stored["timestamp"] = stored["timestamp"].dt.as_unit("ns")
+    as_json["timestamp"] = as_json["timestamp"].dt.as_unit("ns")
+    pd.testing.assert_frame_equal(as_json.astype({"rsi": "float64"}), stored)
+    assert as_json["rsi"].isna().sum() == 0  # warm-up came from before the range
+
+
+def test_json_over_the_row_cap_is_refused(client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from alphaforge.features import panels
+
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    panel = post_panel(client, feature["id"], symbols=["AAPL"], **SHORT)["panel"]
+    monkeypatch.setattr(panels, "JSON_MAX_ROWS", panel["row_count"] - 1)
+    refused = client.get(f"/api/v1/features/{feature['id']}/panels/{panel['id']}/data", params={"format": "json"})
+    assert refused.status_code == 422 and "format=parquet" in refused.json()["detail"]
+    assert len(parquet(client, feature["id"], panel["id"])) == panel["row_count"]
+
+
+def test_atr_on_sp20_is_a_422_naming_the_missing_fields(client: TestClient, create_feature) -> None:  # noqa: ANN001
+    feature = create_feature(client, "technical.atr", {"period": 14})
+    for path in ("panels", "panels/async"):
+        response = client.post(f"/api/v1/features/{feature['id']}/{path}", json={"universe": "SP20", **RANGE})
+        assert response.status_code == 422, (path, response.text)
+        body = response.json()
+        assert body["missing_fields"] == ["high", "low"] and body["symbols"] == SP20
+        assert "AAPL lacks high, low" in body["detail"] and "XOM lacks high, low" in body["detail"]
+    assert not client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "AAPL"}).json()
+    assert client.get(f"/api/v1/features/{feature['id']}/panels").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "expected"),
+    [
+        ({"universe": "NO SUCH UNIVERSE", **SHORT}, 404, "'NO SUCH UNIVERSE'"),
+        ({"universe": "SP20", "symbols": ["AAPL"], **SHORT}, 422, "exactly one of universe and symbols"),
+        ({**SHORT}, 422, "exactly one of universe and symbols"),
+        ({"symbols": ["AAPL", "aapl"], **SHORT}, 422, "repeated: AAPL"),
+        ({"symbols": [], **SHORT}, 422, ""),
+        ({"symbols": ["NOSUCHSYM"], **SHORT}, 422, "NOSUCHSYM"),
+        ({"symbols": ["AAPL"], "start_date": "2014-01-01", "end_date": "2008-01-01"}, 422, "must be after"),
+        ({"symbols": ["AAPL"], "start_date": "1980-01-01", "end_date": "1981-01-01"}, 422, "no member has 1d bars"),
+    ],
+)
+def test_bad_panel_requests_are_refused(client: TestClient, create_feature, body: dict, status: int, expected: str) -> None:  # noqa: ANN001
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    response = client.post(f"/api/v1/features/{feature['id']}/panels", json=body)
+    assert response.status_code == status, response.text
+    assert expected in str(response.json()["detail"])
+
+
+def test_unknown_feature_or_panel_is_a_404(client: TestClient, create_feature) -> None:  # noqa: ANN001
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert client.post(f"/api/v1/features/{missing}/panels", json={"universe": "SP20", **SHORT}).status_code == 404
+    assert client.get(f"/api/v1/features/{missing}/panels").status_code == 404
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    assert client.get(f"/api/v1/features/{feature['id']}/panels/{missing}/data").status_code == 404
+
+
+def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes_them(
+    client: TestClient, create_feature  # noqa: ANN001
+) -> None:
+    ctx = client.app.state.ctx
+    name = f"to delete {pd.Timestamp.now().value}"
+    universe = client.post("/api/v1/universes", json={"name": name, "members": [{"symbol": "KO", "from": "2000-01-01"}]}).json()
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    panel = post_panel(client, feature["id"], universe=name, **SHORT)["panel"]
+    assert panel["universe_id"] == universe["id"]
+    assert client.delete(f"/api/v1/universes/{universe['id']}").status_code == 204
+    (kept,) = client.get(f"/api/v1/features/{feature['id']}/panels").json()
+    assert kept["id"] == panel["id"] and kept["universe_id"] is None and kept["lineage"]["universe"]["name"] == name
+
+    key = ctx.objects.key_of(panel["storage_uri"])
+    assert key.endswith(f"/panels/{panel['version_hash']}.parquet") and ctx.objects.get(key)
+    assert client.delete(f"/api/v1/features/{feature['id']}").status_code == 204
+    assert client.get(f"/api/v1/features/{feature['id']}/panels").status_code == 404
+    assert key not in ctx.objects.list(key.rsplit("/", 1)[0])
