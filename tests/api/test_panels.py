@@ -7,6 +7,7 @@ spell [from, to) holds a time t when from <= t < to."""
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -143,6 +144,19 @@ def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, cre
     assert task["kind"] == "generate_panel" and task["children_total"] == 2
     sync = post_panel(client, feature["id"], symbols=["PG", "AAPL"], **SHORT)
     assert sync["cached"] is True and sync["panel"]["id"] == task["result"]["panel"]["id"]
+
+
+def test_concurrent_identical_requests_end_with_one_panel(client: TestClient, create_feature) -> None:  # noqa: ANN001
+    ctx = client.app.state.ctx
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    body = {"symbols": ["JNJ", "PFE", "MRK"], **SHORT}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.post(f"/api/v1/features/{feature['id']}/panels", json=body), range(4)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    (row,) = client.get(f"/api/v1/features/{feature['id']}/panels").json()
+    assert {a.json()["panel"]["id"] for a in answers} == {row["id"]}
+    prefix = ctx.objects.key_of(row["storage_uri"]).rsplit("/", 1)[0]
+    assert [k for k in ctx.objects.list(prefix) if ".tmp-" not in k] == [ctx.objects.key_of(row["storage_uri"])]
 
 
 def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> None:  # noqa: ANN001
