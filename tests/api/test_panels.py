@@ -18,6 +18,7 @@ from skfolio.datasets import load_sp500_dataset
 
 from alphaforge.features.generation import read_frame
 from test_tasks import wait_for
+from test_tasks_celery import celery_client, celery_settings, redis_url  # noqa: F401 - fixtures
 
 SP20 = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
         "PG", "RRC", "UNH", "WMT", "XOM"]
@@ -135,6 +136,31 @@ def test_adding_a_symbol_computes_only_that_symbol(client: TestClient, create_fe
         assert after == before and ids[symbol] == before[0]["id"]  # same row, same created_at: not recomputed
 
 
+def test_a_restated_member_makes_a_new_panel_and_recomputes_only_that_member(
+    fresh_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: ANN001
+) -> None:
+    client = fresh_client
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    first = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)
+    day = pd.Timestamp("2010-06-01", tz="UTC")
+    restated = pd.DataFrame({"timestamp": [day], "close": [closes.loc[day, "AAPL"] * 1.1]})
+    buffer = io.StringIO()
+    restated.to_csv(buffer, index=False)
+    upload = client.post("/api/v1/market-data/AAPL/bars", files={"file": ("bars.csv", buffer.getvalue(), "text/csv")})
+    assert upload.status_code == 200, upload.text
+
+    second = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)
+    assert second["cached"] is False and second["panel"]["version_hash"] != first["panel"]["version_hash"]
+    assert {p["symbol"]: p["cached"] for p in second["pieces"]} == {"AAPL": False, "KO": True}
+    before, after = (parquet(client, feature["id"], r["panel"]["id"]) for r in (first, second))
+    changed = (before["rsi"] != after["rsi"]).groupby(level="symbol").sum()
+    assert changed["KO"] == 0 and changed["AAPL"] > 0
+    assert before.xs("AAPL", level="symbol").index[before.xs("AAPL", level="symbol")["rsi"]
+                                                  != after.xs("AAPL", level="symbol")["rsi"]].min() == day
+    assert [p["id"] for p in client.get(f"/api/v1/features/{feature['id']}/panels").json()] == [
+        first["panel"]["id"], second["panel"]["id"]]
+
+
 def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, create_feature) -> None:  # noqa: ANN001
     feature = create_feature(client, "technical.rsi", {"period": 14})
     response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": ["AAPL", "PG"], **SHORT})
@@ -243,3 +269,20 @@ def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes
     assert client.delete(f"/api/v1/features/{feature['id']}").status_code == 204
     assert client.get(f"/api/v1/features/{feature['id']}/panels").status_code == 404
     assert key not in ctx.objects.list(key.rsplit("/", 1)[0])
+
+
+def test_a_panel_through_celery_fans_out_per_member_and_matches_talib(
+    celery_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: ANN001, F811
+) -> None:
+    client = celery_client
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": ["AAPL", "KO", "XOM"], **SHORT})
+    task = wait_for(client, response.json()["task_id"])
+    assert task["status"] == "SUCCESS" and task["children_done"] == 3, task
+    panel = task["result"]["panel"]
+    stored = parquet(client, feature["id"], panel["id"])
+    for symbol in ("AAPL", "KO", "XOM"):
+        expected = rsi(closes, symbol, SHORT["start_date"], SHORT["end_date"])
+        np.testing.assert_allclose(stored.xs(symbol, level="symbol")["rsi"].to_numpy(), expected.to_numpy(), rtol=1e-12)
+    again = post_panel(client, feature["id"], symbols=["XOM", "KO", "AAPL"], **SHORT)
+    assert again["cached"] is True and again["panel"]["id"] == panel["id"]
