@@ -15,10 +15,10 @@ import pytest
 import talib
 from fastapi.testclient import TestClient
 from skfolio.datasets import load_sp500_dataset
-
-from alphaforge.features.generation import read_frame
 from test_tasks import wait_for
 from test_tasks_celery import celery_client, celery_settings, redis_url  # noqa: F401 - fixtures
+
+from alphaforge.features.generation import read_frame
 
 SP20 = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
         "PG", "RRC", "UNH", "WMT", "XOM"]
@@ -54,7 +54,7 @@ def parquet(client: TestClient, feature_id: str, panel_id: str) -> pd.DataFrame:
 
 
 def test_sp20_rsi_panel_holds_each_members_values_and_a_second_request_is_a_hit(
-    client: TestClient, create_feature, closes: pd.DataFrame  # noqa: ANN001
+    client: TestClient, create_feature, closes: pd.DataFrame
 ) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     first = post_panel(client, feature["id"], universe="SP20", **RANGE)
@@ -69,7 +69,7 @@ def test_sp20_rsi_panel_holds_each_members_values_and_a_second_request_is_a_hit(
     keys = list(zip(stored.index.get_level_values("timestamp"), stored.index.get_level_values("symbol"), strict=True))
     assert keys == sorted(keys) and len(set(keys)) == len(keys) == panel["row_count"]
     for symbol in SP20:
-        expected = rsi(closes, symbol, **{"start": RANGE["start_date"], "end": RANGE["end_date"]})
+        expected = rsi(closes, symbol, start=RANGE["start_date"], end=RANGE["end_date"])
         mine = stored.xs(symbol, level="symbol")["rsi"]
         assert list(mine.index) == list(expected.index), symbol
         np.testing.assert_allclose(mine.to_numpy(), expected.to_numpy(), rtol=1e-12, err_msg=symbol)
@@ -85,7 +85,7 @@ def test_sp20_rsi_panel_holds_each_members_values_and_a_second_request_is_a_hit(
     assert [p["id"] for p in listed] == [panel["id"]]
 
 
-def test_a_member_has_rows_only_while_it_is_a_member(client: TestClient, create_feature, closes: pd.DataFrame) -> None:  # noqa: ANN001
+def test_a_member_has_rows_only_while_it_is_a_member(client: TestClient, create_feature, closes: pd.DataFrame) -> None:
     """MSFT joins in 2010, KO leaves in 2012: the panel keeps their rows inside the spells."""
     name = f"joiners {pd.Timestamp.now().value}"
     members = [
@@ -120,7 +120,7 @@ def test_a_member_has_rows_only_while_it_is_a_member(client: TestClient, create_
     pd.testing.assert_frame_equal(full.loc[stored.index], stored)
 
 
-def test_adding_a_symbol_computes_only_that_symbol(client: TestClient, create_feature) -> None:  # noqa: ANN001
+def test_adding_a_symbol_computes_only_that_symbol(client: TestClient, create_feature) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     first = post_panel(client, feature["id"], symbols=["aapl", "KO"], **SHORT)
     assert first["panel"]["symbols"] == ["AAPL", "KO"]
@@ -137,7 +137,7 @@ def test_adding_a_symbol_computes_only_that_symbol(client: TestClient, create_fe
 
 
 def test_a_restated_member_makes_a_new_panel_and_recomputes_only_that_member(
-    fresh_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: ANN001
+    fresh_client: TestClient, create_feature, closes: pd.DataFrame
 ) -> None:
     client = fresh_client
     feature = create_feature(client, "technical.rsi", {"period": 14})
@@ -161,7 +161,7 @@ def test_a_restated_member_makes_a_new_panel_and_recomputes_only_that_member(
         first["panel"]["id"], second["panel"]["id"]]
 
 
-def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, create_feature) -> None:  # noqa: ANN001
+def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, create_feature) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": ["AAPL", "PG"], **SHORT})
     assert response.status_code == 202, response.text
@@ -172,7 +172,7 @@ def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, cre
     assert sync["cached"] is True and sync["panel"]["id"] == task["result"]["panel"]["id"]
 
 
-def test_concurrent_identical_requests_end_with_one_panel(client: TestClient, create_feature) -> None:  # noqa: ANN001
+def test_concurrent_identical_requests_end_with_one_panel(client: TestClient, create_feature) -> None:
     ctx = client.app.state.ctx
     feature = create_feature(client, "technical.rsi", {"period": 14})
     body = {"symbols": ["JNJ", "PFE", "MRK"], **SHORT}
@@ -185,7 +185,7 @@ def test_concurrent_identical_requests_end_with_one_panel(client: TestClient, cr
     assert [k for k in ctx.objects.list(prefix) if ".tmp-" not in k] == [ctx.objects.key_of(row["storage_uri"])]
 
 
-def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> None:  # noqa: ANN001
+def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     panel = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)["panel"]
     records = client.get(f"/api/v1/features/{feature['id']}/panels/{panel['id']}/data")
@@ -200,7 +200,7 @@ def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> Non
     assert as_json["rsi"].isna().sum() == 0  # warm-up came from before the range
 
 
-def test_json_over_the_row_cap_is_refused(client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_json_over_the_row_cap_is_refused(client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch) -> None:
     from alphaforge.features import panels
 
     feature = create_feature(client, "technical.rsi", {"period": 14})
@@ -211,7 +211,7 @@ def test_json_over_the_row_cap_is_refused(client: TestClient, create_feature, mo
     assert len(parquet(client, feature["id"], panel["id"])) == panel["row_count"]
 
 
-def test_atr_on_sp20_is_a_422_naming_the_missing_fields(client: TestClient, create_feature) -> None:  # noqa: ANN001
+def test_atr_on_sp20_is_a_422_naming_the_missing_fields(client: TestClient, create_feature) -> None:
     feature = create_feature(client, "technical.atr", {"period": 14})
     for path in ("panels", "panels/async"):
         response = client.post(f"/api/v1/features/{feature['id']}/{path}", json={"universe": "SP20", **RANGE})
@@ -236,14 +236,14 @@ def test_atr_on_sp20_is_a_422_naming_the_missing_fields(client: TestClient, crea
         ({"symbols": ["AAPL"], "start_date": "1980-01-01", "end_date": "1981-01-01"}, 422, "no member has 1d bars"),
     ],
 )
-def test_bad_panel_requests_are_refused(client: TestClient, create_feature, body: dict, status: int, expected: str) -> None:  # noqa: ANN001
+def test_bad_panel_requests_are_refused(client: TestClient, create_feature, body: dict, status: int, expected: str) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     response = client.post(f"/api/v1/features/{feature['id']}/panels", json=body)
     assert response.status_code == status, response.text
     assert expected in str(response.json()["detail"])
 
 
-def test_unknown_feature_or_panel_is_a_404(client: TestClient, create_feature) -> None:  # noqa: ANN001
+def test_unknown_feature_or_panel_is_a_404(client: TestClient, create_feature) -> None:
     missing = "00000000-0000-0000-0000-000000000000"
     assert client.post(f"/api/v1/features/{missing}/panels", json={"universe": "SP20", **SHORT}).status_code == 404
     assert client.get(f"/api/v1/features/{missing}/panels").status_code == 404
@@ -252,7 +252,7 @@ def test_unknown_feature_or_panel_is_a_404(client: TestClient, create_feature) -
 
 
 def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes_them(
-    client: TestClient, create_feature  # noqa: ANN001
+    client: TestClient, create_feature
 ) -> None:
     ctx = client.app.state.ctx
     name = f"to delete {pd.Timestamp.now().value}"
@@ -272,7 +272,7 @@ def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes
 
 
 def test_a_panel_through_celery_fans_out_per_member_and_matches_talib(
-    celery_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: ANN001, F811
+    celery_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: F811
 ) -> None:
     client = celery_client
     feature = create_feature(client, "technical.rsi", {"period": 14})

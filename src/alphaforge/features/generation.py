@@ -9,10 +9,10 @@ identical requests end with one row and one object.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
