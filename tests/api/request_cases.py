@@ -121,6 +121,41 @@ VALID: dict[tuple[str, str], Request] = {
 }
 
 
+_PANEL = {"universe": "SP20", "timeframe": "1d", "start_date": "2015-01-01", "end_date": "2016-01-01T00:00:00Z"}
+_PANEL_SYMBOLS = {k: v for k, v in _PANEL.items() if k != "universe"} | {"symbols": ["GSPC", "IXIC"]}
+VALID |= {
+    ("POST", "/api/v1/features/{feature_id}/panels"): Request({"feature_id": F}, body=_PANEL),
+    ("POST", "/api/v1/features/{feature_id}/panels/async"): Request({"feature_id": F}, body=_PANEL),
+}
+
+
+def _pooled(body: dict[str, Any], **source: Any) -> dict[str, Any]:
+    """``body`` with its dataset drawn from a universe or a list of symbols instead of one symbol."""
+    dataset = {k: v for k, v in body["dataset"].items() if k != "symbol"} | source
+    return body | {"dataset": dataset}
+
+
+#: Further valid requests of an operation whose fields exclude each other (one symbol, a
+#: universe or a list of symbols): together with ``VALID`` they set every bounded string.
+VARIANTS: dict[tuple[str, str], list[Request]] = {
+    ("POST", "/api/v1/features/{feature_id}/panels"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
+    ("POST", "/api/v1/features/{feature_id}/panels/async"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
+} | {
+    operation: [replace(VALID[operation], body=_pooled(VALID[operation].body, universe="SP20")),
+                replace(VALID[operation], body=_pooled(VALID[operation].body, symbols=["GSPC", "IXIC"]))]
+    for operation in [
+        ("POST", "/api/v1/models/{model_id}/train"), ("POST", "/api/v1/models/{model_id}/train/async"),
+        ("POST", "/api/v1/models/tune"), ("POST", "/api/v1/models/tune/async"),
+        ("POST", "/api/v1/models/automl"), ("POST", "/api/v1/models/automl/async"),
+    ]
+}
+
+
+def valid_requests(operation: tuple[str, str]) -> list[Request]:
+    """The operation's valid request and its variants."""
+    return [VALID[operation], *VARIANTS.get(operation, [])]
+
+
 @dataclass(frozen=True)
 class Case:
     method: str
@@ -288,7 +323,16 @@ def cases(doc: dict) -> list[Case]:
                 out += [Case(method, path, mutated(v), (where, name), "field", v) for v in OUT_OF_RANGE]
         if request.upload or request.body is None:
             continue
-        for leaf, value, schema in value_leaves(doc, json_body_schema(op), request.body):
+        seen: set[tuple] = set()  # a leaf shared by variants is made bad once
+        leaves = [
+            (request, leaf, value, schema)
+            for request in valid_requests((method, path))
+            for leaf, value, schema in value_leaves(doc, json_body_schema(op), request.body)
+        ]
+        for request, leaf, value, schema in leaves:
+            if schema_path(leaf) in seen:
+                continue
+            seen.add(schema_path(leaf))
             loc = _loc(leaf)
             for bad in (value + "\x00", value[:1] + "\ud800" + value[1:]):
                 out.append(Case(method, path, replace(request, body=with_value(request.body, leaf, bad)), loc, "field", bad))

@@ -130,13 +130,56 @@ class ModelRead(BaseModel):
     )
 
 
+#: Most symbols a pooled dataset may name (a universe's members in the range, or a list).
+POOLED_SYMBOLS_MAX = 500
+
+
 class DatasetSpec(TimeRange):
+    """One symbol's rows, or a panel: the rows of a universe's members (point in time) or
+    of a list of symbols, keyed (timestamp, symbol), for a pooled model."""
+
     feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200, description="Columns follow this order")
-    symbol: Symbol
+    symbol: Symbol | None = Field(None, description="One series; or send universe or symbols instead")
+    universe: str | None = Field(
+        None, min_length=1, max_length=NAME_MAX, description="A panel: this universe's members (name or id)",
+        examples=["SP20"],
+    )
+    symbols: list[Symbol] | None = Field(
+        None, min_length=1, max_length=POOLED_SYMBOLS_MAX, description="A panel: these symbols over the whole range"
+    )
     timeframe: Timeframe = Timeframe.DAY
     start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2005-01-01"])
     end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
     target_horizon: int = Field(1, ge=1, le=260, description="Bars ahead: target = close[t+h] / close[t] - 1")
+    target_transform: Literal["raw", "demean", "rank"] = Field(
+        "raw",
+        description="Panels only: the forward return as is, demeaned, or ranked (0..1) across the symbols of each date",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        sources = [name for name in ("symbol", "universe", "symbols") if getattr(self, name) is not None]
+        if len(sources) != 1:
+            raise PydanticCustomError(
+                "symbol_universe_or_symbols", "send exactly one of symbol, universe and symbols (got {got})",
+                {"got": ", ".join(sources) or "none"},
+            )
+        if self.symbols is not None:
+            repeated = sorted({s for s in self.symbols if self.symbols.count(s) > 1})
+            if repeated:
+                raise PydanticCustomError(
+                    "repeated_symbols", "symbols must be unique; repeated: {repeated}", {"repeated": ", ".join(repeated)}
+                )
+        if self.symbol is not None and self.target_transform != "raw":
+            raise PydanticCustomError(
+                "transform_needs_panel", "target_transform {transform!r} works across symbols: send a universe or symbols",
+                {"transform": self.target_transform},
+            )
+        return self
+
+    @property
+    def is_panel(self) -> bool:
+        return self.symbol is None
 
 
 class CVConfig(RequestModel):
@@ -190,8 +233,25 @@ class FoldResult(BaseModel):
     baseline_mse: float | None = Field(description="MSE of predicting the training mean")
 
 
+class PanelFoldResult(FoldResult):
+    """A pooled model's fold: split by date, scored pooled and per date across symbols
+    (``cs_``: the IC and rank IC of each test date, then their mean, std, IR and t-statistic)."""
+
+    n_train_dates: int
+    n_test_dates: int
+    cs_ic: float | None
+    cs_ic_std: float | None
+    cs_icir: float | None
+    cs_ic_t_stat: float | None
+    cs_rank_ic: float | None
+    cs_rank_ic_std: float | None
+    cs_rank_icir: float | None
+    cs_rank_ic_t_stat: float | None
+    cs_n_dates: int = Field(description="Test dates with an IC (two or more symbols, neither side constant)")
+
+
 class CVMetrics(BaseModel):
-    folds: list[FoldResult]
+    folds: list[PanelFoldResult | FoldResult]
     summary: dict[str, float | int | None]
     baseline: dict[str, float | int | None] = Field(description="The same metrics for predicting the training mean")
 

@@ -200,8 +200,10 @@ def _refuse_duplicate_columns(specs: list[FeatureSpec]) -> None:
 
 
 def describe_range(spec: DatasetSpec) -> dict[str, Any]:
-    return {
-        "symbol": spec.symbol,
+    source: dict[str, Any] = {"symbol": spec.symbol}
+    if spec.is_panel:
+        source = {"universe": spec.universe, "symbols": spec.symbols, "target_transform": spec.target_transform}
+    return source | {
         "timeframe": spec.timeframe.value,
         "start": utc_iso(spec.start_date),
         "end": utc_iso(spec.end_date),

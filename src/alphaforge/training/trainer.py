@@ -23,9 +23,10 @@ from alphaforge.plugins.base import library_version
 from alphaforge.plugins.models import ModelPlugin, Timeline
 from alphaforge.schemas.models import CVConfig, TrainRequest
 from alphaforge.evaluation import cv
-from alphaforge.evaluation import metrics
+from alphaforge.evaluation import cross_section, metrics, panel
 from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
 from alphaforge.tasks.progress import Progress, no_progress
+from alphaforge.training import pooled
 from alphaforge.training.definitions import NOT_FOUND, artifact_prefix, resolve_plugin
 from alphaforge.tracking import TrainingRun
 from alphaforge.storage.db import utcnow
@@ -58,7 +59,11 @@ class TrainResult:
 def check_train_request(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> _Definition:
     """Everything that can be refused before computing (shared by the sync and async paths)."""
     definition = _load_definition(ctx, model_id, request.seed)
-    check_dataset_spec(ctx, request.dataset)
+    if request.dataset.is_panel:
+        pooled.check_pooling(definition.plugin)
+        pooled.check_panel_spec(ctx, request.dataset)
+    else:
+        check_dataset_spec(ctx, request.dataset)
     definition.plugin.check_target_horizon(request.dataset.target_horizon)
     return definition
 
@@ -68,9 +73,16 @@ def train_model(
 ) -> TrainResult:
     definition = check_train_request(ctx, model_id, request)
     progress(0.0, "assembling features")
-    data = assemble_training_data(ctx, request.dataset)
-    folds = folds_for(request.cv, request.dataset.target_horizon, len(data.y))
-    cv_metrics = cross_validate(definition.plugin, data, folds, request.seed, progress)
+    data: TrainingData | pooled.PanelTrainingData
+    if request.dataset.is_panel:
+        data = pooled.assemble_panel_training_data(ctx, request.dataset)
+        cv_metrics = cross_validate_panel(
+            definition.plugin, data, panel_folds_for(request.cv, data), request.seed, progress
+        )
+    else:
+        data = assemble_training_data(ctx, request.dataset)
+        folds = folds_for(request.cv, request.dataset.target_horizon, len(data.y))
+        cv_metrics = cross_validate(definition.plugin, data, folds, request.seed, progress)
 
     progress(0.9, "final fit on all rows")
     final = type(definition.plugin)(definition.plugin.params, seed=request.seed)
@@ -90,7 +102,7 @@ def train_model(
                 "family": definition.family,
                 **{f"param.{k}": v for k, v in definition.plugin.resolved_parameters().items()},
                 **{f"cv.{k}": v for k, v in lineage["cv"].items()},
-                **{f"dataset.{k}": v for k, v in lineage["dataset"].items()},
+                **{f"dataset.{k}": v for k, v in lineage["dataset"].items() if v is not None},
                 "seed": request.seed,
                 "n_features": len(data.columns),
             },
@@ -101,7 +113,8 @@ def train_model(
                 "model_id": str(model_id),
                 "model_version": str(definition.version + 1),
                 "plugin_key": definition.plugin.key,
-                "symbol": lineage["dataset"]["symbol"],
+                "symbol": lineage["dataset"].get("symbol") or "panel",
+                **({"universe": lineage["dataset"]["universe"]} if lineage["dataset"].get("universe") else {}),
                 "timeframe": lineage["dataset"]["timeframe"],
                 "artifact_sha256": sha256,
                 "feature_dataset_hashes": ",".join(f["dataset_version_hash"] for f in lineage["features"]),
@@ -161,6 +174,51 @@ def folds_for(config: CVConfig, horizon: int, n_rows: int) -> list[cv.Fold]:
     )
 
 
+def panel_folds_for(config: CVConfig, data: pooled.PanelTrainingData) -> list[panel.PanelFold]:
+    """The same configuration over a panel's dates (purge and embargo in dates): every
+    symbol of a date falls on the same side."""
+    return panel.panel_folds(
+        data.timestamps,
+        method=config.method,
+        n_splits=config.n_splits,
+        test_size=config.test_size,
+        min_train_size=config.min_train_size,
+        horizon=data.horizon,
+        purge=None if config.purge is None else max(config.purge, data.horizon),
+        embargo=config.embargo,
+    )
+
+
+def cross_validate_panel(
+    plugin: ModelPlugin, data: pooled.PanelTrainingData, folds: list[panel.PanelFold], seed: int,
+    progress: Progress = no_progress,
+) -> dict[str, Any]:
+    """Per fold: a fresh model fitted on the training dates' rows forecasts the test dates'
+    rows from their own features; pooled scores plus IC and rank IC per date across symbols.
+    The summary adds those per-date statistics over every test date of every fold."""
+    results, baselines, tested, forecasts = [], [], [], []
+    for fold in folds:
+        progress(0.05 + 0.85 * fold.index / len(folds), f"fold {fold.index + 1} of {len(folds)}")
+        model = type(plugin)(plugin.params, seed=seed)
+        model.fit(data.X[fold.train], data.y[fold.train])
+        predicted = np.asarray(model.predict(Timeline.rows(data.X[fold.test], horizon=data.horizon)).mean, dtype=np.float64)
+        actual = data.y[fold.test]
+        scores = cross_section.panel_fold_metrics(actual, predicted, timestamps=data.timestamps[fold.test])
+        baseline = metrics.fold_metrics(actual, metrics.naive_baseline(data.y[fold.train], len(fold.test)))
+        baselines.append(baseline)
+        tested.append(fold.test)
+        forecasts.append(predicted)
+        results.append({"fold": fold.index, **panel.panel_fold_spans(fold, data.timestamps), **scores,
+                        "baseline_mse": baseline["mse"]})
+    rows = np.concatenate(tested)
+    overall = cross_section.cross_section_metrics(data.y[rows], np.concatenate(forecasts), timestamps=data.timestamps[rows])
+    return {
+        "folds": results,
+        "summary": cross_section.summarize_panel(results) | overall,
+        "baseline": metrics.summarize(baselines),
+    }
+
+
 def cross_validate(
     plugin: ModelPlugin, data: TrainingData, folds: list[cv.Fold], seed: int, progress: Progress = no_progress
 ) -> dict[str, Any]:
@@ -195,9 +253,16 @@ def fold_forecast(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: 
     return np.asarray(model.predict(timeline).mean, dtype=np.float64)
 
 
-def _lineage(definition: _Definition, request: TrainRequest, data: TrainingData, cv_metrics: dict[str, Any]) -> dict[str, Any]:
+def _lineage(
+    definition: _Definition, request: TrainRequest, data: TrainingData | pooled.PanelTrainingData, cv_metrics: dict[str, Any]
+) -> dict[str, Any]:
     plugin = definition.plugin
-    return {
+    purge = cv.effective_purge(request.cv.purge, request.dataset.target_horizon)
+    panel_part: dict[str, Any] = {}
+    if isinstance(data, pooled.PanelTrainingData):
+        purge = max(purge, data.horizon)
+        panel_part = {"panel": pooled.describe_panel(request.dataset, data)}
+    return panel_part | {
         "schema": LINEAGE_SCHEMA,
         "plugin_key": plugin.key,
         "plugin_version": plugin.version,
@@ -209,7 +274,7 @@ def _lineage(definition: _Definition, request: TrainRequest, data: TrainingData,
         "n_rows": len(data.y),
         "first_row": data.timestamps[0].isoformat(),
         "last_row": data.timestamps[-1].isoformat(),
-        "cv": request.cv.model_dump(mode="json") | {"purge": cv.effective_purge(request.cv.purge, request.dataset.target_horizon)},
+        "cv": request.cv.model_dump(mode="json") | {"purge": purge},
         "n_folds": len(cv_metrics["folds"]),
         "libraries": plugin.lineage_libraries() | {"alphaforge": __version__, "numpy": library_version("numpy")},
     }

@@ -38,6 +38,11 @@ def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
         candidate = _tune_request(request, key, params)
         if candidate is not None:
             tuner.resolve_plan(candidate)  # the tuned space with these fixed parameters
+    if request.dataset.is_panel:  # issue 13: pooled AutoML comes next
+        raise InvalidInput(
+            "AutoML on a panel (dataset.universe or dataset.symbols) is not available yet: "
+            "send dataset.symbol, or train the pooled model with POST /api/v1/models/{id}/train"
+        )
     check_dataset_spec(ctx, request.dataset)
 
 

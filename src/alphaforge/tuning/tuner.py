@@ -130,6 +130,11 @@ def check_tune_request(ctx: Context, request: TuneRequest) -> None:
         probe = None  # a cross-field rule refuses this corner; the trials that hit it fail alone
     if probe is not None:
         probe.check_target_horizon(horizon)
+    if request.dataset.is_panel:  # issue 13: pooled tuning comes next
+        raise InvalidInput(
+            "tuning on a panel (dataset.universe or dataset.symbols) is not available yet: "
+            "send dataset.symbol, or train the pooled model with POST /api/v1/models/{id}/train"
+        )
     check_dataset_spec(ctx, request.dataset)
 
 

@@ -240,6 +240,11 @@ class ModelPlugin(ABC):
         from the series' first (filters that carry a state from the beginning)."""
         return 0
 
+    def pools_symbols(self) -> bool:
+        """Whether the model can fit a panel (many symbols' rows at once, sorted by date):
+        true when each forecast reads its own row's features alone."""
+        return self.history_rows() == 0
+
     def check_target_horizon(self, horizon: int) -> None:
         """Refuse (InvalidInput) parameters that would leak with labels ``horizon`` bars ahead."""
 

@@ -1,0 +1,167 @@
+"""Pooled training data: many symbols' rows in one panel, keyed (timestamp, symbol).
+
+The rules:
+- Each feature is the panel dataset of the request's universe (members point in time) or
+  symbols (``features.panels``): per-symbol pieces underneath, so warm-up, causality and
+  restatement are those of single-symbol datasets, symbol by symbol.
+- The target of row (t, s) is ``close_s[t+h] / close_s[t] - 1`` over the symbol's own bars
+  up to the range's end, as for one series; ``target_transform`` then demeans it or ranks
+  it across the symbols of date t (the label of a date uses only that date's labels).
+- Rows are the (timestamp, symbol) pairs where every feature and the target exist, sorted
+  by timestamp then symbol. Cross-validation splits them by date (``evaluation.panel``):
+  all symbols of a date fall on the same side. ``horizon`` is the longest span in calendar
+  dates any label covers (a symbol missing dates spans more of them than ``h``).
+- Only models that read the features of each row alone can pool symbols (``pools_symbols``):
+  per-series filters, sequence models and stacking's row-based inner folds are refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaforge.context import Context
+from alphaforge.errors import InvalidInput
+from alphaforge.features import generation
+from alphaforge.features.panels import PanelResult, assemble_panel, cached_panel, plan_panel, task_request
+from alphaforge.plugins.features.cross_section import apply_cross_section
+from alphaforge.plugins.models.base import ModelPlugin
+from alphaforge.schemas.features import FeatureDatasetRead, FeaturePanelRequest
+from alphaforge.schemas.models import DatasetSpec
+from alphaforge.training.assembly import MIN_ROWS, FeatureSpec, load_feature_specs
+
+TARGET = "target"
+
+
+@dataclass
+class PanelTrainingData:
+    X: np.ndarray  # (n, k) float64, rows sorted by (timestamp, symbol)
+    y: np.ndarray  # (n,) the (transformed) forward returns
+    horizon: int  # calendar dates the longest label spans
+    timestamps: pd.DatetimeIndex  # one per row
+    symbols: np.ndarray  # one per row
+    columns: list[str]
+    features: list[FeatureSpec]  # each with its panel dataset's version hash
+    dropped_rows: int
+
+
+def panel_request(spec: DatasetSpec) -> FeaturePanelRequest:
+    return FeaturePanelRequest(
+        universe=spec.universe, symbols=spec.symbols, timeframe=spec.timeframe,
+        start_date=spec.start_date, end_date=spec.end_date,
+    )
+
+
+def check_pooling(plugin: ModelPlugin) -> None:
+    """422 for a model that cannot fit many symbols' rows at once."""
+    if not plugin.pools_symbols():
+        raise InvalidInput(
+            f"{plugin.key} cannot be trained on a panel: it reads a series' earlier rows (a filter, a sequence "
+            "model or row-based inner folds), and a panel's rows interleave symbols. Train it per symbol "
+            "(dataset.symbol) or choose a machine-learning model (or a mean ensemble of them)",
+            plugin_key=plugin.key,
+        )
+
+
+def check_panel_spec(ctx: Context, spec: DatasetSpec) -> list[FeatureSpec]:
+    """The refusals that need no computing: unknown features (404), unknown universe (404),
+    members whose bars cannot feed a feature, no member with bars (422)."""
+    features = load_feature_specs(ctx, spec.feature_ids)
+    request = panel_request(spec)
+    for feature in features:
+        plan_panel(ctx, uuid.UUID(feature.feature_id), request)
+    return features
+
+
+def generate_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest) -> PanelResult:
+    """The panel dataset, computed in this process (a training already runs in a worker):
+    a hit, or its pieces generated one by one and assembled."""
+    plan = plan_panel(ctx, feature_id, request)
+    hit = cached_panel(ctx, plan)
+    if hit is not None:
+        return hit
+    datasets = []
+    for piece in plan.piece_requests():
+        result = generation.generate_dataset(ctx, feature_id, piece)
+        datasets.append((piece, FeatureDatasetRead.model_validate(result.dataset).model_dump(mode="json")))
+    return assemble_panel(ctx, task_request(plan), datasets)
+
+
+def assemble_panel_training_data(ctx: Context, spec: DatasetSpec) -> PanelTrainingData:
+    features = load_feature_specs(ctx, spec.feature_ids)
+    request = panel_request(spec)
+    frames, recorded = [], []
+    for feature in features:
+        result = generate_panel(ctx, uuid.UUID(feature.feature_id), request)
+        frame = result.frame.copy(deep=False)
+        frame.columns = feature.columns
+        frames.append(frame)
+        recorded.append(FeatureSpec(**{**feature.__dict__, "dataset_version_hash": result.panel.version_hash}))
+    joined = pd.concat(frames, axis=1, join="inner").sort_index()
+    targets, ends = _targets(ctx, spec, joined.index)
+    joined[TARGET] = targets
+    if spec.target_transform != "raw":
+        long = joined[[TARGET]].reset_index()
+        joined[TARGET] = apply_cross_section(long, spec.target_transform, TARGET)[TARGET].to_numpy()
+    complete = joined.notna().all(axis=1).to_numpy()
+    n = int(complete.sum())
+    if n < MIN_ROWS:
+        raise InvalidInput(
+            f"only {n} complete (timestamp, symbol) rows remain of {len(joined)} in the range (a missing feature "
+            f"value, or the last {spec.target_horizon} bars of a symbol without a target); at least {MIN_ROWS} "
+            "are needed: widen the date range or lower target_horizon"
+        )
+    rows = joined[complete]
+    timestamps = pd.DatetimeIndex(rows.index.get_level_values("timestamp"))
+    return PanelTrainingData(
+        X=np.ascontiguousarray(rows.drop(columns=TARGET).to_numpy(dtype="float64")),
+        y=rows[TARGET].to_numpy(dtype="float64"),
+        horizon=_calendar_span(timestamps, pd.DatetimeIndex(ends[complete])),
+        timestamps=timestamps,
+        symbols=rows.index.get_level_values("symbol").to_numpy(dtype=object),
+        columns=[c for f in features for c in f.columns],
+        features=recorded,
+        dropped_rows=len(joined) - n,
+    )
+
+
+def _targets(ctx: Context, spec: DatasetSpec, index: pd.MultiIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's forward return over its symbol's own bars, and the date its label ends
+    (NaT without a target)."""
+    targets = np.full(len(index), np.nan)
+    ends = np.full(len(index), np.datetime64("NaT"), dtype="datetime64[ns]")
+    symbols = index.get_level_values("symbol")
+    h = spec.target_horizon
+    for symbol in pd.unique(symbols):
+        at = np.flatnonzero(symbols == symbol)
+        close = ctx.bars.get_bars(symbol, spec.timeframe, spec.start_date, spec.end_date, warmup=0)["close"]
+        forward = close.shift(-h) / close - 1.0
+        end_time = pd.Series(close.index, index=close.index).shift(-h)
+        stamps = index.get_level_values("timestamp")[at]
+        targets[at] = forward.reindex(stamps).to_numpy(dtype="float64")
+        ends[at] = pd.DatetimeIndex(end_time.reindex(stamps)).tz_convert(None).to_numpy()
+    return targets, ends
+
+
+def _calendar_span(timestamps: pd.DatetimeIndex, ends: pd.DatetimeIndex) -> int:
+    """The most calendar dates (the panel's distinct timestamps) any row's label reaches:
+    the purge a training row at date d needs is the index of the last date <= its label's
+    end, minus d (with every symbol on every date: ``h``)."""
+    calendar = timestamps.unique().sort_values().tz_convert(None)
+    start_at = calendar.searchsorted(timestamps.tz_convert(None))
+    last_within = calendar.searchsorted(ends, side="right") - 1
+    return int(max(1, (last_within - start_at).max()))
+
+
+def describe_panel(spec: DatasetSpec, data: PanelTrainingData) -> dict[str, Any]:
+    return {
+        "universe": spec.universe,
+        "symbols": sorted(set(data.symbols.tolist())),
+        "n_symbols": len(set(data.symbols.tolist())),
+        "target_transform": spec.target_transform,
+        "calendar_horizon": data.horizon,
+    }
