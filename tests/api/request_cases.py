@@ -140,6 +140,10 @@ def _pooled(body: dict[str, Any], **source: Any) -> dict[str, Any]:
 VARIANTS: dict[tuple[str, str], list[Request]] = {
     ("POST", "/api/v1/features/{feature_id}/panels"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
     ("POST", "/api/v1/features/{feature_id}/panels/async"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
+    ("POST", "/api/v1/models/{model_id}/predict"): [
+        Request({"model_id": M}, body={k: v for k, v in _GENERATE.items() if k != "symbol"} | {"universe": "SP20"}),
+        Request({"model_id": M}, body={k: v for k, v in _GENERATE.items() if k != "symbol"} | {"symbols": ["GSPC"]}),
+    ],
 } | {
     operation: [replace(VALID[operation], body=_pooled(VALID[operation].body, universe="SP20")),
                 replace(VALID[operation], body=_pooled(VALID[operation].body, symbols=["GSPC", "IXIC"]))]

@@ -55,9 +55,9 @@ def _train(client: TestClient, model_id: str, feature_ids: list[str], **dataset:
     return client.post(f"/api/v1/models/{model_id}/train", json={"dataset": body, "cv": CV})
 
 
-def reference_panel(closes: pd.DataFrame, transform: str = "raw") -> pd.DataFrame:
+def reference_panel(closes: pd.DataFrame, transform: str = "raw", start_date: str = START, end_date: str = END) -> pd.DataFrame:
     """(timestamp, symbol) rows with complete features and target, sorted, from the closes."""
-    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(END, tz="UTC")
+    start, end = pd.Timestamp(start_date, tz="UTC"), pd.Timestamp(end_date, tz="UTC")
     frames = []
     for symbol in closes.columns:
         close = closes[symbol].dropna()
@@ -226,13 +226,6 @@ def test_bad_pooled_requests_are_422_saying_what_to_change(
     assert says in response.json()["detail"]
 
 
-def test_unknown_universe_is_404_and_tuning_a_panel_is_refused_for_now(client: TestClient, feature_ids: list[str]) -> None:
+def test_unknown_universe_is_404(client: TestClient, feature_ids: list[str]) -> None:
     model_id = _model(client, "ridge", "machine_learning")
     assert _train(client, model_id, feature_ids, universe="NOPE").status_code == 404
-    tune = client.post(
-        "/api/v1/models/tune",
-        json={"plugin_key": "ml.ridge", "n_trials": 2,
-              "dataset": {"feature_ids": feature_ids, "universe": "SP20", "start_date": START, "end_date": END}},
-    )
-    assert tune.status_code == 422, tune.text
-    assert "not available yet" in tune.json()["detail"]

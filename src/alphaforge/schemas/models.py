@@ -130,15 +130,14 @@ class ModelRead(BaseModel):
     )
 
 
-#: Most symbols a pooled dataset may name (a universe's members in the range, or a list).
+#: Most symbols a pooled dataset or prediction may name (a universe's members, or a list).
 POOLED_SYMBOLS_MAX = 500
 
 
-class DatasetSpec(TimeRange):
-    """One symbol's rows, or a panel: the rows of a universe's members (point in time) or
-    of a list of symbols, keyed (timestamp, symbol), for a pooled model."""
+class SymbolSource(RequestModel):
+    """One symbol, or a panel: a universe's members (point in time) or a list of symbols
+    (members for the whole range) — exactly one of the three."""
 
-    feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200, description="Columns follow this order")
     symbol: Symbol | None = Field(None, description="One series; or send universe or symbols instead")
     universe: str | None = Field(
         None, min_length=1, max_length=NAME_MAX, description="A panel: this universe's members (name or id)",
@@ -146,14 +145,6 @@ class DatasetSpec(TimeRange):
     )
     symbols: list[Symbol] | None = Field(
         None, min_length=1, max_length=POOLED_SYMBOLS_MAX, description="A panel: these symbols over the whole range"
-    )
-    timeframe: Timeframe = Timeframe.DAY
-    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2005-01-01"])
-    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
-    target_horizon: int = Field(1, ge=1, le=260, description="Bars ahead: target = close[t+h] / close[t] - 1")
-    target_transform: Literal["raw", "demean", "rank"] = Field(
-        "raw",
-        description="Panels only: the forward return as is, demeaned, or ranked (0..1) across the symbols of each date",
     )
 
     @model_validator(mode="after")
@@ -170,16 +161,34 @@ class DatasetSpec(TimeRange):
                 raise PydanticCustomError(
                     "repeated_symbols", "symbols must be unique; repeated: {repeated}", {"repeated": ", ".join(repeated)}
                 )
+        return self
+
+    @property
+    def is_panel(self) -> bool:
+        return self.symbol is None
+
+
+class DatasetSpec(TimeRange, SymbolSource):
+    """The rows a model trains on: one symbol's, or a panel's keyed (timestamp, symbol)."""
+
+    feature_ids: list[uuid.UUID] = Field(min_length=1, max_length=200, description="Columns follow this order")
+    timeframe: Timeframe = Timeframe.DAY
+    start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2005-01-01"])
+    end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
+    target_horizon: int = Field(1, ge=1, le=260, description="Bars ahead: target = close[t+h] / close[t] - 1")
+    target_transform: Literal["raw", "demean", "rank"] = Field(
+        "raw",
+        description="Panels only: the forward return as is, demeaned, or ranked (0..1) across the symbols of each date",
+    )
+
+    @model_validator(mode="after")
+    def _transform_needs_a_panel(self) -> Self:
         if self.symbol is not None and self.target_transform != "raw":
             raise PydanticCustomError(
                 "transform_needs_panel", "target_transform {transform!r} works across symbols: send a universe or symbols",
                 {"transform": self.target_transform},
             )
         return self
-
-    @property
-    def is_panel(self) -> bool:
-        return self.symbol is None
 
 
 class CVConfig(RequestModel):
@@ -267,8 +276,9 @@ class TrainResponse(BaseModel):
     mlflow_run_id: str
 
 
-class PredictRequest(TimeRange):
-    symbol: Symbol
+class PredictRequest(TimeRange, SymbolSource):
+    """One symbol's forecasts, or a panel's: every member's while it was a member."""
+
     timeframe: Timeframe = Timeframe.DAY
     start_date: RequestTime = Field(description="Inclusive; naive values are read as UTC", examples=["2018-01-01"])
     end_date: RequestTime = Field(description="Exclusive; naive values are read as UTC", examples=["2019-01-01"])
@@ -278,7 +288,10 @@ class PredictResponse(BaseModel):
     model_id: uuid.UUID
     model_version: int
     plugin_key: str
-    symbol: str
+    symbol: str | None = Field(description="The symbol asked for; null for a universe or a list of symbols")
+    symbols: list[str] | None = Field(
+        None, description="Panels: each row's symbol (rows sorted by timestamp, then symbol); null for one symbol"
+    )
     timeframe: str
     feature_columns: list[str]
     timestamps: list[datetime]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -28,10 +29,16 @@ from alphaforge.training.assembly import FeatureSpec, assemble_prediction_rows
 from alphaforge.hashing import utc_iso
 from alphaforge.training.definitions import NOT_FOUND, hand_linked_artifact_failed
 from alphaforge.tasks.progress import Cancelled
+from alphaforge.universes.definitions import find_universe, spells_between
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
 
 log = logging.getLogger(__name__)
+
+
+class NoCompleteRows(InvalidInput):
+    """No bar of the symbol in the range has every feature: a 422 for one symbol; a panel
+    member in this state simply has no rows."""
 
 
 @dataclass
@@ -39,24 +46,29 @@ class PredictResult:
     model_id: uuid.UUID
     model_version: int
     plugin_key: str
-    symbol: str
+    symbol: str | None
     timeframe: str
     feature_columns: list[str]
     timestamps: list[pd.Timestamp]
     predictions: list[float]
     volatility: list[float] | None
+    symbols: list[str] | None = None  # panels: each row's symbol
 
 
 def check_predict_request(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Model:
-    """The refusals that need no computing: unknown (404) or untrained (409) model. (The
-    request refused a bad symbol or range when it was parsed.)"""
-    return _trained_model(ctx, model_id)
+    """The refusals that need no computing: unknown (404) or untrained (409) model, unknown
+    universe (404). (The request refused a bad symbol or range when it was parsed.)"""
+    model = _trained_model(ctx, model_id)
+    if request.universe is not None:
+        find_universe(ctx, request.universe)
+    return model
 
 
 def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> PredictResult:
     model = check_predict_request(ctx, model_id, request)
     try:
-        return _predict(ctx, model, request)
+        plugin = load_artifact(ctx, model)
+        return _predict_panel(ctx, model, plugin, request) if request.is_panel else _predict(ctx, model, plugin, request)
     except (AlphaforgeError, Cancelled):
         raise
     except Exception as exc:
@@ -68,17 +80,16 @@ def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Predi
         raise refusal from exc
 
 
-def _predict(ctx: Context, model: Model, request: PredictRequest) -> PredictResult:
+def _predict(ctx: Context, model: Model, plugin: ModelPlugin, request: PredictRequest) -> PredictResult:
     lineage = model.lineage or {}
     start, end = request.start_date, request.end_date
-    plugin = load_artifact(ctx, model)
     features = [FeatureSpec(**f) for f in lineage["features"]]
     horizon = int(lineage["dataset"]["target_horizon"])
     rows, targets, n_history = assemble_prediction_rows(
         ctx, features, request.symbol, request.timeframe, start, end, history_rows=plugin.history_rows(), horizon=horizon
     )
     if len(rows) == n_history:
-        raise InvalidInput(
+        raise NoCompleteRows(
             f"no {request.timeframe.value} bars with complete features for {request.symbol} "
             f"in [{utc_iso(start)}, {utc_iso(end)}); check the range with GET /api/v1/market-data/symbols"
         )
@@ -96,6 +107,54 @@ def _predict(ctx: Context, model: Model, request: PredictRequest) -> PredictResu
         predictions=np.asarray(prediction.mean, dtype="float64").tolist(),
         volatility=None if volatility is None else np.asarray(volatility, dtype="float64").tolist(),
     )
+
+
+def _predict_panel(ctx: Context, model: Model, plugin: ModelPlugin, request: PredictRequest) -> PredictResult:
+    """Each member's forecasts over its spells in the range, by the one-symbol rule, sorted
+    by (timestamp, symbol); a member without complete feature rows in its spell has none."""
+    parts: list[tuple[str, PredictResult]] = []
+    for symbol, start, end in _spells(ctx, request):
+        one = request.model_copy(update={"symbol": symbol, "universe": None, "symbols": None,
+                                         "start_date": start, "end_date": end})
+        try:
+            parts.append((symbol, _predict(ctx, model, plugin, one)))
+        except NoCompleteRows:
+            continue
+    if not parts:
+        raise InvalidInput(
+            f"no member has {request.timeframe.value} bars with complete features in "
+            f"[{utc_iso(request.start_date)}, {utc_iso(request.end_date)}); check the range with GET /api/v1/market-data/symbols"
+        )
+    rows = pd.DataFrame({
+        "timestamp": [t for _, r in parts for t in r.timestamps],
+        "symbol": [s for s, r in parts for _ in r.timestamps],
+        "prediction": [p for _, r in parts for p in r.predictions],
+        "volatility": [v for _, r in parts for v in (r.volatility or [np.nan] * len(r.timestamps))],
+    }).sort_values(["timestamp", "symbol"], kind="stable")
+    has_volatility = parts[0][1].volatility is not None
+    return replace(
+        parts[0][1],
+        symbol=None,
+        symbols=rows["symbol"].tolist(),
+        timestamps=list(rows["timestamp"]),
+        predictions=rows["prediction"].tolist(),
+        volatility=rows["volatility"].tolist() if has_volatility else None,
+    )
+
+
+def _spells(ctx: Context, request: PredictRequest) -> list[tuple[str, datetime, datetime]]:
+    start, end = request.start_date, request.end_date
+    if request.symbols is not None:
+        return [(symbol, start, end) for symbol in sorted(request.symbols)]
+    assert request.universe is not None
+    universe = find_universe(ctx, request.universe)
+    spells = spells_between(universe, start, end)
+    if not spells:
+        raise InvalidInput(
+            f"universe {universe.name!r} has no members in [{utc_iso(start)}, {utc_iso(end)}); "
+            f"see GET /api/v1/universes/{universe.id}/members"
+        )
+    return spells
 
 
 def load_artifact(ctx: Context, model: Model) -> ModelPlugin:

@@ -151,3 +151,13 @@ def members_between(universe: Universe, start: datetime, end: datetime) -> list[
     return sorted(
         {m.symbol for m in universe.members if m.valid_from < end and (m.valid_to is None or start < m.valid_to)}
     )
+
+
+def spells_between(universe: Universe, start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """Each spell overlapping ``[start, end)``, clipped to it, by symbol then from: the
+    stretches in which each symbol's rows belong to the universe."""
+    return [
+        (m.symbol, max(start, m.valid_from), end if m.valid_to is None else min(end, m.valid_to))
+        for m in sorted(universe.members, key=lambda m: (m.symbol, m.valid_from))
+        if m.valid_from < end and (m.valid_to is None or start < m.valid_to)
+    ]

@@ -126,7 +126,9 @@ async def predict(
 
     Each bar's forecast is what the model would have said live on that date: features up to
     the bar and labels realised by it (filters run from the symbol's first bar), so any
-    range, before, inside or after the training span, gives the same value for a bar."""
+    range, before, inside or after the training span, gives the same value for a bar. For a
+    universe (or a list of symbols) every member's forecasts while it was a member, as rows
+    (timestamp, symbol, prediction) sorted by timestamp then symbol."""
     await run_in_threadpool(prediction.check_predict_request, ctx, model_id, body)
     payload = {"model_id": str(model_id), "body": body.model_dump(mode="json")}
     return PredictResponse.model_validate(await run_and_wait(request, ctx, "predict", payload, time_limit_s=time_limit_s))
