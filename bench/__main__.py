@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own subprocess, then print one summary table.
 
-    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead,
+    python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead, 1 for pooled_overhead,
                                     # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall,
                                     # about 11 for service_bounds)
     python -m bench --quick         # smoke run
@@ -24,6 +24,7 @@ from bench import (
     object_store_stall,
     panel_build,
     plugin_overhead,
+    pooled_overhead,
     service_bounds,
     train_overhead,
     tuning,
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "generate_latency": generate_latency,
     "panel_build": panel_build,
     "train_overhead": train_overhead,
+    "pooled_overhead": pooled_overhead,
     "tuning": tuning,
     "news_sentiment": news_sentiment,
     "object_store_stall": object_store_stall,
