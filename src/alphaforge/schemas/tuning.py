@@ -16,7 +16,12 @@ TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
 
 METRIC_DESCRIPTION = (
     "Summary metric to optimise: mean_mse, mean_mae (minimised by default), directional_accuracy "
-    "(alias mean_directional_accuracy), mean_ic, mean_rank_ic (maximised by default)"
+    "(alias mean_directional_accuracy), mean_ic, mean_rank_ic (maximised by default; on a panel these are "
+    "pooled over all of a fold's rows, then averaged over folds). Panels only (dataset.universe or "
+    "dataset.symbols), maximised by default: mean_cs_ic, mean_cs_rank_ic (per fold the mean over its test "
+    "dates of the IC / Spearman rank IC across symbols, then averaged over folds), mean_cs_icir, "
+    "mean_cs_rank_icir (per fold that mean over its sample std across dates, then averaged over folds); "
+    "icir is an alias of mean_cs_rank_icir"
 )
 #: A plugin key, metric or parameter name.
 Key = Annotated[str, Field(min_length=1, max_length=KEY_MAX)]
@@ -57,6 +62,9 @@ class TrialRead(BaseModel):
     params: dict[str, Any] = Field(description="Sampled values merged with fixed_params")
     score: float | None = Field(description="The metric; for a pruned trial, over the folds it reached")
     folds_evaluated: int
+    folds: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each evaluated fold's spans and scores, as training reports them"
+    )
     metrics: dict[str, float | int | None] | None = Field(None, description="Summary over the folds (complete trials)")
     duration_s: float | None
     error: str | None = Field(None, description="Why a failed trial failed")

@@ -21,7 +21,7 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, NotFound
 from alphaforge.plugins.base import library_version
 from alphaforge.plugins.models import ModelPlugin, Timeline
-from alphaforge.schemas.models import CVConfig, TrainRequest
+from alphaforge.schemas.models import CVConfig, DatasetSpec, TrainRequest
 from alphaforge.evaluation import cv
 from alphaforge.evaluation import cross_section, metrics, panel
 from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
@@ -33,6 +33,10 @@ from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Model
 
 LINEAGE_SCHEMA = "alphaforge.model-training/1"
+
+#: One series' rows or a panel's, and their folds (by row or by date).
+AnyData = TrainingData | pooled.PanelTrainingData
+AnyFolds = list[cv.Fold] | list[panel.PanelFold]
 
 
 @dataclass(frozen=True)
@@ -73,16 +77,8 @@ def train_model(
 ) -> TrainResult:
     definition = check_train_request(ctx, model_id, request)
     progress(0.0, "assembling features")
-    data: TrainingData | pooled.PanelTrainingData
-    if request.dataset.is_panel:
-        data = pooled.assemble_panel_training_data(ctx, request.dataset)
-        cv_metrics = cross_validate_panel(
-            definition.plugin, data, panel_folds_for(request.cv, data), request.seed, progress
-        )
-    else:
-        data = assemble_training_data(ctx, request.dataset)
-        folds = folds_for(request.cv, request.dataset.target_horizon, len(data.y))
-        cv_metrics = cross_validate(definition.plugin, data, folds, request.seed, progress)
+    data = assemble(ctx, request.dataset)
+    cv_metrics = cross_validate(definition.plugin, data, cv_folds(request.cv, data), request.seed, progress)
 
     progress(0.9, "final fit on all rows")
     final = type(definition.plugin)(definition.plugin.params, seed=request.seed)
@@ -189,57 +185,70 @@ def panel_folds_for(config: CVConfig, data: pooled.PanelTrainingData) -> list[pa
     )
 
 
-def cross_validate_panel(
-    plugin: ModelPlugin, data: pooled.PanelTrainingData, folds: list[panel.PanelFold], seed: int,
-    progress: Progress = no_progress,
-) -> dict[str, Any]:
-    """Per fold: a fresh model fitted on the training dates' rows forecasts the test dates'
-    rows from their own features; pooled scores plus IC and rank IC per date across symbols.
-    The summary adds those per-date statistics over every test date of every fold."""
-    results, baselines, tested, forecasts = [], [], [], []
-    for fold in folds:
-        progress(0.05 + 0.85 * fold.index / len(folds), f"fold {fold.index + 1} of {len(folds)}")
-        model = type(plugin)(plugin.params, seed=seed)
-        model.fit(data.X[fold.train], data.y[fold.train])
-        predicted = np.asarray(model.predict(Timeline.rows(data.X[fold.test], horizon=data.horizon)).mean, dtype=np.float64)
-        actual = data.y[fold.test]
-        scores = cross_section.panel_fold_metrics(actual, predicted, timestamps=data.timestamps[fold.test])
-        baseline = metrics.fold_metrics(actual, metrics.naive_baseline(data.y[fold.train], len(fold.test)))
-        baselines.append(baseline)
-        tested.append(fold.test)
-        forecasts.append(predicted)
-        results.append({"fold": fold.index, **panel.panel_fold_spans(fold, data.timestamps), **scores,
-                        "baseline_mse": baseline["mse"]})
-    rows = np.concatenate(tested)
-    overall = cross_section.cross_section_metrics(data.y[rows], np.concatenate(forecasts), timestamps=data.timestamps[rows])
-    return {
-        "folds": results,
-        "summary": cross_section.summarize_panel(results) | overall,
-        "baseline": metrics.summarize(baselines),
-    }
+def assemble(ctx: Context, spec: DatasetSpec) -> AnyData:
+    """The rows of a dataset spec: one series' or a panel's (training, tuning and AutoML alike)."""
+    if spec.is_panel:
+        return pooled.assemble_panel_training_data(ctx, spec)
+    return assemble_training_data(ctx, spec)
+
+
+def cv_folds(config: CVConfig, data: AnyData) -> AnyFolds:
+    """The folds of ``data``: by row for one series, by date for a panel."""
+    if isinstance(data, pooled.PanelTrainingData):
+        return panel_folds_for(config, data)
+    return folds_for(config, data.horizon, len(data.y))
+
+
+def score_fold(plugin: ModelPlugin, data: AnyData, fold: cv.Fold | panel.PanelFold, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """One fold, forecast and scored the one way training and tuning both use: its index,
+    spans and scores (a panel's add the cross-sectional ones), and the forecast."""
+    if isinstance(data, pooled.PanelTrainingData):
+        assert isinstance(fold, panel.PanelFold)
+        predicted = panel_fold_forecast(plugin, data, fold, seed)
+        actual, timestamps = data.y[fold.test], data.timestamps[fold.test]
+        scores = cross_section.panel_fold_metrics(actual, predicted, timestamps=timestamps)
+        return {"fold": fold.index, **panel.panel_fold_spans(fold, data.timestamps), **scores}, predicted
+    assert isinstance(fold, cv.Fold)
+    predicted = fold_forecast(plugin, data, fold, seed)
+    scores = metrics.fold_metrics(data.y[fold.test], predicted)
+    return {"fold": fold.index, **cv.fold_spans(fold, data.timestamps), **scores}, predicted
+
+
+def summarize_folds(data: AnyData, folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scores over folds: means and stds, plus a panel's cross-sectional ones (``mean_cs_*``)."""
+    if isinstance(data, pooled.PanelTrainingData):
+        return cross_section.summarize_panel(folds)
+    return metrics.summarize(folds)
 
 
 def cross_validate(
-    plugin: ModelPlugin, data: TrainingData, folds: list[cv.Fold], seed: int, progress: Progress = no_progress
+    plugin: ModelPlugin, data: AnyData, folds: AnyFolds, seed: int, progress: Progress = no_progress
 ) -> dict[str, Any]:
-    """Fit a fresh model per fold; score it and the training-mean baseline on the test rows."""
-    results, baselines = [], []
+    """Fit a fresh model per fold; score it and the training-mean baseline on the test rows.
+    A panel's summary adds the per-date statistics over every test date of every fold."""
+    results, baselines, forecasts = [], [], []
     for fold in folds:
         progress(0.05 + 0.85 * fold.index / len(folds), f"fold {fold.index + 1} of {len(folds)}")
-        predicted = fold_forecast(plugin, data, fold, seed)
-        actual = data.y[fold.test]
-        scores = metrics.fold_metrics(actual, predicted)
-        baseline = metrics.fold_metrics(actual, metrics.naive_baseline(data.y[fold.train], len(fold.test)))
+        scores, predicted = score_fold(plugin, data, fold, seed)
+        baseline = metrics.fold_metrics(data.y[fold.test], metrics.naive_baseline(data.y[fold.train], len(fold.test)))
         baselines.append(baseline)
-        results.append(
-            {
-                "fold": fold.index,
-                **cv.fold_spans(fold, data.timestamps),
-                **scores,
-                "baseline_mse": baseline["mse"],
-            }
+        forecasts.append(predicted)
+        results.append({**scores, "baseline_mse": baseline["mse"]})
+    summary = summarize_folds(data, results)
+    if isinstance(data, pooled.PanelTrainingData):
+        rows = np.concatenate([fold.test for fold in folds])
+        summary |= cross_section.cross_section_metrics(
+            data.y[rows], np.concatenate(forecasts), timestamps=data.timestamps[rows]
         )
-    return {"folds": results, "summary": metrics.summarize(results), "baseline": metrics.summarize(baselines)}
+    return {"folds": results, "summary": summary, "baseline": metrics.summarize(baselines)}
+
+
+def panel_fold_forecast(plugin: ModelPlugin, data: pooled.PanelTrainingData, fold: panel.PanelFold, seed: int) -> np.ndarray:
+    """A fresh model fitted on the training dates' rows forecasts the test dates' rows from
+    their own features (a pooling model reads no earlier rows)."""
+    model = type(plugin)(plugin.params, seed=seed)
+    model.fit(data.X[fold.train], data.y[fold.train])
+    return np.asarray(model.predict(Timeline.rows(data.X[fold.test], horizon=data.horizon)).mean, dtype=np.float64)
 
 
 def fold_forecast(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> np.ndarray:

@@ -20,38 +20,48 @@ from alphaforge.errors import DependencyUnavailable, InvalidInput
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.models import ModelCreate, TrainRequest, TrainResponse
 from alphaforge.schemas.tuning import AutoMLRequest, AutoMLResponse, CandidateError, LeaderboardRow, TuneRequest
-from alphaforge.evaluation import cv
 from alphaforge.training import definitions
 from alphaforge.training import trainer
 from alphaforge.tuning import tuner
-from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec
+from alphaforge.training import pooled
+from alphaforge.training.assembly import check_dataset_spec
 from alphaforge.tasks.progress import Cancelled, Progress, no_progress
 
 
 def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
-    """Every refusal that needs no computing: metric, plugin keys, parameters, CV purge, features."""
-    tuner.resolve_objective(request.metric, request.direction)
+    """Every refusal that needs no computing: metric, plugin keys, parameters, CV purge, features;
+    on a panel, every candidate that cannot pool symbols (named together, in one 422)."""
+    objective = tuner.resolve_objective(request.metric, request.direction)
+    tuner.check_objective_fits(objective, request.dataset)
     horizon = request.dataset.target_horizon
+    cannot_pool = []
     for key, params in request.candidates.items():
         plugin = model_plugins.get(key).from_parameters(params, seed=request.seed)
         plugin.check_target_horizon(horizon)
         candidate = _tune_request(request, key, params)
         if candidate is not None:
             tuner.resolve_plan(candidate)  # the tuned space with these fixed parameters
-    if request.dataset.is_panel:  # issue 13: pooled AutoML comes next
+        if request.dataset.is_panel and not plugin.pools_symbols():
+            cannot_pool.append(key)
+    if cannot_pool:
         raise InvalidInput(
-            "AutoML on a panel (dataset.universe or dataset.symbols) is not available yet: "
-            "send dataset.symbol, or train the pooled model with POST /api/v1/models/{id}/train"
+            f"these candidates cannot be trained on a panel: {', '.join(cannot_pool)}. They read a series' "
+            "earlier rows (a filter, a sequence model or row-based inner folds), and a panel's rows interleave "
+            "symbols: drop them, or run AutoML per symbol (dataset.symbol)",
+            field="candidates",
         )
-    check_dataset_spec(ctx, request.dataset)
+    if request.dataset.is_panel:
+        pooled.check_panel_spec(ctx, request.dataset)
+    else:
+        check_dataset_spec(ctx, request.dataset)
 
 
 def automl(ctx: Context, request: AutoMLRequest, progress: Progress = no_progress) -> AutoMLResponse:
     check_automl_request(ctx, request)
     objective = tuner.resolve_objective(request.metric, request.direction)
     progress(0.0, "assembling the training data")
-    data = assemble_training_data(ctx, request.dataset)
-    folds = trainer.folds_for(request.cv, request.dataset.target_horizon, len(data.y))
+    data = trainer.assemble(ctx, request.dataset)
+    folds = trainer.cv_folds(request.cv, data)
     share = (0.9 if request.create_model else 1.0) / len(request.candidates)
     rows = []
     for i, (key, params) in enumerate(request.candidates.items()):
@@ -74,8 +84,8 @@ def automl(ctx: Context, request: AutoMLRequest, progress: Progress = no_progres
 
 
 def _evaluate(
-    ctx: Context, request: AutoMLRequest, key: str, params: dict[str, Any], data: TrainingData,
-    folds: list[cv.Fold], progress: Progress,
+    ctx: Context, request: AutoMLRequest, key: str, params: dict[str, Any], data: trainer.AnyData,
+    folds: trainer.AnyFolds, progress: Progress,
 ) -> LeaderboardRow:
     """One candidate's row: tuned (if asked and it has a space) then scored; its error if it fails."""
     objective = tuner.resolve_objective(request.metric, request.direction)

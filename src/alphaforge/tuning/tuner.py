@@ -34,16 +34,19 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
+
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
+from alphaforge.schemas.models import DatasetSpec
 from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
-from alphaforge.evaluation import cv
-from alphaforge.evaluation import metrics
+from alphaforge.evaluation import cv, panel
 from alphaforge.tuning import search_space
 from alphaforge.tuning import studies
 from alphaforge.training import trainer
-from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
+from alphaforge.training import pooled
+from alphaforge.training.assembly import check_dataset_spec, describe_range
 from alphaforge.tasks.progress import Cancelled, Progress, no_progress
 from alphaforge.tracking import StudyRun, TrialRun
 
@@ -60,9 +63,15 @@ METRICS: dict[str, tuple[str, Direction]] = {
     "directional_accuracy": ("directional_accuracy", "maximize"),
     "mean_ic": ("ic", "maximize"),
     "mean_rank_ic": ("rank_ic", "maximize"),
+    # Cross-sectional (panels only): per fold over its test dates, then averaged over folds.
+    "mean_cs_ic": ("cs_ic", "maximize"),
+    "mean_cs_rank_ic": ("cs_rank_ic", "maximize"),
+    "mean_cs_icir": ("cs_icir", "maximize"),
+    "mean_cs_rank_icir": ("cs_rank_icir", "maximize"),
 }
-#: The seed's name for directional accuracy (upstream's summary key).
-ALIASES = {"mean_directional_accuracy": "directional_accuracy"}
+#: The seed's name for directional accuracy (upstream's summary key); ``icir`` is the
+#: cross-sectional rank ICIR (``mean_rank_ic`` stays the pooled rank IC averaged over folds).
+ALIASES = {"mean_directional_accuracy": "directional_accuracy", "icir": "mean_cs_rank_icir"}
 
 #: Median pruning starts once this many trials completed, and never on the first fold.
 PRUNER_STARTUP_TRIALS = 5
@@ -88,6 +97,21 @@ class Objective:
 
     def sort_key(self, score: float) -> float:
         return score if self.direction == "minimize" else -score
+
+    @property
+    def cross_sectional(self) -> bool:
+        """Whether it ranks symbols within a date (defined on panels only)."""
+        return self.fold_metric.startswith("cs_")
+
+
+def check_objective_fits(objective: Objective, dataset: DatasetSpec) -> None:
+    """422 for a cross-sectional metric on one series: it has one symbol per date."""
+    if objective.cross_sectional and not dataset.is_panel:
+        raise InvalidInput(
+            f"{objective.metric} is cross-sectional (it ranks symbols within each date): it needs a panel, "
+            "so send dataset.universe or dataset.symbols instead of dataset.symbol",
+            field="metric",
+        )
 
 
 def resolve_objective(metric: str, direction: Direction | None = None) -> Objective:
@@ -130,12 +154,12 @@ def check_tune_request(ctx: Context, request: TuneRequest) -> None:
         probe = None  # a cross-field rule refuses this corner; the trials that hit it fail alone
     if probe is not None:
         probe.check_target_horizon(horizon)
-    if request.dataset.is_panel:  # issue 13: pooled tuning comes next
-        raise InvalidInput(
-            "tuning on a panel (dataset.universe or dataset.symbols) is not available yet: "
-            "send dataset.symbol, or train the pooled model with POST /api/v1/models/{id}/train"
-        )
-    check_dataset_spec(ctx, request.dataset)
+    check_objective_fits(plan.objective, request.dataset)
+    if request.dataset.is_panel:
+        pooled.check_pooling(cls.from_parameters(plan.fixed))
+        pooled.check_panel_spec(ctx, request.dataset)
+    else:
+        check_dataset_spec(ctx, request.dataset)
 
 
 def create_study(ctx: Context, request: TuneRequest, study_name: str) -> str:
@@ -165,9 +189,8 @@ def run_trials(ctx: Context, request: TuneRequest, study_name: str, progress: Pr
     """
     _load(ctx, request, study_name)  # 404 before the data is assembled
     progress(0.0, "assembling the training data")
-    data = assemble_training_data(ctx, request.dataset)
-    folds = trainer.folds_for(request.cv, request.dataset.target_horizon, len(data.y))
-    run_trials_on(ctx, request, study_name, data, folds, progress)
+    data = trainer.assemble(ctx, request.dataset)
+    run_trials_on(ctx, request, study_name, data, trainer.cv_folds(request.cv, data), progress)
 
 
 def tune_result(ctx: Context, request: TuneRequest, study_name: str) -> TuneResponse:
@@ -248,7 +271,7 @@ def tune(ctx: Context, request: TuneRequest, progress: Progress = no_progress) -
 
 # -- trials ----------------------------------------------------------------------------
 def run_trials_on(
-    ctx: Context, request: TuneRequest, study_name: str, data: TrainingData, folds: list[cv.Fold],
+    ctx: Context, request: TuneRequest, study_name: str, data: trainer.AnyData, folds: trainer.AnyFolds,
     progress: Progress = no_progress,
 ) -> None:
     """``run_trials`` on data already assembled (AutoML assembles once for every candidate)."""
@@ -314,7 +337,7 @@ class _Outcome:
 
 
 def _evaluate(
-    trial: optuna.Trial, plan: _Plan, request: TuneRequest, data: TrainingData, folds: list[cv.Fold]
+    trial: optuna.Trial, plan: _Plan, request: TuneRequest, data: trainer.AnyData, folds: trainer.AnyFolds
 ) -> _Outcome:
     """Sample, validate, cross-validate fold by fold with pruning. Never raises for a bad trial."""
     import optuna
@@ -324,15 +347,17 @@ def _evaluate(
     try:
         plugin = plan.cls.from_parameters(params, seed=request.seed)
         plugin.check_target_horizon(request.dataset.target_horizon)
+        if isinstance(data, pooled.PanelTrainingData):
+            pooled.check_pooling(plugin)
         for fold in folds:
             outcome.folds.append(_fold_scores(plugin, data, fold, request.seed))
-            so_far = metrics.summarize(outcome.folds)[plan.objective.metric]
+            so_far = trainer.summarize_folds(data, outcome.folds)[plan.objective.metric]
             if so_far is not None:
                 outcome.score = float(so_far)
                 trial.report(outcome.score, fold.index)
             if request.pruner != "none" and fold.index < len(folds) - 1 and trial.should_prune():
                 raise optuna.TrialPruned()
-        outcome.summary = metrics.summarize(outcome.folds)
+        outcome.summary = trainer.summarize_folds(data, outcome.folds)
         if outcome.summary[plan.objective.metric] is None:
             outcome.score = None
             raise InvalidInput(
@@ -349,10 +374,13 @@ def _evaluate(
     return outcome
 
 
-def _fold_scores(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> dict[str, Any]:
-    """A fresh model fitted on the fold's training rows, scored on its test rows (as training does)."""
-    predicted = trainer.fold_forecast(plugin, data, fold, seed)
-    return {"fold": fold.index, **metrics.fold_metrics(data.y[fold.test], predicted)}
+def _fold_scores(
+    plugin: ModelPlugin, data: trainer.AnyData, fold: cv.Fold | panel.PanelFold, seed: int
+) -> dict[str, Any]:
+    """The fold scored as training scores it, its spans as ISO strings (a trial's folds are
+    stored as JSON in the study)."""
+    scores, _ = trainer.score_fold(plugin, data, fold, seed)
+    return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in scores.items()}
 
 
 def _stop_reason(
@@ -399,6 +427,7 @@ def _trial_read(t: FrozenTrial, fixed: dict[str, Any]) -> TrialRead:
         params=result.get("params") or {**t.params, **fixed},
         score=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
         folds_evaluated=len(result.get("folds") or []),
+        folds=result.get("folds") or [],
         metrics=result.get("summary"),
         duration_s=t.duration.total_seconds() if t.duration is not None else None,
         error=result.get("error"),
@@ -481,12 +510,13 @@ def _study_run(request: TuneRequest, plan: _Plan, study_name: str) -> StudyRun:
             **{f"dataset.{k}": v for k, v in describe_range(request.dataset).items()},
             "dataset.feature_ids": ",".join(str(f) for f in request.dataset.feature_ids),
         },
-        tags={"study_name": study_name, "plugin_key": plan.cls.key},
+        tags={"study_name": study_name, "plugin_key": plan.cls.key,
+              **{k: str(v) for k, v in describe_range(request.dataset).items() if k in ("symbol", "universe") and v}},
     )
 
 
 def _trial_run(parent: str, study_name: str, plan: _Plan, number: int, outcome: _Outcome) -> TrialRun:
-    folds = [{k: v for k, v in f.items() if k != "fold"} for f in outcome.folds]
+    folds = [{k: v for k, v in f.items() if isinstance(v, (int, float)) and k != "fold"} for f in outcome.folds]
     summary = {f"cv_{k}": v for k, v in (outcome.summary or {}).items()}
     tags = {"study_name": study_name, "trial_number": str(number), "trial_state": outcome.state,
             "plugin_key": plan.cls.key}
