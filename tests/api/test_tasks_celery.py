@@ -203,3 +203,29 @@ def test_tune_and_automl_through_celery(celery_client: TestClient, create_featur
     assert [r["plugin_key"] for r in done["result"]["leaderboard"]] == [
         r["plugin_key"] for r in client.post("/api/v1/models/automl", json=automl).json()["leaderboard"]
     ]
+
+
+def test_a_panel_tune_and_automl_through_celery(celery_client: TestClient, create_feature: CreateFeature) -> None:
+    """Issue 13: trial shards assemble the panel in the worker processes and score the same trials."""
+    from test_tasks import _tune_body
+
+    client = celery_client
+    feature = create_feature(client, "technical.roc", {"period": 20})
+    dataset = {"feature_ids": [feature["id"]], "symbols": ["AAPL", "KO", "XOM", "JPM"],
+               "start_date": "2016-01-01", "end_date": "2019-01-01"}
+    body = _tune_body([feature["id"]], dataset=dataset, plugin_key="ml.ridge", metric="icir", n_trials=4,
+                      param_space={"alpha": {"type": "float", "low": 0.01, "high": 1000.0, "log": True}})
+    task = wait_for(client, client.post("/api/v1/models/tune/async", json=body).json()["task_id"])
+    assert task["status"] == "SUCCESS", task
+    assert task["result"]["metric"] == "mean_cs_rank_icir" and task["children_total"] == 2
+    sync = client.post("/api/v1/models/tune", json=body).json()
+    assert [(t["params"], t["score"]) for t in task["result"]["trials"]] == [(t["params"], t["score"]) for t in sync["trials"]]
+
+    automl = {"dataset": dataset, "candidates": {"ml.ridge": {}, "ml.lightgbm": {"n_estimators": 20}},
+              "cv": {"n_splits": 3}, "metric": "mean_cs_rank_ic"}
+    done = wait_for(client, client.post("/api/v1/models/automl/async", json=automl).json()["task_id"])
+    assert done["status"] == "SUCCESS", done
+    assert done["result"]["leaderboard"] == [
+        {**r, "fit_time_s": d["fit_time_s"]}
+        for r, d in zip(client.post("/api/v1/models/automl", json=automl).json()["leaderboard"], done["result"]["leaderboard"])
+    ]
