@@ -21,7 +21,9 @@ from alphaforge.marketdata.bars import BAR_COLUMNS
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.base import PluginParams, Registry, library_version, validate_params
 
-FeatureCategory = Literal["technical", "statistical", "automated", "news", "fundamental", "macro"]
+FeatureCategory = Literal[
+    "technical", "statistical", "automated", "news", "fundamental", "macro", "cross_sectional"
+]
 FEATURE_CATEGORIES: tuple[str, ...] = FeatureCategory.__args__  # type: ignore[attr-defined]
 
 PriceColumn = Literal["open", "high", "low", "close", "volume"]
@@ -123,6 +125,11 @@ class FeaturePlugin(ABC):
         other field is NaN."""
         return BAR_COLUMNS
 
+    #: False for a feature computed over a panel (many symbols per date), never one symbol's
+    #: bars: generated only as a panel, and held by the kit to its panel checks instead of
+    #: the per-symbol ones (``alphaforge.plugins.features.cross_sectional``).
+    per_symbol: ClassVar[bool] = True
+
     #: True when the plugin reads the bars' symbol's news articles.
     reads_news: ClassVar[bool] = False
 
@@ -162,6 +169,7 @@ class FeaturePlugin(ABC):
             "output_columns": default.output_columns,
             "lookback": default.lookback,
             "recursive": cls.recursive,
+            "per_symbol": cls.per_symbol,
             "bar_fields": list(default.bar_fields()),
             "reads_news": cls.reads_news,
             "sentiment_scorer": default.sentiment_scorer(),

@@ -14,7 +14,8 @@ the checks' defaults it declares on itself, as its ``conformance`` tag:
 :class:`~alphaforge.plugins.models.ModelConformance` (fast parameters, alternates, contexts,
 expected correlation, artifact parameters) or
 :class:`~alphaforge.plugins.sentiment.ScorerConformance` (the settings to build it with);
-feature plugins need none.
+feature plugins need none (a cross-sectional one declares
+``per_symbol = False`` and gets ``CROSS_SECTION_CHECKS``: ``feature_checks(cls)``).
 
 The checks import no test framework; they read the bundled GSPC sample bars (arch) and, for
 ``finbert`` alone, need transformers and torch.
@@ -22,7 +23,10 @@ The checks import no test framework; they read the bundled GSPC sample bars (arc
 
 from alphaforge.plugins.testing._core import ConformanceError
 from alphaforge.plugins.testing.features import (
+    CROSS_SECTION_CHECKS,
     FEATURE_CHECKS,
+    check_cross_section_causality,
+    check_cross_section_causality_at,
     check_feature_causality,
     check_feature_causality_at,
     check_feature_metadata,
@@ -31,6 +35,7 @@ from alphaforge.plugins.testing.features import (
     check_lookback_is_the_warm_up,
     check_reads_only_declared_bar_fields,
     check_same_bars_same_values,
+    feature_checks,
 )
 from alphaforge.plugins.testing.models import (
     MODEL_CHECKS,
@@ -62,6 +67,7 @@ from alphaforge.plugins.testing.sentiment import (
 )
 
 __all__ = [
+    "CROSS_SECTION_CHECKS",
     "FEATURE_CHECKS",
     "MODEL_CHECKS",
     "SCORER_CHECKS",
@@ -69,6 +75,8 @@ __all__ = [
     "check_artifact_round_trip",
     "check_empty_input",
     "check_every_parameter_changes_predictions",
+    "check_cross_section_causality",
+    "check_cross_section_causality_at",
     "check_feature_causality",
     "check_feature_causality_at",
     "check_feature_metadata",
@@ -96,4 +104,5 @@ __all__ = [
     "check_search_space",
     "check_sentiment_scorer",
     "conformance_settings",
+    "feature_checks",
 ]

@@ -12,6 +12,10 @@ close), no value at or before t may change. Plugins that read other features get
 computed from the same (perturbed) inputs. :func:`check_feature_causality` tries a fixed
 set of (t, perturbation, seed) cases; :func:`check_feature_causality_at` tries one, for a
 property-based test to draw them.
+
+A cross-sectional plugin (``per_symbol`` False) has no per-symbol values: it is held to
+:data:`CROSS_SECTION_CHECKS` instead (metadata, and causality on a panel: perturb every
+symbol after date t, add a symbol after t, nothing up to t changes).
 """
 
 from __future__ import annotations
@@ -345,7 +349,104 @@ def check_feature_causality(cls: type[FeaturePlugin], examples: int = 12, seed: 
         _causality_case(cls, t, how, case_seed)
 
 
-#: Every feature check; each takes the plugin class alone.
+# --- cross-sectional plugins (``per_symbol`` False): checked on a panel ----------------
+PANEL_SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF")
+
+
+@cache
+def panel() -> tuple[pd.DataFrame, pd.Series]:
+    """A long panel over the kit's 400 dates, index (timestamp, symbol), one column
+    ``value`` (20-bar returns of shifted GSPC closes), and each row's group label: EEE
+    misses every seventh date, FFF joins at date 100, and CCC changes group at date 200
+    (a reclassification known from then on). Shared: copy to change."""
+    stamps = pd.DatetimeIndex(bars().index)
+    close = gspc_bars()["close"].to_numpy(dtype="float64")
+    parts, labels = [], []
+    for i, symbol in enumerate(PANEL_SYMBOLS):
+        series = close[200 * i : 200 * i + N_BARS + 20]
+        values = series[20:] / series[:-20] - 1.0
+        keep = np.ones(N_BARS, dtype=bool)
+        if symbol == "EEE":
+            keep[::7] = False
+        if symbol == "FFF":
+            keep[:100] = False
+        group = np.full(N_BARS, float(i % 2))
+        if symbol == "CCC":
+            group[200:] = 2.0
+        index = pd.MultiIndex.from_arrays([stamps[keep], [symbol] * int(keep.sum())], names=["timestamp", "symbol"])
+        parts.append(pd.DataFrame({"value": values[keep]}, index=index))
+        labels.append(pd.Series(group[keep], index=index))
+    frame = pd.concat(parts).sort_index()
+    return frame, pd.concat(labels).reindex(frame.index)
+
+
+def _perturb_panel_after(
+    frame: pd.DataFrame, groups: pd.Series, t: int, how: str, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Every symbol's values after date t changed (``how``), their groups reshuffled, a
+    third of those rows dropped (members leaving), and a symbol added that exists only after t."""
+    stamps = pd.DatetimeIndex(bars().index)
+    later = frame.index.get_level_values("timestamp") > stamps[t]
+    values = frame["value"].to_numpy(dtype="float64").copy()
+    n = int(later.sum())
+    if how == "scale":
+        values[later] *= rng.uniform(-3.0, 3.0)
+    elif how == "noise":
+        values[later] += rng.normal(0, 0.1, n)
+    elif how == "reverse":
+        values[later] = values[later][::-1]
+    elif how == "spike":
+        values[later] = np.where(rng.uniform(0, 1, n) < 0.2, 1e6, values[later])
+    else:
+        raise ValueError(f"unknown perturbation {how!r}; one of {PERTURBATIONS}")
+    labels = groups.to_numpy(dtype="float64").copy()
+    labels[later] = rng.integers(0, 3, n).astype("float64")
+    keep = ~later | (rng.uniform(0, 1, len(later)) > 1 / 3)
+    changed = pd.DataFrame({"value": values}, index=frame.index)[keep]
+    changed_groups = pd.Series(labels, index=frame.index)[keep]
+    added = pd.MultiIndex.from_arrays([stamps[t + 1:], ["ZZZ"] * (N_BARS - t - 1)], names=["timestamp", "symbol"])
+    changed = pd.concat([changed, pd.DataFrame({"value": rng.normal(0, 1, len(added))}, index=added)]).sort_index()
+    changed_groups = pd.concat(
+        [changed_groups, pd.Series(rng.integers(0, 3, len(added)).astype("float64"), index=added)]
+    ).reindex(changed.index)
+    return changed, changed_groups
+
+
+@conformance_check
+def check_cross_section_causality_at(cls: type[FeaturePlugin], t: int, how: str, seed: int) -> None:
+    """On the kit's panel, change every symbol's values and groups after date t, drop some
+    later rows and add a symbol after t (drawn from ``seed``): no value at or before t may
+    change, with and without groups."""
+    _cross_section_case(cls, t, how, seed)
+
+
+def _cross_section_case(cls: type[FeaturePlugin], t: int, how: str, seed: int) -> None:
+    require(0 <= t <= N_BARS - 2, f"kit: t={t} must be within 0..{N_BARS - 2}")
+    plugin = cls.from_parameters({})
+    frame, groups = panel()
+    changed, changed_groups = _perturb_panel_after(frame, groups, t, how, np.random.default_rng(seed))
+    cutoff = pd.DatetimeIndex(bars().index)[t]
+    for grouped in (False, True):
+        before = plugin.compute_panel(frame.copy(), groups.copy() if grouped else None)  # type: ignore[attr-defined]
+        after = plugin.compute_panel(changed, changed_groups if grouped else None)  # type: ignore[attr-defined]
+        require(list(before.columns) == plugin.output_columns, f"compute_panel returned {list(before.columns)}")
+        require(before.index.equals(frame.index), "compute_panel must keep the panel's index")
+        early = before.index[before.index.get_level_values("timestamp") <= cutoff]
+        require(before.loc[early].notna().any().all(), "kit: every output is NaN up to t; nothing was checked")
+        for name in before.columns:
+            same = np.array_equal(before.loc[early, name], after.loc[early, name], equal_nan=True)
+            require(same, f"{cls.key}.{name} changed at or before t={t} when only later rows changed "
+                          f"({how}, seed {seed}, {'with' if grouped else 'without'} groups)")
+
+
+@conformance_check
+def check_cross_section_causality(cls: type[FeaturePlugin], examples: int = 12, seed: int = 0) -> None:
+    """:func:`check_cross_section_causality_at` over :func:`causality_cases`."""
+    for t, how, case_seed in causality_cases(cls, examples, seed):
+        _cross_section_case(cls, t, how, case_seed)
+
+
+#: Every feature check of a per-symbol plugin; each takes the plugin class alone.
 FEATURE_CHECKS = (
     check_feature_metadata,
     check_feature_outputs,
@@ -354,9 +455,17 @@ FEATURE_CHECKS = (
     check_reads_only_declared_bar_fields,
     check_feature_causality,
 )
+#: The checks of a cross-sectional plugin (``per_symbol`` False): the per-symbol ones
+#: compute over one symbol's bars, which such a plugin refuses.
+CROSS_SECTION_CHECKS = (check_feature_metadata, check_cross_section_causality)
+
+
+def feature_checks(cls: type[FeaturePlugin]) -> tuple:
+    """The checks that apply to ``cls``, by its ``per_symbol`` tag."""
+    return FEATURE_CHECKS if cls.per_symbol else CROSS_SECTION_CHECKS
 
 
 def check_feature_plugin(cls: type[FeaturePlugin]) -> None:
-    """Run every feature check on ``cls`` (a registered :class:`FeaturePlugin` subclass); a
-    :class:`~alphaforge.plugins.testing.ConformanceError` naming each check that failed."""
-    run_checks(cls, FEATURE_CHECKS)
+    """Run every feature check that applies on ``cls`` (a registered :class:`FeaturePlugin`
+    subclass); a :class:`~alphaforge.plugins.testing.ConformanceError` naming each check that failed."""
+    run_checks(cls, feature_checks(cls))
