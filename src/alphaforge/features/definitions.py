@@ -29,8 +29,33 @@ def resolve_plugin(plugin_key: str, category: str, parameters: dict[str, Any] | 
     return cls.from_parameters(parameters)
 
 
+def check_input_feature(ctx: Context, plugin: FeaturePlugin, feature_id: uuid.UUID | None = None) -> None:
+    """A cross-sectional definition must name an existing feature, and no chain of inputs
+    may lead back to ``feature_id`` (the definition being edited): a panel of it could
+    never be computed."""
+    if plugin.per_symbol:
+        return
+    chain: list[uuid.UUID] = [] if feature_id is None else [feature_id]
+    current: FeaturePlugin = plugin
+    while not current.per_symbol:
+        input_id = current.input_feature_id()  # type: ignore[attr-defined]
+        if input_id in chain:
+            raise InvalidInput(
+                f"parameters.feature_id {input_id} would make the feature its own input", field="parameters.feature_id"
+            )
+        chain.append(input_id)
+        with ctx.db.session() as session:
+            row = session.get(Feature, input_id)
+            if row is None:
+                raise InvalidInput(
+                    f"parameters.feature_id names no feature ({input_id}); create the input feature first",
+                    field="parameters.feature_id",
+                )
+            current = resolve_plugin(row.plugin_key, row.type, row.parameters)
+
+
 def create_feature(ctx: Context, data: FeatureCreate) -> Feature:
-    resolve_plugin(data.plugin_key, data.type, data.parameters)
+    check_input_feature(ctx, resolve_plugin(data.plugin_key, data.type, data.parameters))
     feature = Feature(
         name=data.name,
         type=data.type,
@@ -63,11 +88,12 @@ def update_feature(ctx: Context, feature_id: uuid.UUID, data: FeatureUpdate) -> 
             ) from None
 
     def revise(feature: Feature, changes: dict[str, Any]) -> dict[str, Any]:
-        resolve_plugin(
+        plugin = resolve_plugin(
             changes.get("plugin_key", feature.plugin_key),
             changes.get("type", feature.type),
             changes.get("parameters", feature.parameters),
         )
+        check_input_feature(ctx, plugin, feature.id)
         return {}
 
     return update_definition(

@@ -178,9 +178,17 @@ def feature_bars(
 
 
 def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> Definition:
-    """The refusals that need no bars: unknown feature (404). (The request refused a bad
-    symbol or range when it was parsed.)"""
-    return load_definition(ctx, feature_id)
+    """The refusals that need no bars: unknown feature (404), a cross-sectional feature
+    (422: it has values only over many symbols). (The request refused a bad symbol or range
+    when it was parsed.)"""
+    definition = load_definition(ctx, feature_id)
+    if not definition.plugin.per_symbol:
+        raise InvalidInput(
+            f"{definition.plugin.key} is cross-sectional: it combines the symbols of a universe on each date, so "
+            f"it needs a universe or symbols, not one symbol; use POST /api/v1/features/{feature_id}/panels",
+            field="symbol",
+        )
+    return definition
 
 
 def list_datasets(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:

@@ -19,6 +19,10 @@ The rules:
   computed, so a hit is answered without a task.
 - The Parquet object is written before its row is committed, and (feature, hash) is unique,
   so concurrent identical requests end with one row and one object.
+- A cross-sectional feature (``per_symbol`` False) has no pieces of its own: its panel is
+  its input feature's panel over the same request (itself planned, cached and stored as
+  any panel), transformed per date. Its version hash covers the definition, the input
+  panel's version hash and, with ``group_field``, each member's fundamentals fingerprint.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
@@ -35,6 +40,7 @@ from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.features.definitions import NOT_FOUND
 from alphaforge.features.generation import (
+    Definition,
     NoBarsInRange,
     insert_or_get,
     load_definition,
@@ -44,6 +50,9 @@ from alphaforge.features.generation import (
 )
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.marketdata.bars import frame_to_records
+from alphaforge.marketdata.pit import PitSeries
+from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
+from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
 from alphaforge.schemas.universes import Membership
 from alphaforge.storage.object_store import ObjectNotFound
@@ -81,10 +90,19 @@ class PanelPlan:
     pieces: list[Piece]
     lineage: dict[str, Any]
     version_hash: str
+    #: A cross-sectional feature's input panel (its pieces are the ones to generate).
+    source: PanelPlan | None = None
 
     def piece_requests(self) -> list[FeatureGenerateRequest]:
         """The single-symbol generations the panel is made of (pieces with bars only)."""
+        if self.source is not None:
+            return self.source.piece_requests()
         return [_piece_request(self.request, p) for p in self.pieces if p.version_hash is not None]
+
+    @property
+    def pieces_feature_id(self) -> uuid.UUID:
+        """The feature whose single-symbol datasets ``piece_requests`` are."""
+        return self.feature_id if self.source is None else self.source.pieces_feature_id
 
 
 @dataclass
@@ -98,10 +116,14 @@ class PanelResult:
         return preview_records(self.frame)
 
 
-def plan_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest) -> PanelPlan:
+def plan_panel(
+    ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest, _chain: tuple[uuid.UUID, ...] = ()
+) -> PanelPlan:
     """Every refusal happens here: unknown feature or universe (404), unknown symbols, a
     feature some member's bars cannot feed, no member with bars (422)."""
     definition = load_definition(ctx, feature_id)
+    if not definition.plugin.per_symbol:
+        return _plan_cross_section(ctx, definition, request, _chain)
     universe_id, universe_doc, spells = _membership(ctx, request)
     pieces: list[Piece] = []
     lacking: dict[str, list[str]] = {}
@@ -133,12 +155,7 @@ def plan_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest
         )
     lineage = {
         "schema": PANEL_SCHEMA,
-        "feature": {
-            "id": str(definition.id),
-            "plugin_key": plugin.key,
-            "plugin_version": plugin.version,
-            "parameters": plugin.resolved_parameters(),
-        },
+        "feature": _feature_lineage(definition),
         "universe": universe_doc,
         "timeframe": request.timeframe.value,
         "start": utc_iso(request.start_date),
@@ -155,19 +172,22 @@ def cached_panel(ctx: Context, plan: PanelPlan) -> PanelResult | None:
 
 def task_request(plan: PanelPlan) -> dict[str, Any]:
     """The parent task's request: what ``assemble_panel`` needs besides its children."""
-    return {
+    request = {
         "feature_id": str(plan.feature_id),
         "universe_id": None if plan.universe_id is None else str(plan.universe_id),
         "body": plan.request.model_dump(mode="json"),
         "lineage": plan.lineage,
     }
+    return request if plan.source is None else request | {"input": task_request(plan.source)}
 
 
 def assemble_panel(ctx: Context, request: dict[str, Any], datasets: list[tuple[FeatureGenerateRequest, dict[str, Any]]]) -> PanelResult:
     """Concatenate the pieces' stored datasets, store the panel and record it. The lineage
-    takes each piece's hash from the dataset its generation returned (what was stored)."""
+    takes each piece's hash from the dataset its generation returned (what was stored).
+    A cross-sectional feature's request assembles its input panel first."""
+    if "input" in request:
+        return _assemble_cross_section(ctx, request, datasets)
     feature_id = uuid.UUID(request["feature_id"])
-    body = FeaturePanelRequest.model_validate(request["body"])
     stored = {(r.symbol, utc_iso(r.start_date)): d for r, d in datasets}
     planned = request["lineage"]
     pieces = [
@@ -178,11 +198,9 @@ def assemble_panel(ctx: Context, request: dict[str, Any], datasets: list[tuple[F
     ]
     lineage = {k: v for k, v in planned.items() if k not in ("members", "no_bars")} | _pieces_lineage(pieces)
     version_hash = content_hash(lineage)
-    existing = _find(ctx, feature_id, version_hash)
-    if existing is not None:
-        hit = _read_stored(ctx, existing)
-        if hit is not None:
-            return hit
+    existing, hit = _stored(ctx, feature_id, version_hash)
+    if hit is not None:
+        return hit
 
     frames = []
     for piece in pieces:
@@ -193,6 +211,17 @@ def assemble_panel(ctx: Context, request: dict[str, Any], datasets: list[tuple[F
     frame = pd.concat(frames).sort_index()
     frame.index = frame.index.set_names(["timestamp", "symbol"])
 
+    symbols = sorted({p.symbol for p in pieces if p.version_hash is not None})
+    return _store(ctx, request, frame, symbols, lineage, version_hash, existing)
+
+
+def _store(
+    ctx: Context, request: dict[str, Any], frame: pd.DataFrame, symbols: list[str], lineage: dict[str, Any],
+    version_hash: str, existing: FeaturePanel | None,
+) -> PanelResult:
+    """Write the panel's object, then its row (or find the one a concurrent request wrote)."""
+    feature_id = uuid.UUID(request["feature_id"])
+    body = FeaturePanelRequest.model_validate(request["body"])
     definition = load_definition(ctx, feature_id)
     uri = ctx.objects.put(f"{definition.storage_prefix}/panels/{version_hash}.parquet", to_parquet_bytes(frame))
     row = existing or insert_or_get(
@@ -200,7 +229,7 @@ def assemble_panel(ctx: Context, request: dict[str, Any], datasets: list[tuple[F
         FeaturePanel(
             feature_id=feature_id,
             universe_id=None if request["universe_id"] is None else uuid.UUID(request["universe_id"]),
-            symbols=sorted({p.symbol for p in pieces if p.version_hash is not None}),
+            symbols=symbols,
             timeframe=body.timeframe.value,
             start_date=body.start_date,
             end_date=body.end_date,
@@ -213,6 +242,106 @@ def assemble_panel(ctx: Context, request: dict[str, Any], datasets: list[tuple[F
         lambda: _find(ctx, feature_id, version_hash),
     )
     return PanelResult(row, frame, cached=False)
+
+
+def _plan_cross_section(
+    ctx: Context, definition: Definition, request: FeaturePanelRequest, chain: tuple[uuid.UUID, ...]
+) -> PanelPlan:
+    """The input feature's panel plan, and this panel's lineage on top of its hash."""
+    plugin = definition.plugin
+    assert isinstance(plugin, CrossSectionalFeature)
+    if definition.id in chain:  # definitions refuse cycles; this guards rows edited behind the API
+        raise InvalidInput(f"feature {definition.id} is its own input through {[str(c) for c in chain]}")
+    input_id = plugin.input_feature_id()
+    try:
+        source = plan_panel(ctx, input_id, request, (*chain, definition.id))
+    except NotFound as exc:
+        if str(exc) != NOT_FOUND:
+            raise
+        raise InvalidInput(
+            f"{plugin.key} transforms feature {input_id}, which no longer exists; point parameters.feature_id "
+            "at another definition", field="parameters.feature_id",
+        ) from None
+    plugin.input_column(load_definition(ctx, input_id).plugin.output_columns)
+    members = sorted({p.symbol for p in _leaf(source).pieces if p.version_hash is not None})
+    _, group_lineage = _groups(ctx, plugin, members, request.end_date)
+    lineage = _cross_section_lineage(definition, source.lineage, source.version_hash, group_lineage)
+    return PanelPlan(definition.id, request, source.universe_id, [], lineage, content_hash(lineage), source)
+
+
+def _assemble_cross_section(
+    ctx: Context, request: dict[str, Any], datasets: list[tuple[FeatureGenerateRequest, dict[str, Any]]]
+) -> PanelResult:
+    """The input panel (a hit, or assembled and stored), then the operator per date. The
+    lineage takes the input panel's hash and the group fingerprints from what was read."""
+    source = assemble_panel(ctx, request["input"], datasets)
+    feature_id = uuid.UUID(request["feature_id"])
+    definition = load_definition(ctx, feature_id)
+    plugin = definition.plugin
+    assert isinstance(plugin, CrossSectionalFeature)
+    body = FeaturePanelRequest.model_validate(request["body"])
+    series, group_lineage = _groups(ctx, plugin, list(source.panel.symbols), body.end_date)
+    lineage = _cross_section_lineage(definition, source.panel.lineage, source.panel.version_hash, group_lineage)
+    version_hash = content_hash(lineage)
+    existing, hit = _stored(ctx, feature_id, version_hash)
+    if hit is not None:
+        return hit
+    groups = None if plugin.group_field() is None else _group_labels(source.frame.index, series)
+    frame = plugin.compute_panel(source.frame, groups)
+    return _store(ctx, request, frame, list(source.panel.symbols), lineage, version_hash, existing)
+
+
+def _cross_section_lineage(
+    definition: Definition, source: dict[str, Any], source_hash: str, groups: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "schema": PANEL_SCHEMA,
+        "feature": _feature_lineage(definition) | {"libraries": definition.plugin.library_versions()},
+        "universe": source["universe"],
+        "timeframe": source["timeframe"],
+        "start": source["start"],
+        "end": source["end"],
+        "input_panel": {"feature_id": source["feature"]["id"], "version_hash": source_hash},
+        "group_fingerprints": groups,
+    }
+
+
+def _groups(
+    ctx: Context, plugin: CrossSectionalFeature, symbols: list[str], end: datetime
+) -> tuple[dict[str, PitSeries], dict[str, Any] | None]:
+    """Each member's group field, records published before ``end`` (empty: no group), and
+    their fingerprints for the lineage (None without ``group_field``)."""
+    name = plugin.group_field()
+    if name is None:
+        return {}, None
+    series = {s: ctx.fundamentals.get_series(s, name, until=end) for s in symbols}
+    return series, {"field": name, "members": {s: one.fingerprint() for s, one in series.items()}}
+
+
+def _group_labels(index: pd.MultiIndex, series: dict[str, PitSeries]) -> pd.Series:
+    """Each row's group as known at its timestamp (NaN: none yet)."""
+    labels = np.full(len(index), np.nan)
+    symbols = index.get_level_values(SYMBOL)
+    stamps = pd.DatetimeIndex(index.get_level_values(TIMESTAMP)).as_unit("ns").asi8
+    for symbol, one in series.items():
+        at = np.flatnonzero(symbols == symbol)
+        order = np.argsort(stamps[at], kind="stable")
+        labels[at[order]] = one.as_of(stamps[at][order])
+    return pd.Series(labels, index=index)
+
+
+def _leaf(plan: PanelPlan) -> PanelPlan:
+    return plan if plan.source is None else _leaf(plan.source)
+
+
+def _feature_lineage(definition: Definition) -> dict[str, Any]:
+    plugin = definition.plugin
+    return {
+        "id": str(definition.id),
+        "plugin_key": plugin.key,
+        "plugin_version": plugin.version,
+        "parameters": plugin.resolved_parameters(),
+    }
 
 
 def list_panels(ctx: Context, feature_id: uuid.UUID) -> list[FeaturePanel]:
@@ -301,6 +430,12 @@ def _find(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> FeaturePane
         return session.scalars(
             select(FeaturePanel).where(FeaturePanel.feature_id == feature_id, FeaturePanel.version_hash == version_hash)
         ).one_or_none()
+
+
+def _stored(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> tuple[FeaturePanel | None, PanelResult | None]:
+    """The row under this hash (if any) and its panel read back (None: no row, or its object was lost)."""
+    existing = _find(ctx, feature_id, version_hash)
+    return existing, None if existing is None else _read_stored(ctx, existing)
 
 
 def _read_stored(ctx: Context, existing: FeaturePanel) -> PanelResult | None:

@@ -86,7 +86,7 @@ def generate_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelReq
         return hit
     datasets = []
     for piece in plan.piece_requests():
-        result = generation.generate_dataset(ctx, feature_id, piece)
+        result = generation.generate_dataset(ctx, plan.pieces_feature_id, piece)
         datasets.append((piece, FeatureDatasetRead.model_validate(result.dataset).model_dump(mode="json")))
     return assemble_panel(ctx, task_request(plan), datasets)
 

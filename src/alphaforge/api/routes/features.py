@@ -232,7 +232,7 @@ def _panel_children(ctx: Context, plan: panels.PanelPlan) -> tasks.Children:
     """One ``generate`` per piece; capped before anything is submitted."""
     pieces = plan.piece_requests()
     tasks.check_caps(ctx, len(pieces))
-    return [("generate", _generate_request(plan.feature_id, piece)) for piece in pieces]
+    return [("generate", _generate_request(plan.pieces_feature_id, piece)) for piece in pieces]
 
 
 def _generate_request(feature_id: uuid.UUID, body: FeatureGenerateRequest) -> dict[str, Any]:
