@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
@@ -90,6 +91,21 @@ def test_each_trials_icir_equals_an_independent_computation_and_the_best_is_the_
     assert len(set(scores)) == N_TRIALS  # alpha matters, so "the best" is not a tie
     assert body["best_score"] == max(scores) == body["trials"][body["best_trial"]]["score"]
     assert body["best_params"] == body["trials"][body["best_trial"]]["params"]
+
+
+def test_mlflow_logs_the_panel_study_and_each_trials_cross_sectional_folds(client: TestClient, icir_study: dict) -> None:
+    mlflow = MlflowClient(tracking_uri=client.app.state.ctx.settings.resolved_mlflow_tracking_uri)  # type: ignore[attr-defined]
+    parent = mlflow.get_run(icir_study["mlflow_parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["universe"] == "SP20"
+    assert parent.data.params["dataset.universe"] == "SP20" and "dataset.symbol" not in parent.data.params
+    assert parent.data.params["metric"] == "mean_cs_rank_icir"
+    assert parent.data.metrics["best_score"] == icir_study["best_score"]
+    for trial in icir_study["trials"]:
+        child = mlflow.get_run(trial["mlflow_run_id"])
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.metrics["score"] == trial["score"] == child.data.metrics["cv_mean_cs_rank_icir"]
+        history = mlflow.get_metric_history(child.info.run_id, "fold_cs_rank_icir")
+        assert [m.value for m in sorted(history, key=lambda m: m.step)] == [f["cs_rank_icir"] for f in trial["folds"]]
 
 
 def test_the_async_tune_through_worker_shards_gives_the_sync_trials(

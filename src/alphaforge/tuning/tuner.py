@@ -507,7 +507,7 @@ def _study_run(request: TuneRequest, plan: _Plan, study_name: str) -> StudyRun:
             "patience": request.patience,
             "timeout_s": request.timeout_s,
             **{f"cv.{k}": v for k, v in request.cv.model_dump(mode="json").items()},
-            **{f"dataset.{k}": v for k, v in describe_range(request.dataset).items()},
+            **{f"dataset.{k}": v for k, v in describe_range(request.dataset).items() if v is not None},
             "dataset.feature_ids": ",".join(str(f) for f in request.dataset.feature_ids),
         },
         tags={"study_name": study_name, "plugin_key": plan.cls.key,
