@@ -378,14 +378,14 @@ class StackingEnsemble(EnsemblePlugin):
         super().__init__(params, seed)
         self.meta_weights = np.zeros(0)
         self.meta_intercept = 0.0
-
-    def pools_symbols(self) -> bool:
-        """Its inner folds split rows, not dates: on a panel they would split a date."""
-        return False
         #: The out-of-fold folds of the last fit (:meth:`oof_folds`): members fitted on
         #: ``fold.train`` forecast ``fold.test``.
         self.folds: list[cv.Fold] = []
         self.oof_predictions = np.zeros((0, 0))
+
+    def pools_symbols(self) -> bool:
+        """Its inner folds split rows, not dates: on a panel they would split a date."""
+        return False
 
     def check_target_horizon(self, horizon: int) -> None:
         if self.params.purge < horizon:
