@@ -16,6 +16,8 @@ from conftest import post_features
 from fastapi.testclient import TestClient
 from scipy import stats
 from test_panels import SP20, closes, parquet, post_panel  # noqa: F401 - closes: a fixture
+from test_tasks import wait_for
+from test_tasks_celery import celery_client, celery_settings, redis_url  # noqa: F401 - fixtures
 
 RANGE = {"start_date": "2015-01-01", "end_date": "2020-01-01"}
 SHORT = {"start_date": "2016-01-01", "end_date": "2018-01-01"}
@@ -164,6 +166,12 @@ def test_refusals(client: TestClient, create_feature, roc: dict) -> None:
     for target, input_id in ((feature, outer["id"]), (feature, feature["id"])):
         response = client.patch(f"/api/v1/features/{target['id']}", json={"parameters": {"feature_id": input_id}})
         assert response.status_code == 422 and "its own input" in response.text, response.text
+    # An input deleted later: its panels are refused, naming the parameter.
+    gone = create_feature(client, "technical.rsi", {"period": 9})
+    orphan = cs_feature(client, create_feature, "rank", gone["id"])
+    assert client.delete(f"/api/v1/features/{gone['id']}").status_code == 204
+    response = client.post(f"/api/v1/features/{orphan['id']}/panels", json={"symbols": ["AAPL", "KO"], **SHORT})
+    assert response.status_code == 422 and "no longer exists" in response.text, response.text
     # A column the input does not have is refused when the panel is planned.
     bad = cs_feature(client, create_feature, "rank", roc["id"], column="nope")
     response = client.post(f"/api/v1/features/{bad['id']}/panels", json={"symbols": ["AAPL", "KO"], **SHORT})
@@ -184,3 +192,22 @@ def test_pooled_ridge_on_rsi_and_ranked_momentum(client: TestClient, create_feat
     folds = result["cv_metrics"]["folds"]
     assert len(folds) == 2 and all(f["cs_n_dates"] > 0 and np.isfinite(f["cs_rank_ic"]) for f in folds)
     assert result["n_train_rows"] > 20 * 1000
+
+
+def test_a_cross_sectional_panel_through_celery_matches_the_reference(
+    celery_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: F811
+) -> None:
+    client = celery_client
+    (roc_id,) = post_features(client, [("technical.roc", {"period": 20})])
+    feature = cs_feature(client, create_feature, "zscore", roc_id)
+    symbols = ["AAPL", "KO", "XOM"]
+    response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": symbols, **SHORT})
+    assert response.status_code == 202, response.text
+    task = wait_for(client, response.json()["task_id"])
+    assert task["status"] == "SUCCESS" and task["children_done"] == 3, task
+    stored = parquet(client, feature["id"], task["result"]["panel"]["id"])["zscore"]
+    expected = per_date(roc_panel(closes, symbols, **SHORT), "zscore")
+    np.testing.assert_allclose(stored.to_numpy(), expected.loc[stored.index].to_numpy(), rtol=1e-9)
+    assert len(stored) == len(expected)
+    again = post_panel(client, feature["id"], symbols=symbols, **SHORT)
+    assert again["cached"] is True and again["panel"]["id"] == task["result"]["panel"]["id"]

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
@@ -49,6 +49,12 @@ class CrossSectionParams(PluginParams):
         description="a fundamentals field (e.g. a sector code) read point in time per symbol: the operator "
         "then runs within each (date, group); a symbol without a value that date gets NaN",
     )
+
+    @field_validator("feature_id")
+    @classmethod
+    def _canonical(cls, value: str | None) -> str | None:
+        """One spelling per id, so the same input always gives the same version hash."""
+        return None if value is None else str(uuid.UUID(value))
 
 
 class CrossSectionalFeature(FeaturePlugin):
