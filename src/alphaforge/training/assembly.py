@@ -120,7 +120,7 @@ def assemble_training_data(ctx: Context, spec: DatasetSpec) -> TrainingData:
 
 def assemble_prediction_rows(
     ctx: Context, features: list[FeatureSpec], symbol: str, timeframe: Timeframe, start: datetime, end: datetime,
-    history_rows: int | None, horizon: int,
+    history_rows: int | None, horizon: int, panels: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, int]:
     """Feature rows and targets for prediction, recomputed from the lineage (nothing is stored).
 
@@ -129,6 +129,9 @@ def assemble_prediction_rows(
     the forward return of each over ``horizon`` bars as known from the bars before ``end``
     (NaN where not realised by then; the model reads each only once realised), and how
     many rows precede ``start``.
+
+    A cross-sectional feature cannot be computed from one symbol: its values come from
+    ``panels`` (feature id -> its panel over the request's members, keyed (timestamp, symbol)).
     """
     extra_warmup = generation.FULL_HISTORY if history_rows is None else history_rows
     frames = []
@@ -139,6 +142,16 @@ def assemble_prediction_rows(
                 f"feature plugin {feature.plugin_key} is now version {plugin.version}, the model was trained "
                 f"on version {feature.plugin_version}; retrain the model"
             )
+        if not plugin.per_symbol:
+            if panels is None or feature.feature_id not in panels:
+                raise InvalidInput(
+                    f"the model reads the cross-sectional feature {feature.feature_id} ({feature.plugin_key}), which "
+                    "needs every member of a date: predict for a universe or a list of symbols, not one symbol"
+                )
+            panel = panels[feature.feature_id]
+            mine = panel.xs(symbol, level="symbol") if symbol in panel.index.get_level_values("symbol") else panel.iloc[:0].droplevel("symbol")
+            frames.append(_renamed(mine, feature))
+            continue
         bars, _ = generation.feature_bars(ctx, plugin, symbol, timeframe, start, end, extra_warmup=extra_warmup)
         sources = gather_sources(ctx, plugin, symbol, timeframe.value, bars, end)
         full = generation.compute_frame(plugin, bars, len(bars), timeframe.value, sources)

@@ -29,6 +29,8 @@ from alphaforge.training.assembly import FeatureSpec, assemble_prediction_rows
 from alphaforge.hashing import utc_iso
 from alphaforge.training.definitions import NOT_FOUND, hand_linked_artifact_failed
 from alphaforge.tasks.progress import Cancelled
+from alphaforge.schemas.features import FeaturePanelRequest
+from alphaforge.training.pooled import generate_panel
 from alphaforge.universes.definitions import find_universe, spells_between
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
@@ -80,13 +82,16 @@ def predict(ctx: Context, model_id: uuid.UUID, request: PredictRequest) -> Predi
         raise refusal from exc
 
 
-def _predict(ctx: Context, model: Model, plugin: ModelPlugin, request: PredictRequest) -> PredictResult:
+def _predict(
+    ctx: Context, model: Model, plugin: ModelPlugin, request: PredictRequest, panels: dict[str, pd.DataFrame] | None = None
+) -> PredictResult:
     lineage = model.lineage or {}
     start, end = request.start_date, request.end_date
     features = [FeatureSpec(**f) for f in lineage["features"]]
     horizon = int(lineage["dataset"]["target_horizon"])
     rows, targets, n_history = assemble_prediction_rows(
-        ctx, features, request.symbol, request.timeframe, start, end, history_rows=plugin.history_rows(), horizon=horizon
+        ctx, features, request.symbol, request.timeframe, start, end, history_rows=plugin.history_rows(), horizon=horizon,
+        panels=panels,
     )
     if len(rows) == n_history:
         raise NoCompleteRows(
@@ -113,11 +118,12 @@ def _predict_panel(ctx: Context, model: Model, plugin: ModelPlugin, request: Pre
     """Each member's forecasts over its spells in the range, by the one-symbol rule, sorted
     by (timestamp, symbol); a member without complete feature rows in its spell has none."""
     parts: list[tuple[str, PredictResult]] = []
+    panels = _cross_sectional_panels(ctx, model, request)
     for symbol, start, end in _spells(ctx, request):
         one = request.model_copy(update={"symbol": symbol, "universe": None, "symbols": None,
                                          "start_date": start, "end_date": end})
         try:
-            parts.append((symbol, _predict(ctx, model, plugin, one)))
+            parts.append((symbol, _predict(ctx, model, plugin, one, panels)))
         except NoCompleteRows:
             continue
     if not parts:
@@ -140,6 +146,20 @@ def _predict_panel(ctx: Context, model: Model, plugin: ModelPlugin, request: Pre
         predictions=rows["prediction"].tolist(),
         volatility=rows["volatility"].tolist() if has_volatility else None,
     )
+
+
+def _cross_sectional_panels(ctx: Context, model: Model, request: PredictRequest) -> dict[str, pd.DataFrame]:
+    """The panel over the request's members of each cross-sectional feature the model reads
+    (generated, or read back when stored): their values exist only across symbols."""
+    panels = {}
+    for feature in (FeatureSpec(**f) for f in (model.lineage or {})["features"]):
+        if not feature.plugin().per_symbol:
+            panel_request = FeaturePanelRequest(
+                universe=request.universe, symbols=request.symbols, timeframe=request.timeframe,
+                start_date=request.start_date, end_date=request.end_date,
+            )
+            panels[feature.feature_id] = generate_panel(ctx, uuid.UUID(feature.feature_id), panel_request).frame
+    return panels
 
 
 def _spells(ctx: Context, request: PredictRequest) -> list[tuple[str, datetime, datetime]]:
