@@ -111,9 +111,13 @@ def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | Non
         return None
 
 
-def plan_dataset(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest) -> DatasetPlan:
-    """The dataset a request names and its version hash, read from the bars without computing."""
-    definition = check_generate_request(ctx, feature_id, request)
+def plan_dataset(
+    ctx: Context, feature_id: uuid.UUID, request: FeatureGenerateRequest, definition: Definition | None = None
+) -> DatasetPlan:
+    """The dataset a request names and its version hash, read from the bars without computing.
+    ``definition``: the feature's, already loaded (a panel plans one piece per member)."""
+    if definition is None:
+        definition = check_generate_request(ctx, feature_id, request)
     plugin = definition.plugin
     symbol, start, end = request.symbol, request.start_date, request.end_date
 

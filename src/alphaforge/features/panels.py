@@ -129,7 +129,7 @@ def plan_panel(
     lacking: dict[str, list[str]] = {}
     for symbol, start, end in spells:
         try:
-            plan = plan_dataset(ctx, feature_id, _piece_request(request, Piece(symbol, start, end, None)))
+            plan = plan_dataset(ctx, feature_id, _piece_request(request, Piece(symbol, start, end, None)), definition)
         except NoBarsInRange:
             pieces.append(Piece(symbol, start, end, None))
             continue

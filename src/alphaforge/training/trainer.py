@@ -60,12 +60,17 @@ class TrainResult:
     mlflow_run_id: str
 
 
-def check_train_request(ctx: Context, model_id: uuid.UUID, request: TrainRequest) -> _Definition:
-    """Everything that can be refused before computing (shared by the sync and async paths)."""
+def check_train_request(
+    ctx: Context, model_id: uuid.UUID, request: TrainRequest, *, plan_panels: bool = True
+) -> _Definition:
+    """Everything that can be refused before computing (shared by the sync and async paths).
+    ``plan_panels=False``: leave a panel's planning (and its refusals) to the assembly that
+    follows, rather than reading every member's bars twice."""
     definition = _load_definition(ctx, model_id, request.seed)
     if request.dataset.is_panel:
         pooled.check_pooling(definition.plugin)
-        pooled.check_panel_spec(ctx, request.dataset)
+        if plan_panels:
+            pooled.check_panel_spec(ctx, request.dataset)
     else:
         check_dataset_spec(ctx, request.dataset)
     definition.plugin.check_target_horizon(request.dataset.target_horizon)
@@ -75,7 +80,7 @@ def check_train_request(ctx: Context, model_id: uuid.UUID, request: TrainRequest
 def train_model(
     ctx: Context, model_id: uuid.UUID, request: TrainRequest, progress: Progress = no_progress
 ) -> TrainResult:
-    definition = check_train_request(ctx, model_id, request)
+    definition = check_train_request(ctx, model_id, request, plan_panels=False)
     progress(0.0, "assembling features")
     data = assemble(ctx, request.dataset)
     cv_metrics = cross_validate(definition.plugin, data, cv_folds(request.cv, data), request.seed, progress)
