@@ -2,9 +2,9 @@
 
     python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead, 1 for pooled_overhead,
                                     # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall,
-                                    # about 11 for service_bounds)
+                                    # about 11 for service_bounds, about 15 for pooled_scale, 17 with --profile)
     python -m bench --quick         # smoke run
-    python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build)
+    python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build, pooled_scale)
     python -m bench --only plugin_overhead panel_build
 """
 
@@ -25,6 +25,7 @@ from bench import (
     panel_build,
     plugin_overhead,
     pooled_overhead,
+    pooled_scale,
     service_bounds,
     train_overhead,
     tuning,
@@ -38,13 +39,14 @@ BENCHMARKS = {
     "panel_build": panel_build,
     "train_overhead": train_overhead,
     "pooled_overhead": pooled_overhead,
+    "pooled_scale": pooled_scale,
     "tuning": tuning,
     "news_sentiment": news_sentiment,
     "object_store_stall": object_store_stall,
     "upload_memory": upload_memory,
     "service_bounds": service_bounds,
 }
-PROFILABLE = {"generate_latency", "panel_build"}
+PROFILABLE = {"generate_latency", "panel_build", "pooled_scale"}
 
 
 def main(argv: list[str] | None = None) -> int:
