@@ -134,14 +134,17 @@ def _targets(ctx: Context, spec: DatasetSpec, index: pd.MultiIndex) -> tuple[np.
     (NaT without a target)."""
     targets = np.full(len(index), np.nan)
     ends = np.full(len(index), np.datetime64("NaT"), dtype="datetime64[ns]")
-    symbols = index.get_level_values("symbol")
+    codes, members = pd.factorize(index.get_level_values("symbol"))
+    by_symbol = np.argsort(codes, kind="stable")  # each symbol's rows found once, not by a scan per symbol
+    bounds = np.searchsorted(codes[by_symbol], np.arange(len(members) + 1))
+    stamps_all = index.get_level_values("timestamp")
     h = spec.target_horizon
-    for symbol in pd.unique(symbols):
-        at = np.flatnonzero(symbols == symbol)
+    for i, symbol in enumerate(members):
+        at = by_symbol[bounds[i]:bounds[i + 1]]
         close = ctx.bars.get_bars(symbol, spec.timeframe, spec.start_date, spec.end_date, warmup=0)["close"]
         forward = close.shift(-h) / close - 1.0
         end_time = pd.Series(close.index, index=close.index).shift(-h)
-        stamps = index.get_level_values("timestamp")[at]
+        stamps = stamps_all[at]
         targets[at] = forward.reindex(stamps).to_numpy(dtype="float64")
         ends[at] = pd.DatetimeIndex(end_time.reindex(stamps)).tz_convert(None).to_numpy()
     return targets, ends
