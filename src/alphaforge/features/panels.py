@@ -54,11 +54,10 @@ from alphaforge.marketdata.pit import PitSeries
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
-from alphaforge.schemas.universes import Membership
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeaturePanel
-from alphaforge.universes.definitions import check_symbols, find_universe
+from alphaforge.universes.definitions import member_spells
 
 PANEL_SCHEMA = "alphaforge.feature-panel/1"
 #: Rows the JSON form of a panel may hold; bigger panels are read as Parquet.
@@ -385,22 +384,9 @@ def _membership(
     ctx: Context, request: FeaturePanelRequest
 ) -> tuple[uuid.UUID | None, dict[str, Any] | None, list[tuple[str, datetime, datetime]]]:
     """The universe (id and lineage entry) and each spell clipped to the range, by symbol then from."""
-    start, end = request.start_date, request.end_date
-    if request.symbols is not None:
-        check_symbols(ctx, [Membership(symbol=s, from_=start, to=end) for s in request.symbols])
-        return None, None, [(s, start, end) for s in sorted(request.symbols)]
-    assert request.universe is not None
-    universe = find_universe(ctx, request.universe)
-    spells = [
-        (m.symbol, max(start, m.valid_from), end if m.valid_to is None else min(end, m.valid_to))
-        for m in sorted(universe.members, key=lambda m: (m.symbol, m.valid_from))
-        if m.valid_from < end and (m.valid_to is None or start < m.valid_to)
-    ]
-    if not spells:
-        raise InvalidInput(
-            f"universe {universe.name!r} has no members in [{utc_iso(start)}, {utc_iso(end)}); "
-            f"see GET /api/v1/universes/{universe.id}/members"
-        )
+    universe, spells = member_spells(ctx, request.universe, request.symbols, request.start_date, request.end_date)
+    if universe is None:
+        return None, None, spells
     return universe.id, {"id": str(universe.id), "name": universe.name}, spells
 
 

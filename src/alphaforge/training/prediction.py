@@ -15,7 +15,6 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,7 @@ from alphaforge.training.definitions import NOT_FOUND, hand_linked_artifact_fail
 from alphaforge.tasks.progress import Cancelled
 from alphaforge.schemas.features import FeaturePanelRequest
 from alphaforge.training.pooled import generate_panel
-from alphaforge.universes.definitions import find_universe, spells_between
+from alphaforge.universes.definitions import find_universe, member_spells
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
 
@@ -119,7 +118,8 @@ def _predict_panel(ctx: Context, model: Model, plugin: ModelPlugin, request: Pre
     by (timestamp, symbol); a member without complete feature rows in its spell has none."""
     parts: list[tuple[str, PredictResult]] = []
     panels = _cross_sectional_panels(ctx, model, request)
-    for symbol, start, end in _spells(ctx, request):
+    _, spells = member_spells(ctx, request.universe, request.symbols, request.start_date, request.end_date)
+    for symbol, start, end in spells:
         one = request.model_copy(update={"symbol": symbol, "universe": None, "symbols": None,
                                          "start_date": start, "end_date": end})
         try:
@@ -160,21 +160,6 @@ def _cross_sectional_panels(ctx: Context, model: Model, request: PredictRequest)
             )
             panels[feature.feature_id] = generate_panel(ctx, uuid.UUID(feature.feature_id), panel_request).frame
     return panels
-
-
-def _spells(ctx: Context, request: PredictRequest) -> list[tuple[str, datetime, datetime]]:
-    start, end = request.start_date, request.end_date
-    if request.symbols is not None:
-        return [(symbol, start, end) for symbol in sorted(request.symbols)]
-    assert request.universe is not None
-    universe = find_universe(ctx, request.universe)
-    spells = spells_between(universe, start, end)
-    if not spells:
-        raise InvalidInput(
-            f"universe {universe.name!r} has no members in [{utc_iso(start)}, {utc_iso(end)}); "
-            f"see GET /api/v1/universes/{universe.id}/members"
-        )
-    return spells
 
 
 def load_artifact(ctx: Context, model: Model) -> ModelPlugin:

@@ -161,3 +161,23 @@ def spells_between(universe: Universe, start: datetime, end: datetime) -> list[t
         for m in sorted(universe.members, key=lambda m: (m.symbol, m.valid_from))
         if m.valid_from < end and (m.valid_to is None or start < m.valid_to)
     ]
+
+
+def member_spells(
+    ctx: Context, universe: str | None, symbols: list[str] | None, start: datetime, end: datetime
+) -> tuple[Universe | None, list[tuple[str, datetime, datetime]]]:
+    """Who a panel request covers, as spells clipped to ``[start, end)``: a universe's (by id
+    or name; 404 when unknown, 422 when it has no member in the range) or a list of symbols,
+    each a member for the whole range (422 naming symbols without bars)."""
+    if symbols is not None:
+        check_symbols(ctx, [Membership(symbol=s, from_=start, to=end) for s in symbols])
+        return None, [(s, start, end) for s in sorted(symbols)]
+    assert universe is not None
+    found = find_universe(ctx, universe)
+    spells = spells_between(found, start, end)
+    if not spells:
+        raise InvalidInput(
+            f"universe {found.name!r} has no members in [{utc_iso(start)}, {utc_iso(end)}); "
+            f"see GET /api/v1/universes/{found.id}/members"
+        )
+    return found, spells
