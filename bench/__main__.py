@@ -2,7 +2,8 @@
 
     python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead, 1 for pooled_overhead,
                                     # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall,
-                                    # about 11 for service_bounds, about 15 for pooled_scale, 17 with --profile)
+                                    # about 11 for service_bounds, about 15 for pooled_scale, 17 with --profile,
+                                    # a few for panel_vs_qlib: skipped without pyqlib)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build, pooled_scale)
     python -m bench --only plugin_overhead panel_build
@@ -23,6 +24,7 @@ from bench import (
     news_sentiment,
     object_store_stall,
     panel_build,
+    panel_vs_qlib,
     plugin_overhead,
     pooled_overhead,
     pooled_scale,
@@ -37,6 +39,7 @@ BENCHMARKS = {
     "plugin_overhead": plugin_overhead,
     "generate_latency": generate_latency,
     "panel_build": panel_build,
+    "panel_vs_qlib": panel_vs_qlib,
     "train_overhead": train_overhead,
     "pooled_overhead": pooled_overhead,
     "pooled_scale": pooled_scale,
