@@ -197,16 +197,61 @@ def test_a_symbols_list_trains_on_those_symbols_only(client: TestClient, feature
 
 @pytest.mark.parametrize(
     ("model_type", "family", "parameters"),
-    [("arima", "statistical", {}), ("lstm", "deep_learning", {}),
-     ("stacking", "ensemble", {"members": [{"plugin_key": "ml.ridge"}, {"plugin_key": "ml.lightgbm"}]})],
+    [("arima", "statistical", {}), ("garch", "statistical", {}),
+     ("mean", "ensemble", {"members": [{"plugin_key": "ml.ridge"}, {"plugin_key": "stat.arima"}]})],
 )
-def test_models_that_read_a_series_past_refuse_a_panel_with_a_422_saying_so(
+def test_per_series_filters_refuse_a_panel_with_a_422_saying_so(
     client: TestClient, feature_ids: list[str], model_type: str, family: str, parameters: dict
 ) -> None:
     model_id = _model(client, model_type, family, parameters)
     response = _train(client, model_id, feature_ids)
     assert response.status_code == 422, response.text
-    assert "cannot be trained on a panel" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "cannot be trained on a panel" in detail and "statistical filter" in detail and "dl.lstm" in detail
+
+
+#: Small enough to train in seconds: three symbols over four years, a tiny network.
+LSTM_TINY = {"epochs": 2, "seq_len": 5, "hidden_size": 8, "num_layers": 1, "batch_size": 128}
+SEQUENCE_MODELS = [
+    ("lstm", "deep_learning", LSTM_TINY),
+    ("stacking", "ensemble", {"members": [{"plugin_key": "ml.ridge"}, {"plugin_key": "dl.lstm", "parameters": LSTM_TINY}],
+                              "purge": HORIZON, "n_folds": 2}),
+]
+SMALL_PANEL = {"symbols": ["KO", "XOM", "AAPL"], "start_date": "2016-01-01"}
+
+
+@pytest.mark.parametrize(("model_type", "family", "parameters"), SEQUENCE_MODELS, ids=[m[0] for m in SEQUENCE_MODELS])
+def test_lstm_and_stacking_train_on_a_panel_split_by_date_deterministically_and_predict_each_member(
+    client: TestClient, feature_ids: list[str], model_type: str, family: str, parameters: dict
+) -> None:
+    model_id = _model(client, model_type, family, parameters)
+    first = _train(client, model_id, feature_ids, **SMALL_PANEL)
+    assert first.status_code == 200, first.text
+    folds = first.json()["cv_metrics"]["folds"]
+    assert len(folds) == CV["n_splits"]
+    for fold in folds:
+        assert fold["n_test"] == 3 * fold["n_test_dates"]  # every symbol of a test date is tested
+        for name in ("mse", "mae", "directional_accuracy", "baseline_mse"):
+            assert math.isfinite(fold[name]), (name, fold)
+        # correlations are None only where a fold's forecasts are constant (stacking's
+        # non-negative weights may all be 0: the intercept alone)
+        assert {"ic", "rank_ic", "cs_rank_ic", "cs_ic", "cs_n_dates"} <= fold.keys()
+    lineage = client.get(f"/api/v1/models/{model_id}").json()["lineage"]
+    assert lineage["panel"]["symbols"] == ["AAPL", "KO", "XOM"] and lineage["cv"]["purge"] == HORIZON
+
+    again = _train(client, model_id, feature_ids, **SMALL_PANEL)  # same request, same seed
+    assert again.status_code == 200, again.text
+    assert again.json()["cv_metrics"] == first.json()["cv_metrics"]
+    assert again.json()["artifact_sha256"] == first.json()["artifact_sha256"]
+
+    window = {"start_date": "2019-06-01", "end_date": "2019-08-01"}
+    panel = client.post(f"/api/v1/models/{model_id}/predict", json={"symbols": ["KO", "XOM"], **window})
+    assert panel.status_code == 200, panel.text
+    body = panel.json()
+    for symbol in ("KO", "XOM"):  # each member's forecasts are that symbol's own predict
+        own = client.post(f"/api/v1/models/{model_id}/predict", json={"symbol": symbol, **window}).json()
+        mine = [p for p, s in zip(body["predictions"], body["symbols"], strict=True) if s == symbol]
+        assert mine == own["predictions"] and len(mine) == 42  # trading days of June and July 2019
 
 
 @pytest.mark.parametrize(

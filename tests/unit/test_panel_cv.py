@@ -273,3 +273,31 @@ def test_panel_fold_is_a_fold_over_dates() -> None:
     fold = panel_folds(stamps, symbols=symbols, **HAND)[0]
     assert isinstance(fold.dates, Fold)
     assert fold.dates.index == fold.index == 0
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(panels(), cv_configs())
+def test_known_targets_withhold_every_row_of_the_purge_dates_and_nothing_else(panel: dict, cfg: dict) -> None:
+    """The per-date twin of ``Fold.known_targets``: labels of rows up to the test window's
+    end, every row of the ``purge`` dates before it withheld, whichever way dates are given."""
+    stamps, symbols, row_dates = build_panel(panel["memberships"], panel["gaps_hours"])
+    try:
+        folds = panel_folds(stamps, symbols=symbols, **cfg)
+    except InvalidInput:
+        return
+    y = np.arange(len(stamps), dtype=np.float64) + 1.0
+    for fold in folds:
+        stop = int(fold.test[-1]) + 1
+        first_test = int(row_dates[fold.test[0]])
+        gap = (row_dates[:stop] >= first_test - fold.purge) & (row_dates[:stop] < first_test)
+        expected = np.where(gap, np.nan, y[:stop])
+        for dates in (row_dates, stamps, row_dates * 3 + 7):  # positions, timestamps, other codes
+            np.testing.assert_array_equal(fold.known_targets(y, dates), expected)
+
+
+def test_known_targets_of_one_symbol_per_date_are_the_single_series_ones() -> None:
+    stamps = pd.date_range("2020-01-01", periods=60, freq="D")
+    y = np.linspace(-1.0, 1.0, 60)
+    cfg = {"method": "expanding", "n_splits": 3, "test_size": 0.1, "min_train_size": 0.2, "horizon": 2, "purge": 4}
+    for fold, single in zip(panel_folds(stamps, **cfg), make_folds(60, **cfg), strict=True):
+        np.testing.assert_array_equal(fold.known_targets(y, stamps), single.known_targets(y))

@@ -56,6 +56,18 @@ class PanelFold:
         """Dates right before the test window whose rows the fold never trains on."""
         return self.dates.purge
 
+    def known_targets(self, y: np.ndarray, row_dates: np.ndarray) -> np.ndarray:
+        """:meth:`Fold.known_targets` by date: the labels of the rows up to the end of the
+        test window, every row of the purge gap's dates withheld (NaN). ``row_dates`` holds
+        each row's date (the timestamps the folds were made from, or their calendar codes);
+        the test rows' forecasts each read only the labels realised by their own date."""
+        start, stop = int(self.test[0]), int(self.test[-1]) + 1
+        known = np.array(y[:stop], dtype=np.float64)
+        # Date positions in the panel's calendar (any non-decreasing codes or timestamps will do).
+        position = np.unique(np.asarray(row_dates[:stop]), return_inverse=True)[1].reshape(-1)
+        known[:start][position[:start] >= position[start] - self.purge] = np.nan
+        return known
+
 
 def _first_disorder(timestamps: pd.Index) -> int:
     """The first row that comes before its predecessor in time (the index is not sorted)."""

@@ -11,14 +11,18 @@ The rules:
   by timestamp then symbol. Cross-validation splits them by date (``evaluation.panel``):
   all symbols of a date fall on the same side. ``horizon`` is the longest span in calendar
   dates any label covers (a symbol missing dates spans more of them than ``h``).
-- Only models that read the features of each row alone can pool symbols (``pools_symbols``):
-  per-series filters, sequence models and stacking's row-based inner folds are refused.
+- Models that ``pools_symbols`` are fitted on every row at once with the panel's
+  :class:`~alphaforge.plugins.models.PanelIndex` (each row's date and symbol), so the LSTM's
+  windows read one symbol's rows and stacking's inner folds split by date; each fold's test
+  rows are forecast symbol by symbol (``forecast_panel``). Per-series filters (ARIMA, GARCH,
+  and ensembles with one as a member) are refused: their state runs through one series.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,7 +33,8 @@ from alphaforge.errors import InvalidInput
 from alphaforge.features import generation
 from alphaforge.features.panels import PanelResult, assemble_panel, cached_panel, plan_panel, task_request
 from alphaforge.plugins.features.cross_section import apply_cross_section
-from alphaforge.plugins.models.base import ModelPlugin
+from alphaforge.evaluation.panel import panel_calendar
+from alphaforge.plugins.models.base import ModelPlugin, PanelIndex
 from alphaforge.schemas.features import FeatureDatasetRead, FeaturePanelRequest
 from alphaforge.schemas.models import DatasetSpec
 from alphaforge.training.assembly import MIN_ROWS, FeatureSpec, load_feature_specs
@@ -48,6 +53,14 @@ class PanelTrainingData:
     features: list[FeatureSpec]  # each with its panel dataset's version hash
     dropped_rows: int
 
+    @cached_property
+    def panel_index(self) -> PanelIndex:
+        """Each row's calendar date and symbol as codes (symbols coded in sorted order, as
+        the rows are), with the label span in dates: what a pooling model's fit reads."""
+        dates, _ = panel_calendar(self.timestamps)
+        series = pd.factorize(self.symbols, sort=True)[0]
+        return PanelIndex(dates, series, self.horizon)
+
 
 def panel_request(spec: DatasetSpec) -> FeaturePanelRequest:
     return FeaturePanelRequest(
@@ -56,13 +69,21 @@ def panel_request(spec: DatasetSpec) -> FeaturePanelRequest:
     )
 
 
+#: Why a model that does not pool symbols is refused a panel (training, tuning, AutoML).
+CANNOT_POOL = (
+    "a per-series statistical filter (ARIMA, GARCH) carries one series' state from its first row, and so does "
+    "an ensemble with one as a member; a panel's rows interleave symbols"
+)
+#: What to do instead.
+POOLING_MODELS = "machine-learning models, dl.lstm, or ensembles of them"
+
+
 def check_pooling(plugin: ModelPlugin) -> None:
     """422 for a model that cannot fit many symbols' rows at once."""
     if not plugin.pools_symbols():
         raise InvalidInput(
-            f"{plugin.key} cannot be trained on a panel: it reads a series' earlier rows (a filter, a sequence "
-            "model or row-based inner folds), and a panel's rows interleave symbols. Train it per symbol "
-            "(dataset.symbol) or choose a machine-learning model (or a mean ensemble of them)",
+            f"{plugin.key} cannot be trained on a panel: {CANNOT_POOL}. Train it per symbol (dataset.symbol) "
+            f"or choose a model that pools symbols: {POOLING_MODELS}",
             plugin_key=plugin.key,
         )
 

@@ -20,7 +20,7 @@ from alphaforge import __version__
 from alphaforge.context import Context
 from alphaforge.errors import Conflict, NotFound
 from alphaforge.plugins.base import library_version
-from alphaforge.plugins.models import ModelPlugin, Timeline
+from alphaforge.plugins.models import ModelPlugin, Timeline, forecast_panel
 from alphaforge.schemas.models import CVConfig, DatasetSpec, TrainRequest
 from alphaforge.evaluation import cv
 from alphaforge.evaluation import cross_section, metrics, panel
@@ -87,7 +87,7 @@ def train_model(
 
     progress(0.9, "final fit on all rows")
     final = type(definition.plugin)(definition.plugin.params, seed=request.seed)
-    final.fit(data.X, data.y)
+    fit_rows(final, data)
     artifact = final.to_bytes()
     sha256 = hashlib.sha256(artifact).hexdigest()
     key = f"{artifact_prefix(model_id)}/{sha256}.{final.artifact_ext}"
@@ -248,12 +248,28 @@ def cross_validate(
     return {"folds": results, "summary": summary, "baseline": metrics.summarize(baselines)}
 
 
+def fit_rows(model: ModelPlugin, data: AnyData, rows: np.ndarray | None = None) -> None:
+    """Fit ``model`` on ``rows`` of the data (``None``: all, without a copy): one series' as
+    they are, a panel's with their :class:`~alphaforge.plugins.models.PanelIndex` (each
+    row's date and symbol)."""
+    X, y = (data.X, data.y) if rows is None else (data.X[rows], data.y[rows])
+    if isinstance(data, pooled.PanelTrainingData):
+        model.fit_panel(X, y, data.panel_index if rows is None else data.panel_index.take(rows))
+    else:
+        model.fit(X, y)
+
+
 def panel_fold_forecast(plugin: ModelPlugin, data: pooled.PanelTrainingData, fold: panel.PanelFold, seed: int) -> np.ndarray:
-    """A fresh model fitted on the training dates' rows forecasts the test dates' rows from
-    their own features (a pooling model reads no earlier rows)."""
+    """A fresh model fitted on the training dates' rows forecasts the test dates' rows as it
+    would have live, symbol by symbol: each from that symbol's rows up to its date (its first
+    panel row on), seeing the labels realised by then except the purge gap dates' (the
+    single-series :func:`fold_forecast`, by date)."""
     model = type(plugin)(plugin.params, seed=seed)
-    model.fit(data.X[fold.train], data.y[fold.train])
-    return np.asarray(model.predict(Timeline.rows(data.X[fold.test], horizon=data.horizon)).mean, dtype=np.float64)
+    fit_rows(model, data, fold.train)
+    index = data.panel_index
+    stop = int(fold.test[-1]) + 1
+    known = fold.known_targets(data.y, index.dates)
+    return forecast_panel(model, data.X[:stop], known, index.take(np.arange(stop)), start=int(fold.test[0]))
 
 
 def fold_forecast(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: int) -> np.ndarray:
@@ -261,7 +277,7 @@ def fold_forecast(plugin: ModelPlugin, data: TrainingData, fold: cv.Fold, seed: 
     have live: from the series' first row, each row seeing the labels realised by it
     except the purge gap's (filtered across on features alone)."""
     model = type(plugin)(plugin.params, seed=seed)
-    model.fit(data.X[fold.train], data.y[fold.train])
+    fit_rows(model, data, fold.train)
     stop = int(fold.test[-1]) + 1
     timeline = Timeline(data.X[:stop], fold.known_targets(data.y), horizon=data.horizon, start=int(fold.test[0]))
     return np.asarray(model.predict(timeline).mean, dtype=np.float64)

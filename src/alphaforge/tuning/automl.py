@@ -45,9 +45,9 @@ def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
             cannot_pool.append(key)
     if cannot_pool:
         raise InvalidInput(
-            f"these candidates cannot be trained on a panel: {', '.join(cannot_pool)}. They read a series' "
-            "earlier rows (a filter, a sequence model or row-based inner folds), and a panel's rows interleave "
-            "symbols: drop them, or run AutoML per symbol (dataset.symbol)",
+            f"these candidates cannot be trained on a panel: {', '.join(cannot_pool)}. {pooled.CANNOT_POOL[0].upper()}"
+            f"{pooled.CANNOT_POOL[1:]}: drop them, or run AutoML per symbol (dataset.symbol); models that pool "
+            f"symbols: {pooled.POOLING_MODELS}",
             field="candidates",
         )
     if request.dataset.is_panel:

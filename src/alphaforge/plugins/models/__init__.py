@@ -5,9 +5,11 @@ from alphaforge.plugins.models.base import (
     MODEL_FAMILIES,
     ModelConformance,
     ModelPlugin,
+    PanelIndex,
     ParamSpec,
     Prediction,
     Timeline,
+    forecast_panel,
     model_plugins,
     resolve_model_type,
 )
@@ -18,9 +20,11 @@ __all__ = [
     "MODEL_FAMILIES",
     "ModelConformance",
     "ModelPlugin",
+    "PanelIndex",
     "ParamSpec",
     "Prediction",
     "Timeline",
+    "forecast_panel",
     "model_plugins",
     "resolve_model_type",
 ]

@@ -17,6 +17,13 @@ forecast never depends on what comes after its row, nor on the range asked for: 
 conformance checks (:mod:`alphaforge.plugins.testing`) perturb everything after ``t`` and
 split ranges to hold every plugin to it. What a plugin needs from those checks beyond their
 defaults it declares on itself, in :class:`ModelConformance`.
+
+Panels (many symbols' rows, sorted by date then symbol): a plugin that ``pools_symbols``
+is fitted on all of them at once, ``fit_panel(X, y, panel)``, the :class:`PanelIndex` saying
+each row's date and series, so a model that reads a series' earlier rows (the LSTM's
+windows) or splits by time (stacking's inner folds) can do so per series and per date; a
+model that reads its own row alone needs nothing more than ``fit``. Prediction stays one
+series at a time: :func:`forecast_panel` hands each series its own :class:`Timeline`.
 """
 
 from __future__ import annotations
@@ -119,6 +126,52 @@ class Timeline:
         return y
 
 
+@dataclass(frozen=True)
+class PanelIndex:
+    """Where each row of a panel sits: its date and its series (symbol), as integer codes.
+
+    Rows are sorted by date, then series (the panel's (timestamp, symbol) order), so each
+    series' rows are in time order. ``horizon`` is the most dates any row's label spans (a
+    symbol missing dates spans more than the target horizon): what a split by date must
+    purge at least. Plugins that pool read it to keep each series' rows apart (windows) and
+    each date on one side of a split (inner folds); models that read one row alone ignore it.
+    """
+
+    dates: np.ndarray  # (n,) int64, non-decreasing: each row's position in the panel's calendar
+    series: np.ndarray  # (n,) int64: each row's series code
+    horizon: int = 1
+
+    def __post_init__(self) -> None:
+        dates = np.asarray(self.dates, dtype=np.int64)
+        series = np.asarray(self.series, dtype=np.int64)
+        if dates.ndim != 1 or series.shape != dates.shape:
+            raise ValueError(f"a panel index needs one date and one series per row, got {dates.shape} and {series.shape}")
+        if np.any(np.diff(dates) < 0):
+            raise ValueError("a panel's rows must be sorted by date (then series)")
+        if self.horizon < 1:
+            raise ValueError(f"a panel's label horizon must be >= 1, got {self.horizon}")
+        object.__setattr__(self, "dates", dates)
+        object.__setattr__(self, "series", series)
+
+    @classmethod
+    def one_series(cls, n: int, horizon: int = 1) -> PanelIndex:
+        """A single series of ``n`` rows, one date each: the panel view of a plain fit."""
+        return cls(np.arange(n), np.zeros(n, dtype=np.int64), horizon)
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def take(self, rows: np.ndarray) -> PanelIndex:
+        """The index of a subset of rows (ascending), e.g. a fold's training rows."""
+        return PanelIndex(self.dates[rows], self.series[rows], self.horizon)
+
+    def by_series(self) -> list[np.ndarray]:
+        """Each series' rows, ascending (so in time order), series in code order."""
+        order = np.argsort(self.series, kind="stable")
+        bounds = np.flatnonzero(np.diff(self.series[order])) + 1
+        return [part for part in np.split(order, bounds) if len(part)]
+
+
 @dataclass
 class Prediction:
     """Point forecasts of the forward return, plus any extra series a model forecasts
@@ -219,7 +272,18 @@ class ModelPlugin(ABC):
 
     @abstractmethod
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Fit on feature rows ``X`` (n, k) and forward returns ``y`` (n,)."""
+        """Fit on feature rows ``X`` (n, k) and forward returns ``y`` (n,) of one series."""
+
+    def fit_panel(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex) -> None:
+        """Fit on a panel's rows (sorted by date, then symbol; ``panel`` says each row's date
+        and symbol). Called only when :meth:`pools_symbols`. The default serves models whose
+        forecasts read their own row alone: the rows' layout cannot matter, so they are
+        fitted as one matrix. A model that reads a series' earlier rows overrides it."""
+        if self.history_rows() != 0:
+            raise NotImplementedError(
+                f"{self.key} reads a series' earlier rows: it must override fit_panel (and pools_symbols) to pool symbols"
+            )
+        self.fit(X, y)
 
     @abstractmethod
     def predict(self, timeline: Timeline) -> Prediction:
@@ -241,8 +305,12 @@ class ModelPlugin(ABC):
         return 0
 
     def pools_symbols(self) -> bool:
-        """Whether the model can fit a panel (many symbols' rows at once, sorted by date):
-        true when each forecast reads its own row's features alone."""
+        """Whether the model can fit a panel (:meth:`fit_panel`: many symbols' rows at once)
+        and forecast each symbol by its own timeline (:func:`forecast_panel`). True by
+        default when each forecast reads its own row alone (the panel's layout cannot
+        matter); a plugin that reads a series' earlier rows says True itself when its
+        ``fit_panel`` keeps the series apart. Per-series filters (their state runs through
+        one series from its first row) say False."""
         return self.history_rows() == 0
 
     def check_target_horizon(self, horizon: int) -> None:
@@ -276,6 +344,32 @@ class ModelPlugin(ABC):
 
 
 model_plugins: Registry[ModelPlugin] = Registry("model")
+
+
+def forecast_panel(
+    model: ModelPlugin, X: np.ndarray, y: np.ndarray | None, panel: PanelIndex, *, start: int
+) -> np.ndarray:
+    """Point forecasts of a panel's rows ``start …`` (``start`` the first row of a date), each
+    symbol by its own :class:`Timeline`: that symbol's rows from its first up to its last,
+    its labels from ``y`` (NaN: withheld), horizon ``panel.horizon`` counted in its rows (a
+    label spanning at most ``horizon`` dates is realised ``horizon`` of its rows later). A
+    forecast so reads only its own symbol's rows up to its date. A model that reads its own
+    row alone (``history_rows() == 0``) forecasts every row in one call: the same values,
+    one batch.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if model.history_rows() == 0:
+        return np.asarray(model.predict(Timeline.rows(X[start:], horizon=panel.horizon)).mean, dtype=np.float64)
+    out = np.empty(len(X) - start, dtype=np.float64)
+    for rows in panel.by_series():
+        forecast = rows >= start
+        if not forecast.any():
+            continue
+        known = None if y is None else np.asarray(y, dtype=np.float64)[rows]
+        first = int(np.argmax(forecast))  # the series' rows from start on are its tail
+        timeline = Timeline(X[rows], known, horizon=panel.horizon, start=first)
+        out[rows[first:] - start] = np.asarray(model.predict(timeline).mean, dtype=np.float64)
+    return out
 
 
 def resolve_model_type(model_type: str, family: str) -> type[ModelPlugin]:

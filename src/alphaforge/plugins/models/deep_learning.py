@@ -17,9 +17,16 @@
   and predicting run with one intra-op thread and deterministic algorithms, restoring the
   process-wide settings afterwards. (These torch settings are process-global: do not fit
   torch models concurrently in threads of one process; use processes.)
-- **Early stopping.** The most recent ``validation_fraction`` of the training rows is held
-  out; training stops once the validation loss has not improved for ``patience`` epochs
-  and the best epoch's weights are restored (``epochs_run`` / ``best_epoch`` tell).
+- **Early stopping.** The most recent ``validation_fraction`` of the training dates (of a
+  series: its rows) is held out; training stops once the validation loss has not improved
+  for ``patience`` epochs and the best epoch's weights are restored (``epochs_run`` /
+  ``best_epoch`` tell).
+- **Panels.** Fitted on many symbols' rows (``fit_panel(X, y, panel)``), the window of row
+  ``(t, s)`` holds symbol ``s``'s own rows ending at ``t``, padded with ``s``'s first row
+  (:class:`SeriesWindows`): never another symbol's row. The held-out dates hold every
+  symbol of those dates. Forecasts are per symbol, as for one series
+  (:func:`~alphaforge.plugins.models.base.forecast_panel`). With one series all of this is
+  the single-series rule, value for value.
 - **Standardisation** of inputs and of the target uses the mean/std of the rows actually
   trained on (the validation tail excluded); a zero std is read as 1.
 - **Safe artifact.** ``torch.save`` of a dict of tensors and plain numbers, loaded with
@@ -43,7 +50,15 @@ from pydantic import Field
 
 from alphaforge.errors import InvalidInput
 from alphaforge.plugins.base import PluginParams
-from alphaforge.plugins.models.base import ModelConformance, ModelPlugin, ParamSpec, Prediction, Timeline, model_plugins
+from alphaforge.plugins.models.base import (
+    ModelConformance,
+    ModelPlugin,
+    PanelIndex,
+    ParamSpec,
+    Prediction,
+    Timeline,
+    model_plugins,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -83,6 +98,31 @@ def _torch_session(seed: int | None = None) -> Iterator[Any]:
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.set_num_threads(threads)
+
+
+class SeriesWindows:
+    """The row indices of each row's window: the ``seq_len`` rows of its own series ending at
+    it, oldest first, the series' first row repeated where fewer precede it. Rows of one
+    series must be in time order; a window never holds another series' row."""
+
+    def __init__(self, series: np.ndarray, seq_len: int) -> None:
+        series = np.asarray(series)
+        n = len(series)
+        self._order = np.argsort(series, kind="stable")  # rows grouped by series, time order within
+        self._position = np.empty(n, dtype=np.int64)
+        self._position[self._order] = np.arange(n)
+        grouped = series[self._order]
+        block_start = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if n else np.zeros(0, np.int64)
+        starts = np.zeros(n, dtype=np.int64)
+        starts[block_start] = block_start
+        self._first = np.maximum.accumulate(starts)[self._position] if n else starts  # per row: its series' start
+        self._offsets = np.arange(seq_len, dtype=np.int64) - (seq_len - 1)
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), seq_len) row indices: window ``i`` is the window of ``rows[i]``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        at = np.maximum(self._position[rows][:, None] + self._offsets, self._first[rows][:, None])
+        return self._order[at]
 
 
 class LSTMParams(PluginParams):
@@ -174,6 +214,10 @@ class LSTMModel(ModelPlugin):
     def history_rows(self) -> int:
         return self.params.seq_len - 1
 
+    def pools_symbols(self) -> bool:
+        """Fitted on a panel, each window reads its own symbol's rows (:class:`SeriesWindows`)."""
+        return True
+
     @property
     def feature_mean(self) -> np.ndarray | None:
         """Per-column mean the inputs are standardised with (from the rows trained on)."""
@@ -190,13 +234,6 @@ class LSTMModel(ModelPlugin):
         Z = (np.asarray(X, dtype=np.float64) - self._x_mean) / self._x_std
         return np.nan_to_num(Z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
-    def _padded(self, Z: np.ndarray) -> np.ndarray:
-        """``seq_len - 1`` copies of the first row, then ``Z``: window ``t`` is rows ``t … t+seq_len-1``."""
-        pad = self.params.seq_len - 1
-        if pad == 0 or len(Z) == 0:
-            return Z
-        return np.concatenate([np.repeat(Z[:1], pad, axis=0), Z])
-
     def _check_X(self, X: np.ndarray, name: str = "X") -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
@@ -210,6 +247,13 @@ class LSTMModel(ModelPlugin):
     # ---------------------------------------------------------------- fit
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._fit(X, y, None)
+
+    def fit_panel(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex) -> None:
+        self._fit(X, y, panel)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex | None) -> None:
+        """One series (``panel`` None) is the panel of one symbol, one row per date."""
         p = self.params
         X = self._check_X(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -220,11 +264,13 @@ class LSTMModel(ModelPlugin):
             raise InvalidInput(f"dl.lstm needs at least 2 rows and 1 feature column, got shape {X.shape}")
         if not np.all(np.isfinite(y)):
             raise InvalidInput("dl.lstm: y (the forward return) has non-finite values")
+        if panel is None:
+            panel = PanelIndex.one_series(n)
+        elif len(panel) != n:
+            raise InvalidInput(f"dl.lstm: X has {n} rows but the panel index has {len(panel)}")
 
-        n_val = int(np.floor(n * p.validation_fraction + 1e-9))
-        if n - n_val < 1:
-            n_val = 0
-        n_train = n - n_val
+        n_train = self._training_rows(panel)
+        n_val = n - n_train
 
         # Scalers from the rows trained on only (never the validation tail).
         rows = np.where(np.isfinite(X[:n_train]), X[:n_train], np.nan)
@@ -239,16 +285,16 @@ class LSTMModel(ModelPlugin):
         self._y_mean = float(np.mean(y[:n_train]))
         self._y_std = y_std if np.isfinite(y_std) and y_std > 0 else 1.0
 
-        padded = self._padded(self._standardise(X))
+        Z = self._standardise(X)
         target = ((y - self._y_mean) / self._y_std).astype(np.float32)
+        series_windows = SeriesWindows(panel.series, p.seq_len)
 
         with _torch_session(self.seed) as torch:
-            Zt = torch.from_numpy(padded)
+            Zt = torch.from_numpy(Z)
             Yt = torch.from_numpy(target)
-            offsets = torch.arange(p.seq_len)
 
             def windows(rows: torch.Tensor) -> torch.Tensor:
-                return Zt[rows.unsqueeze(1) + offsets]  # (b, seq_len, k)
+                return Zt[torch.from_numpy(series_windows.rows(rows.numpy()))]  # (b, seq_len, k)
 
             net = _build_network(torch, k, p)
             optimiser = torch.optim.Adam(net.parameters(), lr=p.lr)
@@ -290,6 +336,15 @@ class LSTMModel(ModelPlugin):
                 net.load_state_dict(best_state)
             net.eval()
         self._net = net
+
+    def _training_rows(self, panel: PanelIndex) -> int:
+        """Rows trained on: all but those of the most recent ``validation_fraction`` of the
+        dates (rows are sorted by date, so they are a tail; one series: its last rows)."""
+        dates = np.unique(panel.dates)
+        n_val_dates = int(np.floor(len(dates) * self.params.validation_fraction + 1e-9))
+        if len(dates) - n_val_dates < 1 or n_val_dates == 0:
+            return len(panel)
+        return int(np.searchsorted(panel.dates, dates[len(dates) - n_val_dates], side="left"))
 
     # ---------------------------------------------------------------- predict
 

@@ -11,6 +11,8 @@ order of plugin modules does not matter.
 - The timeline is passed through to every member, so each forecasts causally by its own
   rule. Members' ``extras`` (e.g. GARCH volatility) are dropped: an ensemble forecasts the
   mean only.
+- An ensemble pools symbols when every member does: on a panel (``fit_panel``) each member
+  is fitted with the :class:`PanelIndex`, and stacking's inner folds split by date.
 - The artifact is a zip: ``manifest.json`` (format, ensemble key, member keys, resolved
   parameters, seeds, artifact file names and SHA-256, combiner weights) and each member's
   own ``to_bytes()``. ``from_bytes`` checks the manifest against the parameters and every
@@ -34,13 +36,16 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from alphaforge.errors import InvalidInput
 from alphaforge.evaluation import cv
+from alphaforge.evaluation.panel import PanelFold, panel_folds
 from alphaforge.plugins.base import PluginParams, describe_validation_error, validate_params
 from alphaforge.plugins.models.base import (
     ModelConformance,
     ModelPlugin,
+    PanelIndex,
     ParamSpec,
     Prediction,
     Timeline,
+    forecast_panel,
     model_plugins,
     rowwise_dot,
 )
@@ -52,6 +57,14 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 class ArtifactIntegrityError(ValueError):
     """An ensemble artifact does not match its manifest or its parameters."""
+
+
+def fit_member(member: ModelPlugin, X: np.ndarray, y: np.ndarray, panel: PanelIndex | None) -> None:
+    """Fit a member on one series (``panel`` None) or on a panel's rows."""
+    if panel is None:
+        member.fit(X, y)
+    else:
+        member.fit_panel(X, y, panel)
 
 
 def member_seed(seed: int, index: int) -> int:
@@ -160,6 +173,10 @@ class EnsemblePlugin(ModelPlugin):
     def history_rows(self) -> int | None:
         rows = [m.plugin()(m.validated()).history_rows() for m in self.member_specs]
         return None if None in rows else max((r for r in rows if r is not None), default=0)
+
+    def pools_symbols(self) -> bool:
+        """Every member is fitted on the panel and forecasts by its own rule: all must pool."""
+        return all(m.plugin()(m.validated()).pools_symbols() for m in self.member_specs)
 
     @staticmethod
     def _check_xy(key: str, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -312,10 +329,16 @@ class MeanEnsemble(EnsemblePlugin):
         return w / w.sum()
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._fit(X, y, None)
+
+    def fit_panel(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex) -> None:
+        self._fit(X, y, panel)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex | None) -> None:
         X, y = self._check_xy(self.key, X, y)
         members = self._new_members()
         for member in members:
-            member.fit(X, y)
+            fit_member(member, X, y, panel)
         self.members = members
 
     def predict(self, timeline: Timeline) -> Prediction:
@@ -347,8 +370,9 @@ class StackingParams(PluginParams):
     )
     purge: int = Field(
         1, ge=0, le=10_000,
-        description="Rows dropped from the end of each fold's training rows (set it to the target horizon: "
-        "their labels reach into the out-of-fold block)",
+        description="Rows (on a panel: dates) dropped from the end of each fold's training rows (set it to the "
+        "target horizon: their labels reach into the out-of-fold block; on a panel at least the dates the "
+        "longest label spans)",
     )
     fit_intercept: bool = Field(True, description="Fit an intercept beside the non-negative member weights")
 
@@ -378,14 +402,10 @@ class StackingEnsemble(EnsemblePlugin):
         super().__init__(params, seed)
         self.meta_weights = np.zeros(0)
         self.meta_intercept = 0.0
-        #: The out-of-fold folds of the last fit (:meth:`oof_folds`): members fitted on
-        #: ``fold.train`` forecast ``fold.test``.
-        self.folds: list[cv.Fold] = []
+        #: The out-of-fold folds of the last fit (:meth:`oof_folds`, on a panel
+        #: :meth:`panel_oof_folds`): members fitted on ``fold.train`` forecast ``fold.test``.
+        self.folds: list[cv.Fold] | list[PanelFold] = []
         self.oof_predictions = np.zeros((0, 0))
-
-    def pools_symbols(self) -> bool:
-        """Its inner folds split rows, not dates: on a panel they would split a date."""
-        return False
 
     def check_target_horizon(self, horizon: int) -> None:
         if self.params.purge < horizon:
@@ -408,34 +428,72 @@ class StackingEnsemble(EnsemblePlugin):
         each by members fitted on every row before it but the ``fold_purge`` right before
         it; the first block and any remainder rows only train."""
         k, purge = self.params.n_folds, self.fold_purge
-        block = n // (k + 1)
-        first_train = n - k * block - purge
-        if block < 1 or first_train < 2:
-            raise InvalidInput(
-                f"{self.key}: {n} training rows are too few for n_folds={k} with purge={purge}: the first fold "
-                f"would train on {max(first_train, 0)} rows (needs >= 2). Use fewer folds, a smaller purge or more rows."
-            )
+        self._check_oof_size(n, purge, "rows")
         return cv.make_folds(
             n, method="expanding", n_splits=k, test_size=1 / (k + 1), min_train_size=_ANY_TRAIN_ROWS,
             horizon=purge, purge=purge,
         )
 
+    def panel_oof_folds(self, panel: PanelIndex) -> list[PanelFold]:
+        """:meth:`oof_folds` over a panel's dates (:func:`alphaforge.evaluation.panel.panel_folds`):
+        every symbol of a date on one side, blocks and purge counted in dates, the purge at
+        least the dates the longest label spans (``panel.horizon``)."""
+        k, purge = self.params.n_folds, max(self.fold_purge, panel.horizon)
+        self._check_oof_size(len(np.unique(panel.dates)), purge, "dates")
+        return panel_folds(
+            panel.dates, method="expanding", n_splits=k, test_size=1 / (k + 1), min_train_size=_ANY_TRAIN_ROWS,
+            horizon=purge, purge=purge, symbols=panel.series,
+        )
+
+    def _check_oof_size(self, n: int, purge: int, unit: str) -> None:
+        """422 unless the first out-of-fold fold trains on >= 2 rows (dates)."""
+        k = self.params.n_folds
+        block = n // (k + 1)
+        first_train = n - k * block - purge
+        if block < 1 or first_train < 2:
+            raise InvalidInput(
+                f"{self.key}: {n} training {unit} are too few for n_folds={k} with purge={purge}: the first fold "
+                f"would train on {max(first_train, 0)} {unit} (needs >= 2). Use fewer folds, a smaller purge or "
+                f"more {unit}."
+            )
+
+    def _oof_forecasts(
+        self, members: list[ModelPlugin], X: np.ndarray, y: np.ndarray, fold: cv.Fold | PanelFold,
+        panel: PanelIndex | None,
+    ) -> np.ndarray:
+        """(test rows, members) forecasts, as training's fold forecasts: the rows forecast see
+        the labels realised by them, never the purge gap's; on a panel each symbol its own."""
+        start, stop = int(fold.test[0]), int(fold.test[-1]) + 1
+        if panel is None:
+            assert isinstance(fold, cv.Fold)
+            return self._member_predictions(members, Timeline(X[:stop], fold.known_targets(y), fold.purge, start))
+        assert isinstance(fold, PanelFold)
+        known = fold.known_targets(y, panel.dates)
+        index = PanelIndex(panel.dates[:stop], panel.series[:stop], horizon=fold.purge)
+        return np.column_stack([forecast_panel(m, X[:stop], known, index, start=start) for m in members])
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._fit(X, y, None)
+
+    def fit_panel(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex) -> None:
+        """As :meth:`fit`, the out-of-fold folds split by date (:meth:`panel_oof_folds`) and
+        each member fitted on the panel and forecasting each symbol from its own rows."""
+        self._fit(X, y, panel)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, panel: PanelIndex | None) -> None:
         from scipy.optimize import nnls
 
         X, y = self._check_xy(self.key, X, y)
-        folds = self.oof_folds(len(X))
+        folds: list[cv.Fold] | list[PanelFold] = self.oof_folds(len(X)) if panel is None else self.panel_oof_folds(panel)
         oof_start = int(folds[0].test[0])
         oof = np.zeros((len(X) - oof_start, len(self.member_specs)))
         for fold in folds:
             members = self._new_members()
+            train = None if panel is None else panel.take(fold.train)
             for member in members:
-                member.fit(X[fold.train], y[fold.train])
-            # As training's fold_forecast: the rows forecast see the labels realised by
-            # them, never the purge gap's.
+                fit_member(member, X[fold.train], y[fold.train], train)
             start, stop = int(fold.test[0]), int(fold.test[-1]) + 1
-            timeline = Timeline(X[:stop], fold.known_targets(y), horizon=fold.purge, start=start)
-            oof[start - oof_start : stop - oof_start] = self._member_predictions(members, timeline)
+            oof[start - oof_start : stop - oof_start] = self._oof_forecasts(members, X, y, fold, panel)
         target = y[oof_start:]
 
         if self.params.fit_intercept:
@@ -455,7 +513,7 @@ class StackingEnsemble(EnsemblePlugin):
 
         members = self._new_members()
         for member in members:
-            member.fit(X, y)
+            fit_member(member, X, y, panel)
         self.members = members
 
     def predict(self, timeline: Timeline) -> Prediction:

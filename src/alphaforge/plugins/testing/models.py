@@ -9,7 +9,7 @@ trees, a parameter value that binds) it declares on itself:
 
 Data: 400 seeded rows of 4 features (one price-like, one volume-sized) with a known linear
 signal plus noise, at the scale of daily returns; the first 300 rows train, the last 100
-test. Causality is checked on the real GSPC bars (see the section below). Fitted models
+test. The panel check reads the same rows as 3 symbols over 134 dates. Causality is checked on the real GSPC bars (see the section below). Fitted models
 the checks reuse are cached per class for the process.
 """
 
@@ -26,7 +26,16 @@ import pandas as pd
 from pydantic import ValidationError
 
 from alphaforge.errors import InvalidInput
-from alphaforge.plugins.models import MODEL_FAMILIES, ModelPlugin, Prediction, Timeline, model_plugins, resolve_model_type
+from alphaforge.plugins.models import (
+    MODEL_FAMILIES,
+    ModelPlugin,
+    PanelIndex,
+    Prediction,
+    Timeline,
+    forecast_panel,
+    model_plugins,
+    resolve_model_type,
+)
 from alphaforge.plugins.testing._core import conformance_check, require, run_checks
 from alphaforge.plugins.testing.data import gspc_bars
 
@@ -311,6 +320,62 @@ def check_learns_a_linear_signal(cls: type[ModelPlugin]) -> None:
     require(correlation > expected, f"out-of-sample correlation {correlation:.3f}, expected above {expected}")
 
 
+# --- panels ------------------------------------------------------------------------------
+
+
+def _panel_index() -> PanelIndex:
+    """The kit's 400 rows as a panel sorted by (date, symbol): row r is symbol r % 3 on date
+    r // 3, so the 300 training rows are dates 0 … 99 and the last date has one symbol."""
+    rows = np.arange(len(data().X_train) + len(data().X_test))
+    return PanelIndex(rows // 3, rows % 3, horizon=1)
+
+
+def _panel_forecast(plugin: ModelPlugin, X: np.ndarray) -> np.ndarray:
+    """Forecasts of the panel's test rows (dates 100 …), each symbol from its own rows."""
+    known = np.concatenate([data().y_train, np.full(len(data().X_test), np.nan)])
+    return forecast_panel(plugin, X, known, _panel_index(), start=len(data().X_train))
+
+
+@conformance_check
+def check_fits_a_panel(cls: type[ModelPlugin]) -> None:
+    """A plugin that ``pools_symbols`` fits a panel, ``fit_panel(X, y, panel)``: one series given as a
+    panel fits exactly as the plain fit; the same panel twice, the same forecasts; and each
+    symbol's forecasts (``forecast_panel``) read only its own rows up to its date: another
+    symbol's rows, or any row after a date, changed, none of them moves. (A plugin that does
+    not pool is never given a panel: nothing to check.)"""
+    fast = dict(cls.conformance.fast)
+    if not cls.from_parameters(fast, seed=3).pools_symbols():
+        return
+    n_train = len(data().X_train)
+    one = cls.from_parameters(fast, seed=3)
+    one.fit_panel(data().X_train, data().y_train, PanelIndex.one_series(n_train))
+    require(
+        np.array_equal(_outputs(_predict(one)), _base_outputs(cls)),
+        "fitted on one series given as a panel (PanelIndex.one_series), it forecasts differently than fitted on the series",
+    )
+    index = _panel_index()
+    X = np.concatenate([data().X_train, data().X_test])
+    fits = []
+    for _ in range(2):
+        plugin = cls.from_parameters(fast, seed=3)
+        plugin.fit_panel(data().X_train, data().y_train, index.take(np.arange(n_train)))
+        fits.append(plugin)
+    base = _panel_forecast(fits[0], X)
+    require(base.shape == (len(X) - n_train,) and np.isfinite(base).all(), f"panel forecasts {base.shape}, not all finite")
+    require(np.array_equal(_panel_forecast(fits[1], X), base), "two fits on the same panel with seed 3 forecast differently")
+    rng = np.random.default_rng(11)
+    tested = index.take(np.arange(n_train, len(X)))
+    for changed, kept, what in (
+        (index.series == 1, tested.series != 1, "symbol 1's rows"),
+        (index.dates > 116, tested.dates <= 116, "every row after date 116"),
+    ):
+        other = X.copy()
+        other[changed] *= np.exp(rng.normal(0.0, 0.5, size=(int(changed.sum()), X.shape[1])))
+        moved = _panel_forecast(fits[0], other)
+        differs = np.flatnonzero(moved[kept] != base[kept])
+        require(not len(differs), f"changing {what} moved {len(differs)} forecasts of rows it may not reach")
+
+
 # --- causality, on the real GSPC bars --------------------------------------------------
 #
 # One rule for every plugin (plugins.models.base.Timeline): the forecast for row t reads
@@ -448,6 +513,7 @@ MODEL_CHECKS = (
     check_identical_artifact_sha256,
     check_learns_a_linear_signal,
     check_every_parameter_changes_predictions,
+    check_fits_a_panel,
     check_no_forecast_reads_after_its_row,
     check_forecasts_independent_of_range,
 )
