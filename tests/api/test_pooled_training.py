@@ -274,3 +274,27 @@ def test_bad_pooled_requests_are_422_saying_what_to_change(
 def test_unknown_universe_is_404(client: TestClient, feature_ids: list[str]) -> None:
     model_id = _model(client, "ridge", "machine_learning")
     assert _train(client, model_id, feature_ids, universe="NOPE").status_code == 404
+
+
+def test_an_lstm_is_tuned_and_ranked_by_automl_on_a_panel(client: TestClient, feature_ids: list[str]) -> None:
+    dataset = {"feature_ids": feature_ids, "start_date": "2016-01-01", "end_date": END, "target_horizon": HORIZON,
+               "symbols": SMALL_PANEL["symbols"]}
+    fixed = {k: v for k, v in LSTM_TINY.items() if k != "seq_len"}
+    tune = client.post("/api/v1/models/tune", json={
+        "plugin_key": "dl.lstm", "dataset": dataset, "cv": CV, "fixed_params": fixed, "n_trials": 2, "seed": 3,
+        "param_space": {"seq_len": {"type": "int", "low": 2, "high": 8}}, "metric": "mean_cs_rank_ic",
+    })
+    assert tune.status_code == 200, tune.text
+    study = tune.json()
+    assert study["n_complete"] == 2, study
+    for trial in study["trials"]:
+        assert [f["n_test"] for f in trial["folds"]] == [3 * f["n_test_dates"] for f in trial["folds"]]
+
+    automl = client.post("/api/v1/models/automl", json={
+        "dataset": dataset, "cv": CV, "metric": "icir",
+        "candidates": {"dl.lstm": LSTM_TINY, "ensemble.stacking": SEQUENCE_MODELS[1][2], "ml.ridge": {}},
+    })
+    assert automl.status_code == 200, automl.text
+    rows = automl.json()["leaderboard"]
+    assert sorted(r["plugin_key"] for r in rows) == ["dl.lstm", "ensemble.stacking", "ml.ridge"]
+    assert all(r["error"] is None for r in rows), rows
