@@ -18,6 +18,7 @@ from skfolio.datasets import load_sp500_dataset
 from test_tasks import wait_for
 from test_tasks_celery import celery_client, celery_settings, redis_url  # noqa: F401 - fixtures
 
+from alphaforge.features import panels
 from alphaforge.features.generation import read_frame
 
 SP20 = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
@@ -161,7 +162,55 @@ def test_a_restated_member_makes_a_new_panel_and_recomputes_only_that_member(
         first["panel"]["id"], second["panel"]["id"]]
 
 
-def test_async_panel_is_a_task_with_one_child_per_member(client: TestClient, create_feature) -> None:
+def test_a_stored_panel_is_found_by_its_request_key_without_planning_any_member(
+    client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    first = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)
+
+    def no_planning(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a hit planned a member's dataset")
+
+    monkeypatch.setattr(panels, "plan_dataset", no_planning)
+    again = post_panel(client, feature["id"], symbols=["KO", "AAPL"], **SHORT)
+    assert again["cached"] is True and again["panel"]["id"] == first["panel"]["id"]
+    assert again["preview"] == first["preview"] and len(again["preview"]) == 10
+
+
+def test_a_restatement_outside_every_members_bars_keeps_the_panel(
+    fresh_client: TestClient, create_feature, closes: pd.DataFrame
+) -> None:
+    """A new series fingerprint is a new request key; the pieces planned again hash as before
+    (SMA(5) reads 4 bars before the range), so the same panel answers and remembers the key."""
+    client = fresh_client
+    feature = create_feature(client, "technical.sma", {"period": 5})
+    first = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)
+    day = pd.Timestamp("2001-06-01", tz="UTC")
+    restated = pd.DataFrame({"timestamp": [day], "close": [closes.loc[day, "AAPL"] * 1.1]})
+    upload = client.post("/api/v1/market-data/AAPL/bars", files={"file": ("bars.csv", restated.to_csv(index=False), "text/csv")})
+    assert upload.status_code == 200, upload.text
+
+    second = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)
+    assert second["cached"] is True and second["panel"]["id"] == first["panel"]["id"]
+    assert second["panel"]["request_key"] != first["panel"]["request_key"]
+    assert len(client.get(f"/api/v1/features/{feature['id']}/panels").json()) == 1
+    third = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)
+    assert third["cached"] is True and third["panel"]["request_key"] == second["panel"]["request_key"]
+
+
+def test_a_panel_whose_object_was_lost_is_computed_and_stored_again(client: TestClient, create_feature) -> None:
+    ctx = client.app.state.ctx
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    first = post_panel(client, feature["id"], symbols=["PG", "KO"], **SHORT)
+    key = ctx.objects.key_of(first["panel"]["storage_uri"])
+    expected = ctx.objects.get(key)
+    ctx.objects.delete(key)
+    again = post_panel(client, feature["id"], symbols=["PG", "KO"], **SHORT)
+    assert again["cached"] is False and again["panel"]["id"] == first["panel"]["id"]
+    assert pd.read_parquet(io.BytesIO(ctx.objects.get(key))).equals(pd.read_parquet(io.BytesIO(expected)))
+
+
+def test_async_panel_is_a_task_with_one_batch_of_members_per_worker(client: TestClient, create_feature) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": ["AAPL", "PG"], **SHORT})
     assert response.status_code == 202, response.text
@@ -271,14 +320,18 @@ def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes
     assert key not in ctx.objects.list(key.rsplit("/", 1)[0])
 
 
-def test_a_panel_through_celery_fans_out_per_member_and_matches_talib(
+def test_a_panel_through_celery_fans_out_in_batches_of_members_and_matches_talib(
     celery_client: TestClient, create_feature, closes: pd.DataFrame  # noqa: F811
 ) -> None:
     client = celery_client
     feature = create_feature(client, "technical.rsi", {"period": 14})
     response = client.post(f"/api/v1/features/{feature['id']}/panels/async", json={"symbols": ["AAPL", "KO", "XOM"], **SHORT})
     task = wait_for(client, response.json()["task_id"])
-    assert task["status"] == "SUCCESS" and task["children_done"] == 3, task
+    # One batch of pieces per task worker (2 here): members 1-2 and 3, each its own dataset.
+    workers = client.app.state.ctx.settings.task_workers
+    assert workers == 2 and task["status"] == "SUCCESS" and task["children_done"] == 2, task
+    assert sorted(p["symbol"] for p in task["result"]["pieces"]) == ["AAPL", "KO", "XOM"]
+    assert len({p["dataset_id"] for p in task["result"]["pieces"]}) == 3
     panel = task["result"]["panel"]
     stored = parquet(client, feature["id"], panel["id"])
     for symbol in ("AAPL", "KO", "XOM"):

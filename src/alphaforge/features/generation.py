@@ -103,6 +103,79 @@ def cached_dataset(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerate
     return None if existing is None else _read_stored(ctx, existing)
 
 
+@dataclass
+class Piece:
+    """One dataset of a batch: its row, and its values when computed here (None: a hit,
+    read by whoever needs it)."""
+
+    dataset: FeatureDataset
+    frame: pd.DataFrame | None
+
+
+def generate_pieces(
+    ctx: Context, feature_id: uuid.UUID, requests: list[FeatureGenerateRequest]
+) -> list[Piece | None]:
+    """Many single-symbol datasets of one feature (a panel's pieces), each planned and
+    computed as ``generate_dataset`` would: the stored ones found in one query, the new rows
+    committed in one transaction after their objects were written. None: no bars in range."""
+    definition = load_definition(ctx, feature_id)
+    plans: list[DatasetPlan | None] = []
+    for request in requests:
+        try:
+            plans.append(plan_dataset(ctx, feature_id, request, definition))
+        except NoBarsInRange:
+            plans.append(None)
+    stored = _find_many(ctx, definition.id, [p.version_hash for p in plans if p is not None])
+    out: list[Piece | None] = []
+    new: list[FeatureDataset] = []
+    for plan in plans:
+        if plan is None:
+            out.append(None)
+            continue
+        row = stored.get(plan.version_hash)
+        if row is not None and ctx.objects.exists(ctx.objects.key_of(row.storage_uri)):
+            out.append(Piece(row, None))
+            continue
+        frame, fresh = _compute_and_put(ctx, plan)
+        if row is None:
+            new.append(fresh)
+            row = fresh
+        out.append(Piece(row, frame))
+    if new:
+        _insert_all(ctx, new)
+        _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
+    return out
+
+
+def _find_many(ctx: Context, feature_id: uuid.UUID, hashes: list[str]) -> dict[str, FeatureDataset]:
+    found: dict[str, FeatureDataset] = {}
+    with ctx.db.session() as session:
+        for at in range(0, len(hashes), 500):
+            query = select(FeatureDataset).where(
+                FeatureDataset.feature_id == feature_id, FeatureDataset.version_hash.in_(hashes[at:at + 500])
+            )
+            found.update((row.version_hash, row) for row in session.scalars(query))
+    return found
+
+
+def _insert_all(ctx: Context, rows: list[FeatureDataset]) -> None:
+    """One transaction; when a concurrent request committed some of the same identities
+    first, row by row (each then finds the one already there)."""
+    try:
+        with ctx.db.session() as session:
+            session.add_all(rows)
+    except IntegrityError:
+        for row in rows:
+            made = FeatureDataset(**{c: getattr(row, c) for c in _DATASET_FIELDS})
+            insert_or_get(ctx, made, lambda r=row: _find(ctx, r.feature_id, r.version_hash))
+
+
+_DATASET_FIELDS = (
+    "feature_id", "symbol", "timeframe", "start_date", "end_date", "version_hash", "storage_uri", "row_count",
+    "columns", "source_fingerprint", "lineage",
+)
+
+
 def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | None:
     """A hit, or None when its object was lost (then it is computed and stored again)."""
     try:
@@ -131,28 +204,31 @@ def plan_dataset(
 
 
 def _compute_and_store(ctx: Context, plan: DatasetPlan, existing: FeatureDataset | None) -> GenerateResult:
+    frame, fresh = _compute_and_put(ctx, plan)
+    row = existing or insert_or_get(ctx, fresh, lambda: _find(ctx, plan.definition.id, plan.version_hash))
+    _set_storage_uri_once(ctx, plan.definition.id, ctx.objects.uri(plan.definition.storage_prefix))
+    return GenerateResult(row, frame, cached=False)
+
+
+def _compute_and_put(ctx: Context, plan: DatasetPlan) -> tuple[pd.DataFrame, FeatureDataset]:
+    """Compute the plan and write its object; the row to commit (not yet added) after it."""
     frame = compute_frame(plan.definition.plugin, plan.bars, plan.in_range, plan.timeframe.value, plan.sources)
     key = f"{plan.definition.storage_prefix}/{plan.symbol}/{plan.timeframe.value}/{plan.version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
-    row = existing or insert_or_get(
-        ctx,
-        FeatureDataset(
-            feature_id=plan.definition.id,
-            symbol=plan.symbol,
-            timeframe=plan.timeframe.value,
-            start_date=plan.start,
-            end_date=plan.end,
-            version_hash=plan.version_hash,
-            storage_uri=uri,
-            row_count=len(frame),
-            columns=list(frame.columns),
-            source_fingerprint=plan.lineage["source_fingerprint"],
-            lineage=plan.lineage,
-        ),
-        lambda: _find(ctx, plan.definition.id, plan.version_hash),
+    row = FeatureDataset(
+        feature_id=plan.definition.id,
+        symbol=plan.symbol,
+        timeframe=plan.timeframe.value,
+        start_date=plan.start,
+        end_date=plan.end,
+        version_hash=plan.version_hash,
+        storage_uri=uri,
+        row_count=len(frame),
+        columns=list(frame.columns),
+        source_fingerprint=plan.lineage["source_fingerprint"],
+        lineage=plan.lineage,
     )
-    _set_storage_uri_once(ctx, plan.definition.id, ctx.objects.uri(plan.definition.storage_prefix))
-    return GenerateResult(row, frame, cached=False)
+    return frame, row
 
 
 def feature_bars(

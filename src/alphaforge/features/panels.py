@@ -28,18 +28,21 @@ The rules:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.features.definitions import NOT_FOUND
+from alphaforge.features import generation
 from alphaforge.features.generation import (
+    HASH_SCHEMA,
+    PREVIEW_ROWS,
     Definition,
     NoBarsInRange,
     insert_or_get,
@@ -51,15 +54,21 @@ from alphaforge.features.generation import (
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.marketdata.bars import frame_to_records
 from alphaforge.marketdata.pit import PitSeries
+from alphaforge.marketdata.provider import SeriesState
+from alphaforge.plugins.features import FeaturePlugin, required_bar_fields
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
 from alphaforge.storage.object_store import ObjectNotFound
-from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
+from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeaturePanel
 from alphaforge.universes.definitions import member_spells
 
 PANEL_SCHEMA = "alphaforge.feature-panel/1"
+#: What a request key is computed from (see ``_plan_from_catalog``).
+PANEL_KEY_SCHEMA = "alphaforge.feature-panel-request/1"
+#: Pieces one generation task computes at most (a panel's batches: one per worker below it).
+PIECES_PER_TASK = 64
 #: Rows the JSON form of a panel may hold; bigger panels are read as Parquet.
 JSON_MAX_ROWS = 200_000
 PANEL_NOT_FOUND = "Panel not found"
@@ -79,16 +88,44 @@ class Piece:
         return self.symbol, utc_iso(self.start)
 
 
+@dataclass(frozen=True)
+class MadePiece:
+    """A piece's stored dataset as its generation returned it (``frame``: when computed in
+    this process; else read from ``storage_uri``)."""
+
+    version_hash: str
+    storage_uri: str
+    frame: pd.DataFrame | None = None
+
+
+Spell = tuple[str, datetime, datetime]
+
+
 @dataclass
 class PanelPlan:
-    """What a panel request names and its version hash, known before computing anything."""
+    """What a panel request names, and what is known of it before computing anything.
+
+    Planned from the bars catalog (a plugin reading bars only, a provider that knows each
+    series' fingerprint): the request key, and a stored panel under it if any (a hit), else
+    the spells to generate; the pieces and the version hash are then known once computed.
+    Planned piece by piece (any other plugin): every piece's hash and the panel's.
+    """
 
     feature_id: uuid.UUID
     request: FeaturePanelRequest
     universe_id: uuid.UUID | None
-    pieces: list[Piece]
-    lineage: dict[str, Any]
-    version_hash: str
+    spells: list[Spell]
+    #: The lineage without its pieces (definition, universe, timeframe, range).
+    base: dict[str, Any]
+    request_key: str | None = None
+    #: Every spell's piece (None: known once computed).
+    pieces: list[Piece] | None = None
+    version_hash: str | None = None
+    lineage: dict[str, Any] | None = None
+    #: The stored panel found by the request key.
+    stored: FeaturePanel | None = None
+    #: The spells a deferred plan generates (the catalog says their series has bars there).
+    candidates: list[Spell] = field(default_factory=list)
     #: A cross-sectional feature's input panel (its pieces are the ones to generate).
     source: PanelPlan | None = None
 
@@ -96,7 +133,9 @@ class PanelPlan:
         """The single-symbol generations the panel is made of (pieces with bars only)."""
         if self.source is not None:
             return self.source.piece_requests()
-        return [_piece_request(self.request, p) for p in self.pieces if p.version_hash is not None]
+        if self.pieces is None:
+            return [_piece_request(self.request, *spell) for spell in self.candidates]
+        return [_piece_request(self.request, p.symbol, p.start, p.end) for p in self.pieces if p.version_hash is not None]
 
     @property
     def pieces_feature_id(self) -> uuid.UUID:
@@ -104,15 +143,24 @@ class PanelPlan:
         return self.feature_id if self.source is None else self.source.pieces_feature_id
 
 
-@dataclass
 class PanelResult:
-    panel: FeaturePanel
-    frame: pd.DataFrame
-    cached: bool
+    """A panel row and its values, read from the object store only when asked for (a hit
+    answered over the API shows a preview, which reads the first rows alone)."""
+
+    def __init__(self, ctx: Context, panel: FeaturePanel, cached: bool, frame: pd.DataFrame | None = None) -> None:
+        self._ctx, self.panel, self.cached, self._frame = ctx, panel, cached, frame
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = read_frame(self._ctx, self.panel.storage_uri)
+        return self._frame
 
     @property
     def preview(self) -> list[dict[str, Any]]:
-        return preview_records(self.frame)
+        if self._frame is None:
+            return frame_to_records(head_of_parquet(self._ctx.objects.get(self._ctx.objects.key_of(self.panel.storage_uri)), PREVIEW_ROWS))
+        return preview_records(self._frame)
 
 
 def plan_panel(
@@ -124,11 +172,16 @@ def plan_panel(
     if not definition.plugin.per_symbol:
         return _plan_cross_section(ctx, definition, request, _chain)
     universe_id, universe_doc, spells = _membership(ctx, request)
+    base = _base_lineage(definition, universe_doc, request)
+    states = ctx.bars.series_states(sorted({s for s, _, _ in spells}), request.timeframe) if _reads_bars_only(
+        definition.plugin) else None
+    if states is not None:
+        return _plan_from_catalog(ctx, definition, request, universe_id, spells, base, states)
     pieces: list[Piece] = []
     lacking: dict[str, list[str]] = {}
     for symbol, start, end in spells:
         try:
-            plan = plan_dataset(ctx, feature_id, _piece_request(request, Piece(symbol, start, end, None)), definition)
+            plan = plan_dataset(ctx, feature_id, _piece_request(request, symbol, start, end), definition)
         except NoBarsInRange:
             pieces.append(Piece(symbol, start, end, None))
             continue
@@ -138,79 +191,120 @@ def plan_panel(
             lacking[symbol] = list(exc.context["missing_fields"])
             continue
         pieces.append(Piece(symbol, start, end, plan.version_hash))
-    plugin = definition.plugin
-    if lacking:
-        fields = sorted({f for missing in lacking.values() for f in missing})
-        named = "; ".join(f"{s} lacks {', '.join(m)}" for s, m in sorted(lacking.items()))
-        raise InvalidInput(
-            f"{plugin.key} cannot run on {len(lacking)} member(s): {named}. Choose a feature that reads only "
-            "what every member's bars hold (e.g. one computed from close), or leave those symbols out",
-            missing_fields=fields, symbols=sorted(lacking),
-        )
+    _refuse_lacking(definition, lacking)
     if all(p.version_hash is None for p in pieces):
-        raise InvalidInput(
-            f"no member has {request.timeframe.value} bars in [{utc_iso(request.start_date)}, "
-            f"{utc_iso(request.end_date)}); check the range with GET /api/v1/market-data/symbols"
-        )
-    lineage = {
-        "schema": PANEL_SCHEMA,
-        "feature": _feature_lineage(definition),
-        "universe": universe_doc,
-        "timeframe": request.timeframe.value,
-        "start": utc_iso(request.start_date),
-        "end": utc_iso(request.end_date),
-    } | _pieces_lineage(pieces)
-    return PanelPlan(feature_id, request, universe_id, pieces, lineage, content_hash(lineage))
+        raise _no_bars(request)
+    lineage = base | _pieces_lineage(pieces)
+    return PanelPlan(feature_id, request, universe_id, spells, base, pieces=pieces, version_hash=content_hash(lineage),
+                     lineage=lineage)
+
+
+def _plan_from_catalog(
+    ctx: Context, definition: Definition, request: FeaturePanelRequest, universe_id: uuid.UUID | None,
+    spells: list[Spell], base: dict[str, Any], states: dict[str, SeriesState],
+) -> PanelPlan:
+    """The request key covers what the request names and each member's whole-series
+    fingerprint: every piece's hash is a function of those, so a panel stored under the key
+    is the one a piece-by-piece plan would find (a restatement anywhere gives a new key)."""
+    candidates = [
+        (symbol, start, end) for symbol, start, end in spells
+        if symbol in states and states[symbol].first_bar < end and states[symbol].last_bar >= start
+    ]
+    needed = required_bar_fields(definition.plugin)
+    lacking = {s: [f for f in needed if f not in states[s].fields] for s, _, _ in candidates}
+    _refuse_lacking(definition, {s: m for s, m in lacking.items() if m})
+    if not candidates:
+        raise _no_bars(request)
+    key = content_hash(base | {
+        "schema": PANEL_KEY_SCHEMA,
+        "dataset_schema": HASH_SCHEMA,
+        "libraries": definition.plugin.library_versions(),
+        "members": [
+            [symbol, utc_iso(start), utc_iso(end), states[symbol].fingerprint if symbol in states else None]
+            for symbol, start, end in spells
+        ],
+    })
+    plan = PanelPlan(definition.id, request, universe_id, spells, base, request_key=key, candidates=candidates)
+    stored = _find_by_key(ctx, definition.id, key)
+    if stored is not None:
+        plan.stored, plan.version_hash, plan.lineage = stored, stored.version_hash, stored.lineage
+        plan.pieces = [Piece(m["symbol"], _time(m["from"]), _time(m["to"]), m["dataset"]) for m in stored.lineage["members"]]
+    return plan
 
 
 def cached_panel(ctx: Context, plan: PanelPlan) -> PanelResult | None:
     """The stored panel for this plan (None on a miss, or when its object was lost)."""
-    existing = _find(ctx, plan.feature_id, plan.version_hash)
-    return None if existing is None else _read_stored(ctx, existing)
+    if plan.version_hash is None:
+        return None
+    existing = plan.stored or _find(ctx, plan.feature_id, plan.version_hash)
+    if existing is None or not ctx.objects.exists(ctx.objects.key_of(existing.storage_uri)):
+        return None
+    return PanelResult(ctx, existing, cached=True)
 
 
 def task_request(plan: PanelPlan) -> dict[str, Any]:
-    """The parent task's request: what ``assemble_panel`` needs besides its children."""
+    """The parent task's request: what ``assemble_panel`` needs besides its pieces."""
     request = {
         "feature_id": str(plan.feature_id),
         "universe_id": None if plan.universe_id is None else str(plan.universe_id),
         "body": plan.request.model_dump(mode="json"),
-        "lineage": plan.lineage,
+        "base": plan.base,
+        "spells": [[symbol, utc_iso(start), utc_iso(end)] for symbol, start, end in plan.spells],
+        "request_key": plan.request_key,
     }
     return request if plan.source is None else request | {"input": task_request(plan.source)}
 
 
-def assemble_panel(ctx: Context, request: dict[str, Any], datasets: list[tuple[FeatureGenerateRequest, dict[str, Any]]]) -> PanelResult:
-    """Concatenate the pieces' stored datasets, store the panel and record it. The lineage
-    takes each piece's hash from the dataset its generation returned (what was stored).
+def piece_batches(plan: PanelPlan, workers: int) -> list[list[FeatureGenerateRequest]]:
+    """The pieces to generate, split into one batch per task worker (at most
+    ``PIECES_PER_TASK`` each, so big panels still spread and cancel in steps)."""
+    requests = plan.piece_requests()
+    size = max(1, min(PIECES_PER_TASK, -(-len(requests) // max(1, workers))))
+    return [requests[at:at + size] for at in range(0, len(requests), size)]
+
+
+def build_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest) -> PanelResult:
+    """The panel computed in this process (a training already runs in a worker): a hit, or
+    its pieces generated as one batch and assembled."""
+    plan = plan_panel(ctx, feature_id, request)
+    hit = cached_panel(ctx, plan)
+    if hit is not None:
+        return hit
+    made = generation.generate_pieces(ctx, plan.pieces_feature_id, plan.piece_requests())
+    pieces = {
+        (r.symbol, utc_iso(r.start_date)): MadePiece(m.dataset.version_hash, m.dataset.storage_uri, m.frame)
+        for r, m in zip(plan.piece_requests(), made, strict=True) if m is not None
+    }
+    return assemble_panel(ctx, task_request(plan), pieces)
+
+
+def assemble_panel(ctx: Context, request: dict[str, Any], made: dict[tuple[str, str], MadePiece]) -> PanelResult:
+    """Concatenate the pieces' datasets, store the panel and record it. The lineage takes
+    each piece's hash from what its generation stored (a spell without one had no bars).
     A cross-sectional feature's request assembles its input panel first."""
     if "input" in request:
-        return _assemble_cross_section(ctx, request, datasets)
+        return _assemble_cross_section(ctx, request, made)
     feature_id = uuid.UUID(request["feature_id"])
-    stored = {(r.symbol, utc_iso(r.start_date)): d for r, d in datasets}
-    planned = request["lineage"]
     pieces = [
-        Piece(m["symbol"], _time(m["from"]), _time(m["to"]), None)
-        if m["dataset"] is None else
-        Piece(m["symbol"], _time(m["from"]), _time(m["to"]), stored[(m["symbol"], m["from"])]["version_hash"])
-        for m in planned["members"]
+        Piece(symbol, _time(start), _time(end), made[(symbol, start)].version_hash if (symbol, start) in made else None)
+        for symbol, start, end in request["spells"]
     ]
-    lineage = {k: v for k, v in planned.items() if k not in ("members", "no_bars")} | _pieces_lineage(pieces)
+    if all(p.version_hash is None for p in pieces):
+        raise _no_bars(FeaturePanelRequest.model_validate(request["body"]))
+    lineage = request["base"] | _pieces_lineage(pieces)
     version_hash = content_hash(lineage)
     existing, hit = _stored(ctx, feature_id, version_hash)
     if hit is not None:
+        _remember_key(ctx, hit.panel, request["request_key"])
         return hit
 
+    with_rows = [p for p in pieces if p.version_hash is not None]
     frames = []
-    for piece in pieces:
-        if piece.version_hash is None:
-            continue
-        frame = read_frame(ctx, stored[piece.key()]["storage_uri"])
-        frames.append(frame.assign(symbol=piece.symbol).set_index("symbol", append=True))
-    frame = pd.concat(frames).sort_index()
-    frame.index = frame.index.set_names(["timestamp", "symbol"])
-
-    symbols = sorted({p.symbol for p in pieces if p.version_hash is not None})
+    for piece in with_rows:
+        one = made[piece.key()]
+        frames.append(one.frame if one.frame is not None else read_frame(ctx, one.storage_uri))
+    frame = _stack(frames, [p.symbol for p in with_rows])
+    symbols = sorted({p.symbol for p in with_rows})
     return _store(ctx, request, frame, symbols, lineage, version_hash, existing)
 
 
@@ -218,7 +312,8 @@ def _store(
     ctx: Context, request: dict[str, Any], frame: pd.DataFrame, symbols: list[str], lineage: dict[str, Any],
     version_hash: str, existing: FeaturePanel | None,
 ) -> PanelResult:
-    """Write the panel's object, then its row (or find the one a concurrent request wrote)."""
+    """Write the panel's object, then its row (or find the one a concurrent request wrote;
+    a row found again under a new request key remembers that key)."""
     feature_id = uuid.UUID(request["feature_id"])
     body = FeaturePanelRequest.model_validate(request["body"])
     definition = load_definition(ctx, feature_id)
@@ -233,6 +328,7 @@ def _store(
             start_date=body.start_date,
             end_date=body.end_date,
             version_hash=version_hash,
+            request_key=request.get("request_key"),
             storage_uri=uri,
             row_count=len(frame),
             columns=list(frame.columns),
@@ -240,7 +336,8 @@ def _store(
         ),
         lambda: _find(ctx, feature_id, version_hash),
     )
-    return PanelResult(row, frame, cached=False)
+    _remember_key(ctx, row, request.get("request_key"))
+    return PanelResult(ctx, row, cached=False, frame=frame)
 
 
 def _plan_cross_section(
@@ -262,25 +359,29 @@ def _plan_cross_section(
             "at another definition", field="parameters.feature_id",
         ) from None
     plugin.input_column(load_definition(ctx, input_id).plugin.output_columns)
-    members = sorted({p.symbol for p in _leaf(source).pieces if p.version_hash is not None})
+    leaf = _leaf(source)
+    base = _cross_section_lineage(definition, source.base, None, None)
+    plan = PanelPlan(definition.id, request, source.universe_id, source.spells, base, source=source)
+    if source.version_hash is None or leaf.pieces is None:
+        return plan  # the input panel is computed first; this one's hash is known after it
+    members = sorted({p.symbol for p in leaf.pieces if p.version_hash is not None})
     _, group_lineage = _groups(ctx, plugin, members, request.end_date)
-    lineage = _cross_section_lineage(definition, source.lineage, source.version_hash, group_lineage)
-    return PanelPlan(definition.id, request, source.universe_id, [], lineage, content_hash(lineage), source)
+    plan.lineage = _cross_section_lineage(definition, source.base, source.version_hash, group_lineage)
+    plan.version_hash = content_hash(plan.lineage)
+    return plan
 
 
-def _assemble_cross_section(
-    ctx: Context, request: dict[str, Any], datasets: list[tuple[FeatureGenerateRequest, dict[str, Any]]]
-) -> PanelResult:
+def _assemble_cross_section(ctx: Context, request: dict[str, Any], made: dict[tuple[str, str], MadePiece]) -> PanelResult:
     """The input panel (a hit, or assembled and stored), then the operator per date. The
     lineage takes the input panel's hash and the group fingerprints from what was read."""
-    source = assemble_panel(ctx, request["input"], datasets)
+    source = assemble_panel(ctx, request["input"], made)
     feature_id = uuid.UUID(request["feature_id"])
     definition = load_definition(ctx, feature_id)
     plugin = definition.plugin
     assert isinstance(plugin, CrossSectionalFeature)
     body = FeaturePanelRequest.model_validate(request["body"])
     series, group_lineage = _groups(ctx, plugin, list(source.panel.symbols), body.end_date)
-    lineage = _cross_section_lineage(definition, source.panel.lineage, source.panel.version_hash, group_lineage)
+    lineage = _cross_section_lineage(definition, request["input"]["base"], source.panel.version_hash, group_lineage)
     version_hash = content_hash(lineage)
     existing, hit = _stored(ctx, feature_id, version_hash)
     if hit is not None:
@@ -290,8 +391,26 @@ def _assemble_cross_section(
     return _store(ctx, request, frame, list(source.panel.symbols), lineage, version_hash, existing)
 
 
+def _stack(frames: list[pd.DataFrame], symbols: list[str]) -> pd.DataFrame:
+    """The pieces as one frame indexed (timestamp, symbol), sorted by timestamp then symbol:
+    arrays joined once and one index built (a MultiIndex per piece costs more than its data)."""
+    stamps = np.concatenate([pd.DatetimeIndex(f.index).as_unit("ns").asi8 for f in frames])
+    names = sorted(set(symbols))
+    codes = np.concatenate([np.full(len(f), names.index(s), dtype=np.int64) for f, s in zip(frames, symbols, strict=True)])
+    order = np.lexsort((codes, stamps))
+    tz = pd.DatetimeIndex(frames[0].index).tz
+    index = pd.MultiIndex.from_arrays(
+        [pd.DatetimeIndex(stamps[order], tz="UTC").tz_convert(tz) if tz is not None else pd.DatetimeIndex(stamps[order]),
+         pd.Index(names).take(codes[order])],
+        names=[TIMESTAMP, SYMBOL],
+    )
+    columns = list(frames[0].columns)
+    values = {c: np.concatenate([f[c].to_numpy(dtype="float64") for f in frames])[order] for c in columns}
+    return pd.DataFrame(values, index=index, columns=columns)
+
+
 def _cross_section_lineage(
-    definition: Definition, source: dict[str, Any], source_hash: str, groups: dict[str, Any] | None
+    definition: Definition, source: dict[str, Any], source_hash: str | None, groups: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "schema": PANEL_SCHEMA,
@@ -401,10 +520,64 @@ def _pieces_lineage(pieces: list[Piece]) -> dict[str, Any]:
     }
 
 
-def _piece_request(request: FeaturePanelRequest, piece: Piece) -> FeatureGenerateRequest:
-    return FeatureGenerateRequest(
-        symbol=piece.symbol, timeframe=request.timeframe, start_date=piece.start, end_date=piece.end
+def _piece_request(request: FeaturePanelRequest, symbol: str, start: datetime, end: datetime) -> FeatureGenerateRequest:
+    return FeatureGenerateRequest(symbol=symbol, timeframe=request.timeframe, start_date=start, end_date=end)
+
+
+def _base_lineage(definition: Definition, universe: dict[str, Any] | None, request: FeaturePanelRequest) -> dict[str, Any]:
+    return {
+        "schema": PANEL_SCHEMA,
+        "feature": _feature_lineage(definition),
+        "universe": universe,
+        "timeframe": request.timeframe.value,
+        "start": utc_iso(request.start_date),
+        "end": utc_iso(request.end_date),
+    }
+
+
+def _reads_bars_only(plugin: FeaturePlugin) -> bool:
+    """A plugin whose pieces depend on the definition and each member's bars alone."""
+    return not (plugin.macro_series() or plugin.fundamental_fields() or plugin.reads_news or plugin.input_features())
+
+
+def _refuse_lacking(definition: Definition, lacking: dict[str, list[str]]) -> None:
+    if not lacking:
+        return
+    fields = sorted({f for missing in lacking.values() for f in missing})
+    named = "; ".join(f"{s} lacks {', '.join(m)}" for s, m in sorted(lacking.items()))
+    raise InvalidInput(
+        f"{definition.plugin.key} cannot run on {len(lacking)} member(s): {named}. Choose a feature that reads only "
+        "what every member's bars hold (e.g. one computed from close), or leave those symbols out",
+        missing_fields=fields, symbols=sorted(lacking),
     )
+
+
+def _no_bars(request: FeaturePanelRequest) -> InvalidInput:
+    return InvalidInput(
+        f"no member has {request.timeframe.value} bars in [{utc_iso(request.start_date)}, "
+        f"{utc_iso(request.end_date)}); check the range with GET /api/v1/market-data/symbols"
+    )
+
+
+def _find_by_key(ctx: Context, feature_id: uuid.UUID, request_key: str) -> FeaturePanel | None:
+    with ctx.db.session() as session:
+        return session.scalars(
+            select(FeaturePanel).where(FeaturePanel.feature_id == feature_id, FeaturePanel.request_key == request_key)
+            .order_by(FeaturePanel.created_at.desc()).limit(1)
+        ).one_or_none()
+
+
+def _remember_key(ctx: Context, panel: FeaturePanel, request_key: str | None) -> None:
+    """The request key that last led to this panel (the same panel may be reached by other
+    keys, e.g. after a restatement outside every piece's bars)."""
+    if request_key is None or panel.request_key == request_key:
+        return
+    with ctx.db.session() as session:
+        session.execute(
+            update(FeaturePanel).where(FeaturePanel.id == panel.id).values(request_key=request_key)
+            .execution_options(synchronize_session=False)
+        )
+    panel.request_key = request_key
 
 
 def _time(value: str) -> datetime:
@@ -426,6 +599,6 @@ def _stored(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> tuple[Fea
 
 def _read_stored(ctx: Context, existing: FeaturePanel) -> PanelResult | None:
     try:
-        return PanelResult(existing, read_frame(ctx, existing.storage_uri), cached=True)
+        return PanelResult(ctx, existing, cached=True, frame=read_frame(ctx, existing.storage_uri))
     except ObjectNotFound:
         return None

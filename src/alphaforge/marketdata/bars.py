@@ -58,7 +58,10 @@ def normalize_symbol(symbol: str) -> str:
 
 def present_fields(frame: pd.DataFrame) -> tuple[str, ...]:
     """The bar fields a series holds: a column that is NaN throughout is one it lacks."""
-    return tuple(c for c in BAR_COLUMNS if len(frame) and not np.isnan(frame[c].to_numpy(dtype="float64")).all())
+    if not len(frame):
+        return ()
+    empty = np.isnan(frame[list(BAR_COLUMNS)].to_numpy(dtype="float64")).all(axis=0)
+    return tuple(c for c, lacking in zip(BAR_COLUMNS, empty, strict=True) if not lacking)
 
 
 def describe_fields(fields: tuple[str, ...]) -> str:

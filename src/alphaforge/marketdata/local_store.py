@@ -22,7 +22,7 @@ from alphaforge.marketdata.bars import (
     empty_frame,
     fingerprint,
 )
-from alphaforge.marketdata.provider import BarProvider, SeriesInfo
+from alphaforge.marketdata.provider import BarProvider, SeriesInfo, SeriesState
 from alphaforge.storage.db import Database
 from alphaforge.storage.object_store import ObjectNotFound, ObjectStore
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
@@ -51,6 +51,8 @@ class LocalBarStore(BarProvider):
         self._locks_guard = threading.Lock()
         # (symbol, timeframe) -> (fingerprint, frame); validated against the catalog on read.
         self._cache: dict[tuple[str, str], tuple[str, pd.DataFrame]] = {}
+        # (symbol, timeframe, fingerprint) -> the bar fields that stored version holds.
+        self._fields: dict[tuple[str, str, str], tuple[str, ...]] = {}
 
     @staticmethod
     def key(symbol: str, timeframe: str, fp: str) -> str:
@@ -138,6 +140,25 @@ class LocalBarStore(BarProvider):
             if s.timeframe == Timeframe.DAY.value
         ]
         return sorted(out + weekly, key=lambda s: (s.symbol, s.timeframe))
+
+    def series_states(self, symbols: list[str], timeframe: Timeframe) -> dict[str, SeriesState]:
+        """One catalog query; a series' fields are read once per stored version (weekly bars
+        share their daily series' fingerprint: they are aggregated from it on read)."""
+        stored = Timeframe.DAY if timeframe == Timeframe.WEEK else timeframe
+        with self.db.session() as session:
+            rows = session.execute(
+                select(BarSeries.symbol, BarSeries.fingerprint, BarSeries.first_bar, BarSeries.last_bar)
+                .where(BarSeries.timeframe == stored.value, BarSeries.symbol.in_(symbols))
+            ).all()
+        out = {}
+        for symbol, fp, first, last in rows:
+            fields = self._fields.get((symbol, stored.value, fp))
+            if fields is None:
+                frame = self._read(symbol, stored)
+                fields = present_fields(frame) if frame is not None else ()
+                self._fields[(symbol, stored.value, fp)] = fields
+            out[symbol] = SeriesState(fp, first, last, fields)
+        return out
 
     def timeframes_of(self, symbol: str) -> list[str]:
         with self.db.session() as session:

@@ -20,6 +20,17 @@ class SeriesInfo:
     n_bars: int | None  # None for series derived on read (1w from 1d)
 
 
+@dataclass(frozen=True)
+class SeriesState:
+    """What a panel request needs to know of a stored series without reading its bars: a
+    fingerprint of its whole content (any restatement changes it), its span and its fields."""
+
+    fingerprint: str
+    first_bar: datetime
+    last_bar: datetime
+    fields: tuple[str, ...]
+
+
 class BarProvider(ABC):
     """Where bars come from. Implementations: the local bar store, an HTTP service."""
 
@@ -39,3 +50,8 @@ class BarProvider(ABC):
     @abstractmethod
     def list_series(self) -> list[SeriesInfo]:
         """Every (symbol, timeframe) the provider can serve, with its first and last bar."""
+
+    def series_states(self, symbols: list[str], timeframe: Timeframe) -> dict[str, SeriesState] | None:
+        """Each stored series' state in one call (symbols without bars absent); None when
+        the provider cannot say, and panels then plan each member from its bars."""
+        return None

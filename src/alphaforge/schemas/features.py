@@ -134,6 +134,10 @@ class FeaturePanelRead(BaseModel):
     start_date: datetime
     end_date: datetime
     version_hash: str
+    request_key: str | None = Field(
+        None, description="The hash of the request and each member's series fingerprint that last found this panel "
+        "without planning its pieces (null: planned piece by piece, e.g. a feature reading other sources)",
+    )
     storage_uri: str
     row_count: int
     columns: list[str]

@@ -17,3 +17,13 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 def from_parquet_bytes(data: bytes) -> pd.DataFrame:
     return pq.read_table(pa.BufferReader(data)).to_pandas()
+
+
+def head_of_parquet(data: bytes, rows: int) -> pd.DataFrame:
+    """The first ``rows`` rows (index restored) without decoding the rest: a preview of a
+    big stored frame."""
+    reader = pq.ParquetFile(pa.BufferReader(data))
+    batch = next(reader.iter_batches(batch_size=rows), None)
+    schema = reader.schema_arrow
+    table = schema.empty_table() if batch is None else pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
+    return table.to_pandas()

@@ -92,6 +92,10 @@ class FeaturePanel(Base):
     start_date: Mapped[datetime]
     end_date: Mapped[datetime]
     version_hash: Mapped[str] = mapped_column(String(64))
+    #: The hash of what the request named and every member's series fingerprint, known from
+    #: the catalog alone: a later identical request finds the panel without planning its
+    #: pieces (None: planned piece by piece, e.g. a plugin reading other sources).
+    request_key: Mapped[str | None] = mapped_column(String(64), default=None)
     storage_uri: Mapped[str] = mapped_column(String(1000))
     row_count: Mapped[int]
     columns: Mapped[list[str]] = mapped_column(default=list)
@@ -103,6 +107,7 @@ class FeaturePanel(Base):
     __table_args__ = (
         UniqueConstraint("feature_id", "version_hash", name="uq_feature_panels_identity"),
         Index("ix_feature_panels_lookup", "feature_id", "created_at"),
+        Index("ix_feature_panels_request_key", "feature_id", "request_key"),
     )
 
 

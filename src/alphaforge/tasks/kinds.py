@@ -85,29 +85,49 @@ def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     return {"n_succeeded": len(outcomes) - len(failed), "n_failed": len(failed), "items": items}
 
 
+def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
+    """One batch of a panel's pieces: each member's dataset (a hit, or computed and stored)."""
+    from alphaforge.features.generation import generate_pieces
+    from alphaforge.hashing import utc_iso
+    from alphaforge.schemas.features import FeatureGenerateRequest
+
+    bodies = [FeatureGenerateRequest.model_validate(b) for b in request["bodies"]]
+    progress(0.0, f"generating {len(bodies)} symbols")
+    made = generate_pieces(ctx, uuid.UUID(request["feature_id"]), bodies)
+    return {"pieces": [
+        {
+            "symbol": body.symbol, "from": utc_iso(body.start_date),
+            "dataset": None if m is None else
+            {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri},
+            "cached": m is not None and m.frame is None,
+        }
+        for body, m in zip(bodies, made, strict=True)
+    ]}
+
+
 def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
-    """Assemble the panel from its pieces' datasets; one failed piece fails the panel."""
-    from alphaforge.features.panels import assemble_panel
-    from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRead
+    """Assemble the panel from its pieces' datasets; one failed batch fails the panel."""
+    from alphaforge.features.panels import MadePiece, assemble_panel
+    from alphaforge.schemas.features import FeaturePanelRead
 
     failed = [o for o in outcomes if o["status"] != "SUCCESS"]
     if failed:
         first = failed[0]
         message = (first["error"] or {}).get("message") or first["status"]
-        raise InvalidInput(
-            f"{len(failed)} of the panel's {len(outcomes)} generations failed; "
-            f"the first ({first['request']['body']['symbol']}): {message}"
-        )
-    datasets = [(FeatureGenerateRequest.model_validate(o["request"]["body"]), o["result"]["dataset"]) for o in outcomes]
-    result = assemble_panel(ctx, request, datasets)
+        raise InvalidInput(f"{len(failed)} of the panel's {len(outcomes)} generation tasks failed; the first: {message}")
+    pieces = [p for o in outcomes for p in o["result"]["pieces"]]
+    made = {
+        (p["symbol"], p["from"]): MadePiece(p["dataset"]["version_hash"], p["dataset"]["storage_uri"])
+        for p in pieces if p["dataset"] is not None
+    }
+    result = assemble_panel(ctx, request, made)
     return {
         "panel": FeaturePanelRead.model_validate(result.panel).model_dump(mode="json"),
         "preview": result.preview,
         "cached": result.cached,
         "pieces": [
-            {"symbol": o["request"]["body"]["symbol"], "dataset_id": o["result"]["dataset"]["id"],
-             "cached": o["result"]["cached"]}
-            for o in outcomes
+            {"symbol": p["symbol"], "dataset_id": p["dataset"]["id"], "cached": p["cached"]}
+            for p in sorted(pieces, key=lambda p: (p["symbol"], p["from"])) if p["dataset"] is not None
         ],
     }
 
@@ -155,6 +175,7 @@ TASK_KINDS: dict[str, TaskKind] = {
         TaskKind("predict", _predict),
         TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
         TaskKind("generate_panel", _no_parent_work, finalize=_panel_result),
+        TaskKind("generate_pieces", _generate_pieces),
         TaskKind("tune", _no_parent_work, finalize=_tune_result),
         TaskKind("tune_trials", _tune_trials, progress_to_parent=True),
         TaskKind("automl", _automl),

@@ -30,12 +30,11 @@ import pandas as pd
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput
-from alphaforge.features import generation
-from alphaforge.features.panels import PanelResult, assemble_panel, cached_panel, plan_panel, task_request
+from alphaforge.features.panels import build_panel, plan_panel
 from alphaforge.plugins.features.cross_section import apply_cross_section
 from alphaforge.evaluation.panel import panel_calendar
 from alphaforge.plugins.models.base import ModelPlugin, PanelIndex
-from alphaforge.schemas.features import FeatureDatasetRead, FeaturePanelRequest
+from alphaforge.schemas.features import FeaturePanelRequest
 from alphaforge.schemas.models import DatasetSpec
 from alphaforge.training.assembly import MIN_ROWS, FeatureSpec, load_feature_specs
 
@@ -98,26 +97,12 @@ def check_panel_spec(ctx: Context, spec: DatasetSpec) -> list[FeatureSpec]:
     return features
 
 
-def generate_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest) -> PanelResult:
-    """The panel dataset, computed in this process (a training already runs in a worker):
-    a hit, or its pieces generated one by one and assembled."""
-    plan = plan_panel(ctx, feature_id, request)
-    hit = cached_panel(ctx, plan)
-    if hit is not None:
-        return hit
-    datasets = []
-    for piece in plan.piece_requests():
-        result = generation.generate_dataset(ctx, plan.pieces_feature_id, piece)
-        datasets.append((piece, FeatureDatasetRead.model_validate(result.dataset).model_dump(mode="json")))
-    return assemble_panel(ctx, task_request(plan), datasets)
-
-
 def assemble_panel_training_data(ctx: Context, spec: DatasetSpec) -> PanelTrainingData:
     features = load_feature_specs(ctx, spec.feature_ids)
     request = panel_request(spec)
     frames, recorded = [], []
     for feature in features:
-        result = generate_panel(ctx, uuid.UUID(feature.feature_id), request)
+        result = build_panel(ctx, uuid.UUID(feature.feature_id), request)
         frame = result.frame.copy(deep=False)
         frame.columns = feature.columns
         frames.append(frame)

@@ -20,19 +20,25 @@ import numpy as np
 import pandas as pd
 
 from alphaforge.context import Context
-from alphaforge.errors import AlphaforgeError, Conflict, DependencyFailed, InvalidInput, NotFound
+from alphaforge.errors import (
+    AlphaforgeError,
+    Conflict,
+    DependencyFailed,
+    InvalidInput,
+    NotFound,
+)
+from alphaforge.features.panels import build_panel
+from alphaforge.hashing import utc_iso
 from alphaforge.plugins.base import validate_params
 from alphaforge.plugins.models import ModelPlugin, Timeline, model_plugins
-from alphaforge.schemas.models import PredictRequest
-from alphaforge.training.assembly import FeatureSpec, assemble_prediction_rows
-from alphaforge.hashing import utc_iso
-from alphaforge.training.definitions import NOT_FOUND, hand_linked_artifact_failed
-from alphaforge.tasks.progress import Cancelled
 from alphaforge.schemas.features import FeaturePanelRequest
-from alphaforge.training.pooled import generate_panel
-from alphaforge.universes.definitions import find_universe, member_spells
+from alphaforge.schemas.models import PredictRequest
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.tables import Model
+from alphaforge.tasks.progress import Cancelled
+from alphaforge.training.assembly import FeatureSpec, assemble_prediction_rows
+from alphaforge.training.definitions import NOT_FOUND, hand_linked_artifact_failed
+from alphaforge.universes.definitions import find_universe, member_spells
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +164,7 @@ def _cross_sectional_panels(ctx: Context, model: Model, request: PredictRequest)
                 universe=request.universe, symbols=request.symbols, timeframe=request.timeframe,
                 start_date=request.start_date, end_date=request.end_date,
             )
-            panels[feature.feature_id] = generate_panel(ctx, uuid.UUID(feature.feature_id), panel_request).frame
+            panels[feature.feature_id] = build_panel(ctx, uuid.UUID(feature.feature_id), panel_request).frame
     return panels
 
 

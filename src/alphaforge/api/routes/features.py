@@ -229,10 +229,15 @@ def panel_data(
 
 
 def _panel_children(ctx: Context, plan: panels.PanelPlan) -> tasks.Children:
-    """One ``generate`` per piece; capped before anything is submitted."""
-    pieces = plan.piece_requests()
-    tasks.check_caps(ctx, len(pieces))
-    return [("generate", _generate_request(plan.pieces_feature_id, piece)) for piece in pieces]
+    """The pieces in one batch per task worker (``panels.piece_batches``); capped before
+    anything is submitted."""
+    batches = panels.piece_batches(plan, ctx.settings.task_workers)
+    tasks.check_caps(ctx, len(batches))
+    return [
+        ("generate_pieces", {"feature_id": str(plan.pieces_feature_id),
+                             "bodies": [piece.model_dump(mode="json") for piece in batch]})
+        for batch in batches
+    ]
 
 
 def _generate_request(feature_id: uuid.UUID, body: FeatureGenerateRequest) -> dict[str, Any]:
