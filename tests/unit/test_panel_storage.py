@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alphaforge.features.panels import _stack
+from alphaforge.features.panels import MadePiece, _arrays, _stack
 from alphaforge.marketdata.bars import Timeframe, fingerprint
-from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, to_parquet_bytes
+from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, index_and_columns, to_parquet_bytes
 
 
 def _piece(seed: int, n: int, start: str) -> pd.DataFrame:
@@ -37,8 +37,10 @@ def test_stacked_pieces_equal_pandas_concat_and_sort() -> None:
     frames = [_piece(3, 120, "2021-01-01"), _piece(4, 80, "2020-11-02"), _piece(5, 60, "2021-09-01"), _piece(6, 50, "2020-06-01")]
     symbols = ["MSFT", "AAPL", "MSFT", "KO"]
     expected = pd.concat([f.assign(symbol=s).set_index("symbol", append=True) for f, s in zip(frames, symbols)]).sort_index()
-    pd.testing.assert_frame_equal(_stack(frames, symbols), expected, check_index_type=False)
-    assert _stack(frames, symbols).index.names == ["timestamp", "symbol"]
+    stored = [index_and_columns(to_parquet_bytes(f)) for f in frames]
+    for stacked in (_stack(stored, symbols), _stack([_arrays(None, MadePiece("h", "u", f)) for f in frames], symbols)):
+        pd.testing.assert_frame_equal(stacked, expected, check_index_type=False)
+        assert stacked.index.names == ["timestamp", "symbol"]
 
 
 def test_series_states_name_each_series_fingerprint_span_and_fields(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ The rules:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,7 +61,7 @@ from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
 from alphaforge.storage.object_store import ObjectNotFound
-from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, to_parquet_bytes
+from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, index_and_columns, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeaturePanel
 from alphaforge.universes.definitions import member_spells
 
@@ -72,6 +73,10 @@ PIECES_PER_TASK = 64
 #: Rows the JSON form of a panel may hold; bigger panels are read as Parquet.
 JSON_MAX_ROWS = 200_000
 PANEL_NOT_FOUND = "Panel not found"
+#: The previews of stored panels this process has shown (by object URI), the oldest dropped first.
+_PREVIEWS: dict[str, list[dict[str, Any]]] = {}
+_PREVIEWS_KEPT = 256
+_PREVIEWS_LOCK = threading.Lock()
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 
 
@@ -158,9 +163,19 @@ class PanelResult:
 
     @property
     def preview(self) -> list[dict[str, Any]]:
-        if self._frame is None:
-            return frame_to_records(head_of_parquet(self._ctx.objects.get(self._ctx.objects.key_of(self.panel.storage_uri)), PREVIEW_ROWS))
-        return preview_records(self._frame)
+        if self._frame is not None:
+            return preview_records(self._frame)
+        uri = self.panel.storage_uri
+        with _PREVIEWS_LOCK:
+            known = _PREVIEWS.get(uri)
+        if known is not None:  # an object's key is its content hash: what it holds never changes
+            return known
+        records = frame_to_records(head_of_parquet(self._ctx.objects.get(self._ctx.objects.key_of(uri)), PREVIEW_ROWS))
+        with _PREVIEWS_LOCK:
+            _PREVIEWS[uri] = records
+            while len(_PREVIEWS) > _PREVIEWS_KEPT:
+                _PREVIEWS.pop(next(iter(_PREVIEWS)))
+        return records
 
 
 def plan_panel(
@@ -299,11 +314,8 @@ def assemble_panel(ctx: Context, request: dict[str, Any], made: dict[tuple[str, 
         return hit
 
     with_rows = [p for p in pieces if p.version_hash is not None]
-    frames = []
-    for piece in with_rows:
-        one = made[piece.key()]
-        frames.append(one.frame if one.frame is not None else read_frame(ctx, one.storage_uri))
-    frame = _stack(frames, [p.symbol for p in with_rows])
+    arrays = [_arrays(ctx, made[piece.key()]) for piece in with_rows]
+    frame = _stack(arrays, [p.symbol for p in with_rows])
     symbols = sorted({p.symbol for p in with_rows})
     return _store(ctx, request, frame, symbols, lineage, version_hash, existing)
 
@@ -391,21 +403,31 @@ def _assemble_cross_section(ctx: Context, request: dict[str, Any], made: dict[tu
     return _store(ctx, request, frame, list(source.panel.symbols), lineage, version_hash, existing)
 
 
-def _stack(frames: list[pd.DataFrame], symbols: list[str]) -> pd.DataFrame:
-    """The pieces as one frame indexed (timestamp, symbol), sorted by timestamp then symbol:
-    arrays joined once and one index built (a MultiIndex per piece costs more than its data)."""
-    stamps = np.concatenate([pd.DatetimeIndex(f.index).as_unit("ns").asi8 for f in frames])
+Arrays = tuple[np.ndarray, dict[str, np.ndarray]]
+
+
+def _arrays(ctx: Context, piece: MadePiece) -> Arrays:
+    """A piece's UTC nanosecond stamps and columns (computed here, or read from its object)."""
+    if piece.frame is None:
+        return index_and_columns(ctx.objects.get(ctx.objects.key_of(piece.storage_uri)))
+    frame = piece.frame
+    stamps = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+    return stamps, {c: frame[c].to_numpy(dtype="float64") for c in frame.columns}
+
+
+def _stack(pieces: list[Arrays], symbols: list[str]) -> pd.DataFrame:
+    """The pieces as one frame indexed (timestamp UTC, symbol), sorted by timestamp then
+    symbol: arrays joined once and one index built (a frame per piece costs more than its data)."""
+    stamps = np.concatenate([s for s, _ in pieces])
     names = sorted(set(symbols))
-    codes = np.concatenate([np.full(len(f), names.index(s), dtype=np.int64) for f, s in zip(frames, symbols, strict=True)])
+    codes = np.concatenate([np.full(len(s), names.index(sym), dtype=np.int64) for (s, _), sym in zip(pieces, symbols, strict=True)])
     order = np.lexsort((codes, stamps))
-    tz = pd.DatetimeIndex(frames[0].index).tz
     index = pd.MultiIndex.from_arrays(
-        [pd.DatetimeIndex(stamps[order], tz="UTC").tz_convert(tz) if tz is not None else pd.DatetimeIndex(stamps[order]),
-         pd.Index(names).take(codes[order])],
+        [pd.DatetimeIndex(stamps[order], tz="UTC").as_unit("ns"), pd.Index(names).take(codes[order])],
         names=[TIMESTAMP, SYMBOL],
     )
-    columns = list(frames[0].columns)
-    values = {c: np.concatenate([f[c].to_numpy(dtype="float64") for f in frames])[order] for c in columns}
+    columns = list(pieces[0][1])
+    values = {c: np.concatenate([cols[c] for _, cols in pieces])[order] for c in columns}
     return pd.DataFrame(values, index=index, columns=columns)
 
 
@@ -581,7 +603,8 @@ def _remember_key(ctx: Context, panel: FeaturePanel, request_key: str | None) ->
 
 
 def _time(value: str) -> datetime:
-    return pd.Timestamp(value).to_pydatetime()
+    """A ``utc_iso`` string back to an aware datetime."""
+    return datetime.fromisoformat(value)
 
 
 def _find(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> FeaturePanel | None:

@@ -43,8 +43,9 @@ from alphaforge.tasks.runner import FAILURE, FINISHED, PENDING, REVOKED, STARTED
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "Task not found"
-#: How often a synchronous request looks at its task: quickly at first, then every 0.25 s.
-_FIRST_POLL_S, _MAX_POLL_S = 0.005, 0.25
+#: How often a synchronous request looks at its task: quickly at first, then every 0.1 s (one
+#: primary-key read each; a second-long task is answered within 0.1 s of its end).
+_FIRST_POLL_S, _MAX_POLL_S = 0.005, 0.1
 
 Children = list[tuple[str, dict[str, Any]]]
 
