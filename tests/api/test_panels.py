@@ -175,6 +175,8 @@ def test_a_stored_panel_is_found_by_its_request_key_without_planning_any_member(
     again = post_panel(client, feature["id"], symbols=["KO", "AAPL"], **SHORT)
     assert again["cached"] is True and again["panel"]["id"] == first["panel"]["id"]
     assert again["preview"] == first["preview"] and len(again["preview"]) == 10
+    monkeypatch.setattr(panels, "_PREVIEWS", {})  # as in a process that never saw it: read from the object's head
+    assert post_panel(client, feature["id"], symbols=["KO", "AAPL"], **SHORT)["preview"] == first["preview"]
 
 
 def test_a_restatement_outside_every_members_bars_keeps_the_panel(

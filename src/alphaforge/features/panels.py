@@ -171,11 +171,17 @@ class PanelResult:
         if known is not None:  # an object's key is its content hash: what it holds never changes
             return known
         records = frame_to_records(head_of_parquet(self._ctx.objects.get(self._ctx.objects.key_of(uri)), PREVIEW_ROWS))
-        with _PREVIEWS_LOCK:
-            _PREVIEWS[uri] = records
-            while len(_PREVIEWS) > _PREVIEWS_KEPT:
-                _PREVIEWS.pop(next(iter(_PREVIEWS)))
+        remember_preview(uri, records)
         return records
+
+
+def remember_preview(storage_uri: str, records: list[dict[str, Any]]) -> None:
+    """Keep a stored panel's preview in this process (e.g. the API's, from the task that
+    computed it), so its first hit reads nothing from the object store."""
+    with _PREVIEWS_LOCK:
+        _PREVIEWS[storage_uri] = records
+        while len(_PREVIEWS) > _PREVIEWS_KEPT:
+            _PREVIEWS.pop(next(iter(_PREVIEWS)))
 
 
 def plan_panel(

@@ -181,7 +181,9 @@ async def generate_panel(
         return FeaturePanelResponse(panel=FeaturePanelRead.model_validate(hit.panel), preview=hit.preview, cached=True)
     children = _panel_children(ctx, plan)
     result = await run_and_wait(request, ctx, "generate_panel", panels.task_request(plan), children, time_limit_s=time_limit_s)
-    return FeaturePanelResponse.model_validate(result)
+    response = FeaturePanelResponse.model_validate(result)
+    panels.remember_preview(response.panel.storage_uri, result["preview"])
+    return response
 
 
 @router.post(
