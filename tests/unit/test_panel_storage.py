@@ -70,3 +70,22 @@ def test_series_states_name_each_series_fingerprint_span_and_fields(tmp_path: Pa
         assert ctx.bars.series_states(["FULL"], Timeframe.DAY)["FULL"].fingerprint != states["FULL"].fingerprint
     finally:
         ctx.close()
+
+
+def test_pooled_join_equals_pandas_inner_join_with_and_without_identical_rows() -> None:
+    from alphaforge.storage.parquet import panel_arrays
+    from alphaforge.training.pooled import _join
+
+    frames = [_piece(8, 90, "2021-01-01"), _piece(9, 70, "2021-02-01"), _piece(10, 40, "2020-12-01")]
+    panel = pd.concat([f.assign(symbol=s).set_index("symbol", append=True) for f, s in zip(frames, ["B", "A", "C"])]).sort_index()
+    other = panel * 2.0 + 1.0
+    same = _join([panel_arrays(to_parquet_bytes(p)) for p in (panel, other)], [["a1", "b1"], ["a2", "b2"]])
+    expected = pd.concat([panel.set_axis(["a1", "b1"], axis=1), other.set_axis(["a2", "b2"], axis=1)], axis=1)
+    pd.testing.assert_frame_equal(same, expected, check_index_type=False)
+
+    fewer = other.drop(index=other.index[::7])  # rows missing from one panel: an inner join
+    joined = _join([panel_arrays(to_parquet_bytes(p)) for p in (panel, fewer)], [["a1", "b1"], ["a2", "b2"]])
+    expected = pd.concat([panel.set_axis(["a1", "b1"], axis=1), fewer.set_axis(["a2", "b2"], axis=1)], axis=1,
+                         join="inner").sort_index()
+    assert len(joined) == len(panel) - len(panel.index[::7])
+    pd.testing.assert_frame_equal(joined, expected, check_index_type=False)

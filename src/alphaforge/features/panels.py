@@ -61,7 +61,13 @@ from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
 from alphaforge.storage.object_store import ObjectNotFound
-from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, index_and_columns, to_parquet_bytes
+from alphaforge.storage.parquet import (
+    from_parquet_bytes,
+    head_of_parquet,
+    index_and_columns,
+    panel_arrays,
+    to_parquet_bytes,
+)
 from alphaforge.storage.tables import Feature, FeaturePanel
 from alphaforge.universes.definitions import member_spells
 
@@ -160,6 +166,16 @@ class PanelResult:
         if self._frame is None:
             self._frame = read_frame(self._ctx, self.panel.storage_uri)
         return self._frame
+
+    def arrays(self) -> tuple[np.ndarray, pd.Categorical, dict[str, np.ndarray]]:
+        """UTC nanosecond stamps, symbols and float64 columns, row for row (pooled training
+        joins several panels' columns without a DataFrame per panel)."""
+        if self._frame is None:
+            return panel_arrays(self._ctx.objects.get(self._ctx.objects.key_of(self.panel.storage_uri)))
+        index = self._frame.index
+        stamps = pd.DatetimeIndex(index.get_level_values(TIMESTAMP)).as_unit("ns").asi8
+        symbols = pd.Categorical(index.get_level_values(SYMBOL))
+        return stamps, symbols, {c: self._frame[c].to_numpy(dtype="float64") for c in self._frame.columns}
 
     @property
     def preview(self) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +25,28 @@ def from_parquet_bytes(data: bytes) -> pd.DataFrame:
 def index_and_columns(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A stored frame with one datetime index as arrays (UTC nanoseconds, float64 columns),
     without building a DataFrame: stacking many small frames costs mostly that."""
+    (stamps,), columns = _levels_and_columns(data)
+    return stamps, columns
+
+
+def panel_arrays(data: bytes) -> tuple[np.ndarray, pd.Categorical, dict[str, np.ndarray]]:
+    """A stored (timestamp, symbol) panel as arrays: UTC nanoseconds, symbols, float64 columns."""
+    (stamps, symbols), columns = _levels_and_columns(data)
+    return stamps, symbols, columns
+
+
+def _levels_and_columns(data: bytes) -> tuple[list[Any], dict[str, np.ndarray]]:
     table = pq.read_table(pa.BufferReader(data))
-    (index,) = json.loads(table.schema.metadata[b"pandas"])["index_columns"]
-    column = table.column(index)
-    stamps = column.cast(pa.timestamp("ns", tz=column.type.tz)).cast(pa.int64()).to_numpy()
-    return stamps, {n: table.column(n).to_numpy().astype("float64", copy=False) for n in table.column_names if n != index}
+    index = json.loads(table.schema.metadata[b"pandas"])["index_columns"]
+    levels = []
+    for name in index:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type):
+            levels.append(column.cast(pa.timestamp("ns", tz=column.type.tz)).cast(pa.int64()).to_numpy())
+        else:  # labels (symbols): codes into their distinct values, not a Python string per row
+            encoded = column.combine_chunks().dictionary_encode()
+            levels.append(pd.Categorical.from_codes(encoded.indices.to_numpy(), encoded.dictionary.to_pylist()))
+    return levels, {n: table.column(n).to_numpy().astype("float64", copy=False) for n in table.column_names if n not in index}
 
 
 def head_of_parquet(data: bytes, rows: int) -> pd.DataFrame:

@@ -100,14 +100,12 @@ def check_panel_spec(ctx: Context, spec: DatasetSpec) -> list[FeatureSpec]:
 def assemble_panel_training_data(ctx: Context, spec: DatasetSpec) -> PanelTrainingData:
     features = load_feature_specs(ctx, spec.feature_ids)
     request = panel_request(spec)
-    frames, recorded = [], []
+    results, recorded = [], []
     for feature in features:
         result = build_panel(ctx, uuid.UUID(feature.feature_id), request)
-        frame = result.frame.copy(deep=False)
-        frame.columns = feature.columns
-        frames.append(frame)
+        results.append(result)
         recorded.append(FeatureSpec(**{**feature.__dict__, "dataset_version_hash": result.panel.version_hash}))
-    joined = pd.concat(frames, axis=1, join="inner").sort_index()
+    joined = _join([r.arrays() for r in results], [f.columns for f in features])
     targets, ends = _targets(ctx, spec, joined.index)
     joined[TARGET] = targets
     if spec.target_transform != "raw":
@@ -133,6 +131,40 @@ def assemble_panel_training_data(ctx: Context, spec: DatasetSpec) -> PanelTraini
         features=recorded,
         dropped_rows=len(joined) - n,
     )
+
+
+def _join(panels: list[tuple[np.ndarray, pd.Categorical, dict[str, np.ndarray]]], names: list[list[str]]) -> pd.DataFrame:
+    """The panels' columns side by side on the (timestamp, symbol) rows they all have, sorted.
+    Panels of one request usually hold the same rows in the same order (each member's bars in
+    its spells): then the columns are put side by side as they are."""
+    stamps, symbols, _ = panels[0]
+    if all(np.array_equal(s, stamps) and _same_labels(y, symbols) for s, y, _ in panels[1:]):
+        index = _row_index(stamps, symbols)
+        values = {n: c for (_, _, columns), given in zip(panels, names, strict=True)
+                  for n, c in zip(given, columns.values(), strict=True)}
+        joined = pd.DataFrame(values, index=index)
+        return joined if index.is_monotonic_increasing else joined.sort_index()
+    frames = []
+    for (s, y, columns), given in zip(panels, names, strict=True):
+        frames.append(pd.DataFrame(dict(zip(given, columns.values(), strict=True)), index=_row_index(s, y)))
+    return pd.concat(frames, axis=1, join="inner").sort_index()
+
+
+def _row_index(stamps: np.ndarray, symbols: pd.Categorical) -> pd.MultiIndex:
+    """(timestamp UTC, symbol) from codes: the symbol level sorted, as a DataFrame's would be."""
+    names = np.asarray(symbols.categories, dtype=object)
+    order = np.argsort(names)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    times, calendar = pd.factorize(stamps, sort=True)
+    return pd.MultiIndex(
+        levels=[pd.DatetimeIndex(calendar, tz="UTC").as_unit("ns"), pd.Index(names[order].tolist())],
+        codes=[times, rank[symbols.codes]], names=["timestamp", "symbol"],
+    )
+
+
+def _same_labels(a: pd.Categorical, b: pd.Categorical) -> bool:
+    return a.categories.equals(b.categories) and np.array_equal(a.codes, b.codes)
 
 
 def _targets(ctx: Context, spec: DatasetSpec, index: pd.MultiIndex) -> tuple[np.ndarray, np.ndarray]:
