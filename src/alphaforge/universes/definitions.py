@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -87,16 +88,50 @@ def get_universe(ctx: Context, universe_id: uuid.UUID) -> Universe:
 
 def find_universe(ctx: Context, reference: str) -> Universe:
     """A universe by id or by name (404 naming the reference when neither matches)."""
-    try:
-        universe_id = uuid.UUID(reference)
-    except ValueError:
-        universe_id = None
     with ctx.db.session() as session:
-        found = session.get(Universe, universe_id) if universe_id is not None else None
-        found = found or session.scalars(select(Universe).where(Universe.name == reference)).one_or_none()
+        found = None
+        for match in _matches(reference):
+            found = found or session.scalars(select(Universe).where(match)).one_or_none()
     if found is None:
-        raise NotFound(f"{NOT_FOUND}: no universe has the id or name {reference!r}; list them with GET /api/v1/universes")
+        raise _unknown(reference)
     return found
+
+
+def _matches(reference: str) -> list[Any]:
+    """What a reference may name: an id (when it parses as one), then a name."""
+    try:
+        return [Universe.id == uuid.UUID(reference), Universe.name == reference]
+    except ValueError:
+        return [Universe.name == reference]
+
+
+def _unknown(reference: str) -> NotFound:
+    return NotFound(f"{NOT_FOUND}: no universe has the id or name {reference!r}; list them with GET /api/v1/universes")
+
+
+@dataclass(frozen=True)
+class UniverseRef:
+    """A universe's identity, without its memberships loaded as objects."""
+
+    id: uuid.UUID
+    name: str
+
+
+def _universe_spells(ctx: Context, reference: str) -> tuple[UniverseRef, list[tuple[str, datetime, datetime | None]]]:
+    """A universe by id or name (404 as ``find_universe``) and its spells by symbol then
+    from, read as plain rows: a panel request reads them on every call, hits included."""
+    with ctx.db.session() as session:
+        head = None
+        for match in _matches(reference):
+            head = head or session.execute(select(Universe.id, Universe.name).where(match)).one_or_none()
+        if head is None:
+            raise _unknown(reference)
+        rows = session.execute(
+            select(UniverseMember.symbol, UniverseMember.valid_from, UniverseMember.valid_to)
+            .where(UniverseMember.universe_id == head.id)
+        ).all()
+    # Sorted here, not by the database: a collation may order symbols otherwise (e.g. with dots).
+    return UniverseRef(head.id, head.name), sorted((r.symbol, r.valid_from, r.valid_to) for r in rows)
 
 
 def update_universe(ctx: Context, universe_id: uuid.UUID, data: UniverseUpdate) -> Universe:
@@ -153,19 +188,9 @@ def members_between(universe: Universe, start: datetime, end: datetime) -> list[
     )
 
 
-def spells_between(universe: Universe, start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
-    """Each spell overlapping ``[start, end)``, clipped to it, by symbol then from: the
-    stretches in which each symbol's rows belong to the universe."""
-    return [
-        (m.symbol, max(start, m.valid_from), end if m.valid_to is None else min(end, m.valid_to))
-        for m in sorted(universe.members, key=lambda m: (m.symbol, m.valid_from))
-        if m.valid_from < end and (m.valid_to is None or start < m.valid_to)
-    ]
-
-
 def member_spells(
     ctx: Context, universe: str | None, symbols: list[str] | None, start: datetime, end: datetime
-) -> tuple[Universe | None, list[tuple[str, datetime, datetime]]]:
+) -> tuple[UniverseRef | None, list[tuple[str, datetime, datetime]]]:
     """Who a panel request covers, as spells clipped to ``[start, end)``: a universe's (by id
     or name; 404 when unknown, 422 when it has no member in the range) or a list of symbols,
     each a member for the whole range (422 naming symbols without bars)."""
@@ -173,8 +198,12 @@ def member_spells(
         check_symbols(ctx, [Membership(symbol=s, from_=start, to=end) for s in symbols])
         return None, [(s, start, end) for s in sorted(symbols)]
     assert universe is not None
-    found = find_universe(ctx, universe)
-    spells = spells_between(found, start, end)
+    found, rows = _universe_spells(ctx, universe)
+    spells = [
+        (symbol, max(start, valid_from), end if valid_to is None else min(end, valid_to))
+        for symbol, valid_from, valid_to in rows
+        if valid_from < end and (valid_to is None or start < valid_to)
+    ]
     if not spells:
         raise InvalidInput(
             f"universe {found.name!r} has no members in [{utc_iso(start)}, {utc_iso(end)}); "
