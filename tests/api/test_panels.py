@@ -200,6 +200,26 @@ def test_a_restatement_outside_every_members_bars_keeps_the_panel(
     assert third["cached"] is True and third["panel"]["request_key"] == second["panel"]["request_key"]
 
 
+def test_a_weekly_panel_holds_what_each_members_weekly_dataset_holds(client: TestClient, create_feature) -> None:
+    """Weekly bars (aggregated from the daily series on read) share its catalog entry: the
+    request key covers them, and the panel holds each member's weekly dataset."""
+    feature = create_feature(client, "technical.sma", {"period": 2})
+    body = {"timeframe": "1w", "start_date": "1990-01-01", "end_date": "1990-03-01"}
+    single = {s: client.post(f"/api/v1/features/{feature['id']}/generate", json={"symbol": s, **body}) for s in ("KO", "PG")}
+    assert {r.status_code for r in single.values()} == {200}, {s: r.text for s, r in single.items()}
+    panel = post_panel(client, feature["id"], symbols=["KO", "PG"], **body)
+    stored = parquet(client, feature["id"], panel["panel"]["id"])
+    for symbol, answer in single.items():
+        dataset = answer.json()["dataset"]
+        expected = read_frame(client.app.state.ctx, dataset["storage_uri"])
+        got = stored.xs(symbol, level="symbol")
+        assert len(got) == dataset["row_count"] >= 1
+        np.testing.assert_array_equal(got.index, expected.index)
+        np.testing.assert_array_equal(got["sma"].to_numpy(), expected["sma"].to_numpy())
+    again = post_panel(client, feature["id"], symbols=["PG", "KO"], **body)
+    assert again["cached"] is True and again["panel"]["id"] == panel["panel"]["id"]
+
+
 def test_a_panel_whose_object_was_lost_is_computed_and_stored_again(client: TestClient, create_feature) -> None:
     ctx = client.app.state.ctx
     feature = create_feature(client, "technical.rsi", {"period": 14})
