@@ -276,9 +276,7 @@ def cached_panel(ctx: Context, plan: PanelPlan) -> PanelResult | None:
     if plan.version_hash is None:
         return None
     existing = plan.stored or _find(ctx, plan.feature_id, plan.version_hash)
-    if existing is None or not ctx.objects.exists(ctx.objects.key_of(existing.storage_uri)):
-        return None
-    return PanelResult(ctx, existing, cached=True)
+    return None if existing is None else _read_stored(ctx, existing)
 
 
 def task_request(plan: PanelPlan) -> dict[str, Any]:
@@ -649,7 +647,7 @@ def _stored(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> tuple[Fea
 
 
 def _read_stored(ctx: Context, existing: FeaturePanel) -> PanelResult | None:
-    try:
-        return PanelResult(ctx, existing, cached=True, frame=read_frame(ctx, existing.storage_uri))
-    except ObjectNotFound:
+    """A hit whose values are read when asked for (None: its object was lost)."""
+    if not ctx.objects.exists(ctx.objects.key_of(existing.storage_uri)):
         return None
+    return PanelResult(ctx, existing, cached=True)
