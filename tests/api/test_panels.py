@@ -7,6 +7,7 @@ spell [from, to) holds a time t when from <= t < to."""
 from __future__ import annotations
 
 import io
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -254,6 +255,27 @@ def test_concurrent_identical_requests_end_with_one_panel(client: TestClient, cr
     assert {a.json()["panel"]["id"] for a in answers} == {row["id"]}
     prefix = ctx.objects.key_of(row["storage_uri"]).rsplit("/", 1)[0]
     assert [k for k in ctx.objects.list(prefix) if ".tmp-" not in k] == [ctx.objects.key_of(row["storage_uri"])]
+
+
+def test_pieces_committed_first_by_a_concurrent_batch_answer_with_the_stored_ids(
+    client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race behind the test above, made certain: another batch commits the same pieces
+    after this one looked for them and before it inserts its own (CI once saw that answer
+    with ids of rows that were rolled back: a 500)."""
+    from alphaforge.features import generation
+    from alphaforge.schemas.features import FeatureGenerateRequest
+
+    ctx = client.app.state.ctx
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    requests = [FeatureGenerateRequest(symbol=s, **SHORT) for s in ("JNJ", "PFE")]
+    first = generation.generate_pieces(ctx, uuid.UUID(feature["id"]), requests)
+    monkeypatch.setattr(generation, "_find_many", lambda *_: {})  # the lookup ran before that commit
+    second = generation.generate_pieces(ctx, uuid.UUID(feature["id"]), requests)
+    assert [p.dataset.id for p in second] == [p.dataset.id for p in first]
+    assert all(p.dataset.id is not None for p in first)
+    stored = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "JNJ"}).json()
+    assert [row["id"] for row in stored] == [str(first[0].dataset.id)]
 
 
 def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> None:

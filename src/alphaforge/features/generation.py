@@ -142,8 +142,9 @@ def generate_pieces(
             row = fresh
         out.append(Piece(row, frame))
     if new:
-        _insert_all(ctx, new)
+        committed = _insert_all(ctx, new)
         _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
+        out = [p if p is None else Piece(committed.get(p.dataset.version_hash, p.dataset), p.frame) for p in out]
     return out
 
 
@@ -158,16 +159,20 @@ def _find_many(ctx: Context, feature_id: uuid.UUID, hashes: list[str]) -> dict[s
     return found
 
 
-def _insert_all(ctx: Context, rows: list[FeatureDataset]) -> None:
-    """One transaction; when a concurrent request committed some of the same identities
-    first, row by row (each then finds the one already there)."""
+def _insert_all(ctx: Context, rows: list[FeatureDataset]) -> dict[str, FeatureDataset]:
+    """The committed rows by version hash: one transaction; when a concurrent request
+    committed some of the same identities first, row by row (each then finds the one already
+    there, whose id is the one to answer with: the rolled-back rows never got one)."""
     try:
         with ctx.db.session() as session:
             session.add_all(rows)
+        return {row.version_hash: row for row in rows}
     except IntegrityError:
+        committed: dict[str, FeatureDataset] = {}
         for row in rows:
             made = FeatureDataset(**{c: getattr(row, c) for c in _DATASET_FIELDS})
-            insert_or_get(ctx, made, lambda r=row: _find(ctx, r.feature_id, r.version_hash))
+            committed[row.version_hash] = insert_or_get(ctx, made, lambda r=row: _find(ctx, r.feature_id, r.version_hash))
+        return committed
 
 
 _DATASET_FIELDS = (
