@@ -220,6 +220,32 @@ def test_a_plugin_that_declares_what_it_reads_passes_on_close_only_bars(register
     check_feature_plugin(ToyCloseMomentum)
 
 
+class ToyConcatenated(ToyMomentum):
+    """Broken batch: computes the symbols' closes end to end, so a window reaches back from
+    the second symbol into the first."""
+
+    key = "statistical.toy_concatenated"
+    outputs = ("toy_concatenated",)
+
+    def compute_batch(self, batch: Sequence[FeatureInputs]) -> list[dict[str, np.ndarray]]:
+        close, w = np.concatenate([one.bars.close for one in batch]), self.params.window
+        out = np.full(len(close), np.nan)
+        out[w:] = close[w:] / close[:-w] - 1.0
+        ends = np.cumsum([len(one.bars.close) for one in batch])
+        return [{"toy_concatenated": part} for part in np.split(out, ends[:-1])]
+
+    def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
+        return {"toy_concatenated": super().compute(inputs)["toy_momentum"]}
+
+
+def test_a_batch_that_mixes_symbols_fails_its_check(register: Callable[..., None]) -> None:
+    register(feature_plugins, ToyConcatenated)
+    with pytest.raises(ConformanceError) as caught:
+        check_feature_plugin(ToyConcatenated)
+    assert list(caught.value.failures) == ["check_batch_equals_one_by_one"]
+    assert "symbol 1: toy_concatenated from compute_batch differs from compute" in str(caught.value)
+
+
 # --- a sentiment scorer -----------------------------------------------------------------
 
 

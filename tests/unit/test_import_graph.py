@@ -16,7 +16,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 LOWER = {"errors", "settings", "hashing", "actor", "logs", "storage", "auth", "marketdata", "ingestion", "plugins",
-         "evaluation", "schemas", "tracking", "context"}
+         "evaluation", "schemas", "tracking", "context", "expressions"}
 DOMAINS = {"features", "training", "tuning", "tasks", "universes"}
 ENTRY = {"api", "cli", "bootstrap"}
 

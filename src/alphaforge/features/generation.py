@@ -126,21 +126,24 @@ def generate_pieces(
         except NoBarsInRange:
             plans.append(None)
     stored = _find_many(ctx, definition.id, [p.version_hash for p in plans if p is not None])
-    out: list[Piece | None] = []
-    new: list[FeatureDataset] = []
-    for plan in plans:
+    out: list[Piece | None] = [None] * len(plans)
+    todo: list[tuple[int, DatasetPlan, FeatureDataset | None]] = []
+    for at, plan in enumerate(plans):
         if plan is None:
-            out.append(None)
             continue
         row = stored.get(plan.version_hash)
         if row is not None and ctx.objects.exists(ctx.objects.key_of(row.storage_uri)):
-            out.append(Piece(row, None))
-            continue
-        frame, fresh = _compute_and_put(ctx, plan)
+            out[at] = Piece(row, None)
+        else:
+            todo.append((at, plan, row))
+    frames = compute_frames(definition.plugin, [(p.bars, p.in_range, p.timeframe.value, p.sources) for _, p, _ in todo])
+    new: list[FeatureDataset] = []
+    for (at, plan, row), frame in zip(todo, frames, strict=True):
+        fresh = _put(ctx, plan, frame)
         if row is None:
             new.append(fresh)
             row = fresh
-        out.append(Piece(row, frame))
+        out[at] = Piece(row, frame)
     if new:
         committed = _insert_all(ctx, new)
         _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
@@ -209,15 +212,15 @@ def plan_dataset(
 
 
 def _compute_and_store(ctx: Context, plan: DatasetPlan, existing: FeatureDataset | None) -> GenerateResult:
-    frame, fresh = _compute_and_put(ctx, plan)
+    frame = compute_frame(plan.definition.plugin, plan.bars, plan.in_range, plan.timeframe.value, plan.sources)
+    fresh = _put(ctx, plan, frame)
     row = existing or insert_or_get(ctx, fresh, lambda: _find(ctx, plan.definition.id, plan.version_hash))
     _set_storage_uri_once(ctx, plan.definition.id, ctx.objects.uri(plan.definition.storage_prefix))
     return GenerateResult(row, frame, cached=False)
 
 
-def _compute_and_put(ctx: Context, plan: DatasetPlan) -> tuple[pd.DataFrame, FeatureDataset]:
-    """Compute the plan and write its object; the row to commit (not yet added) after it."""
-    frame = compute_frame(plan.definition.plugin, plan.bars, plan.in_range, plan.timeframe.value, plan.sources)
+def _put(ctx: Context, plan: DatasetPlan, frame: pd.DataFrame) -> FeatureDataset:
+    """Write the plan's computed values; the row to commit (not yet added) after it."""
     key = f"{plan.definition.storage_prefix}/{plan.symbol}/{plan.timeframe.value}/{plan.version_hash}.parquet"
     uri = ctx.objects.put(key, to_parquet_bytes(frame))
     row = FeatureDataset(
@@ -233,7 +236,7 @@ def _compute_and_put(ctx: Context, plan: DatasetPlan) -> tuple[pd.DataFrame, Fea
         source_fingerprint=plan.lineage["source_fingerprint"],
         lineage=plan.lineage,
     )
-    return frame, row
+    return row
 
 
 def feature_bars(
@@ -298,15 +301,29 @@ def compute_frame(
 ) -> pd.DataFrame:
     """Run the plugin over warm-up + range bars with its gathered sources; keep the last
     ``in_range`` rows."""
-    values = plugin.compute((sources or PluginSources()).inputs(bars, timeframe))
+    return compute_frames(plugin, [(bars, in_range, timeframe, sources)])[0]
+
+
+Job = tuple[pd.DataFrame, int, str, "PluginSources | None"]
+
+
+def compute_frames(plugin: FeaturePlugin, jobs: list[Job]) -> list[pd.DataFrame]:
+    """``compute_frame`` for several symbols' bars in one ``compute_batch`` call (a plugin
+    that vectorises across symbols computes them together)."""
+    if not jobs:
+        return []
+    batch = [(sources or PluginSources()).inputs(bars, timeframe) for bars, _, timeframe, sources in jobs]
     columns = plugin.output_columns
-    if list(values) != columns:
-        raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")
-    for name, array in values.items():
-        if len(array) != len(bars):
-            raise RuntimeError(f"plugin {plugin.key} column {name} has {len(array)} rows for {len(bars)} bars")
-    frame = pd.DataFrame({c: np.asarray(values[c], dtype="float64") for c in columns}, index=bars.index)
-    return frame.iloc[len(frame) - in_range:]
+    frames = []
+    for (bars, in_range, _, _), values in zip(jobs, plugin.compute_batch(batch), strict=True):
+        if list(values) != columns:
+            raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")
+        for name, array in values.items():
+            if len(array) != len(bars):
+                raise RuntimeError(f"plugin {plugin.key} column {name} has {len(array)} rows for {len(bars)} bars")
+        frame = pd.DataFrame({c: np.asarray(values[c], dtype="float64") for c in columns}, index=bars.index)
+        frames.append(frame.iloc[len(frame) - in_range:])
+    return frames
 
 
 def read_frame(ctx: Context, uri: str) -> pd.DataFrame:

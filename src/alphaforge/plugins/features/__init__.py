@@ -2,6 +2,7 @@
 
 from alphaforge.plugins.features import (  # noqa: F401  (registers)
     automated,
+    expression,
     cross_sectional,
     fundamental,
     macro,

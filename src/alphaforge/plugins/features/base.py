@@ -9,7 +9,7 @@ columns, its warm-up and the libraries whose versions go into every dataset's ha
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Self
 
@@ -148,6 +148,11 @@ class FeaturePlugin(ABC):
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
         """Column name -> float64 array as long as the bars. Causal."""
 
+    def compute_batch(self, batch: Sequence[FeatureInputs]) -> list[dict[str, np.ndarray]]:
+        """``compute`` for several symbols (a panel's pieces): one by one unless the plugin
+        vectorises across symbols. Each symbol's values must equal its own ``compute``."""
+        return [self.compute(inputs) for inputs in batch]
+
     def resolved_parameters(self) -> dict[str, Any]:
         """Parameters with defaults filled in, JSON-ready."""
         return self.params.model_dump(mode="json")
@@ -168,7 +173,7 @@ class FeaturePlugin(ABC):
             "parameters": cls.Params.model_json_schema(),
             "output_columns": default.output_columns,
             "lookback": default.lookback,
-            "recursive": cls.recursive,
+            "recursive": default.recursive,
             "per_symbol": cls.per_symbol,
             "bar_fields": list(default.bar_fields()),
             "reads_news": cls.reads_news,

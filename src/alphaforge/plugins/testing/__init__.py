@@ -25,6 +25,7 @@ from alphaforge.plugins.testing._core import ConformanceError
 from alphaforge.plugins.testing.features import (
     CROSS_SECTION_CHECKS,
     FEATURE_CHECKS,
+    check_batch_equals_one_by_one,
     check_cross_section_causality,
     check_cross_section_causality_at,
     check_feature_causality,
@@ -79,6 +80,7 @@ __all__ = [
     "check_fits_a_panel",
     "check_cross_section_causality",
     "check_cross_section_causality_at",
+    "check_batch_equals_one_by_one",
     "check_feature_causality",
     "check_feature_causality_at",
     "check_feature_metadata",

@@ -213,6 +213,25 @@ def check_same_bars_same_values(cls: type[FeaturePlugin]) -> None:
 
 
 @conformance_check
+def check_batch_equals_one_by_one(cls: type[FeaturePlugin]) -> None:
+    """``compute_batch`` over two symbols' bars (of different lengths) gives each the values
+    its own ``compute`` gives, NaN for NaN (a vectorised batch must not mix symbols)."""
+    plugin = cls.from_parameters({})
+    frames = [bars(), bars().iloc[N_BARS // 3:] * 1.5]
+    inputs = [_inputs(plugin, frame) for frame in frames]
+    batched = plugin.compute_batch(inputs)
+    require(len(batched) == len(frames), f"compute_batch returned {len(batched)} results for {len(frames)} inputs")
+    for i, (one, together) in enumerate(zip(inputs, batched, strict=True)):
+        alone = plugin.compute(one)
+        require(list(together) == list(alone), f"symbol {i}: compute_batch columns {list(together)} != {list(alone)}")
+        for name in alone:
+            require(
+                np.array_equal(np.asarray(together[name]), alone[name], equal_nan=True),
+                f"symbol {i}: {name} from compute_batch differs from compute",
+            )
+
+
+@conformance_check
 def check_lookback_is_the_warm_up(cls: type[FeaturePlugin]) -> None:
     """Row ``lookback`` holds every value, and row ``lookback - 1`` misses one (not larger than needed)."""
     plugin = cls.from_parameters({})
@@ -453,6 +472,7 @@ FEATURE_CHECKS = (
     check_same_bars_same_values,
     check_lookback_is_the_warm_up,
     check_reads_only_declared_bar_fields,
+    check_batch_equals_one_by_one,
     check_feature_causality,
 )
 #: The checks of a cross-sectional plugin (``per_symbol`` False): the per-symbol ones
