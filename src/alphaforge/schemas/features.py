@@ -31,6 +31,31 @@ class FeatureCreate(RequestModel):
     description: str | None = Field(None, max_length=DESCRIPTION_MAX)
 
 
+class FeatureTemplate(BaseModel):
+    """A ready-made definition: POST it to /api/v1/features as it stands (or edit it first)."""
+
+    name: str
+    type: str
+    plugin_key: str
+    parameters: dict[str, Any]
+    description: str
+
+
+class ExpressionOperator(BaseModel):
+    name: str
+    signature: str = Field(examples=["mean(x, n)"])
+    kind: str = Field(description="elementwise, time_series (each symbol's own bars) or cross_sectional")
+    summary: str
+
+
+class FeatureLibrary(BaseModel):
+    templates: list[FeatureTemplate]
+    operators: list[ExpressionOperator] = Field(
+        description="functions of the expression language (automated.expression); infix: + - * / < <= > >= == != "
+        "and or not, parentheses, numbers and the bar fields open high low close volume"
+    )
+
+
 class FeatureUpdate(RequestModel):
     """All optional; ``parameters`` replaces the whole dict. ``version``, when sent, must
     equal the stored version (optimistic lock) or the update is refused with 409."""

@@ -22,6 +22,7 @@ from alphaforge.schemas.features import (
     FeatureDatasetRead,
     FeatureGenerateRequest,
     FeatureGenerateResponse,
+    FeatureLibrary,
     FeaturePanelRead,
     FeaturePanelRequest,
     FeaturePanelResponse,
@@ -32,7 +33,7 @@ from alphaforge.schemas.features import (
 from alphaforge.schemas.request import SymbolPath
 from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
 from alphaforge.features import definitions as service
-from alphaforge.features import generation, panels
+from alphaforge.features import generation, library, panels
 from alphaforge.tasks import service as tasks
 
 router = APIRouter(prefix="/features", tags=["features"])
@@ -45,6 +46,13 @@ def available_plugins() -> FeaturePluginCatalog:
     return FeaturePluginCatalog(
         plugins=feature_plugins.keys(), metadata={cls.key: cls.describe() for cls in feature_plugins}
     )
+
+
+@router.get("/library", response_model=FeatureLibrary, dependencies=[READ])
+def feature_library() -> FeatureLibrary:
+    """Ready-made definitions to copy into POST /api/v1/features (e.g. Alpha158 as one
+    automated.expression feature), and the expression language's operators."""
+    return FeatureLibrary(templates=library.templates(), operators=library.operators())
 
 
 @router.post("", response_model=FeatureRead, status_code=201, dependencies=[RESEARCH])

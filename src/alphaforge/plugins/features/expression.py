@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from alphaforge.errors import InvalidInput
 from alphaforge.expressions import (
@@ -64,7 +64,7 @@ class ExpressionParams(PluginParams):
     name: str | None = Field(None, description="the column of a single `expression` (default 'value')")
     expressions: dict[str, str] | None = Field(
         None, min_length=1, max_length=MAX_EXPRESSIONS,
-        description="named formulas instead of one `expression`: each name becomes a column, in this order",
+        description="named formulas instead of one `expression`: each name becomes a column (columns in name order)",
     )
 
     @model_validator(mode="after")
@@ -73,32 +73,31 @@ class ExpressionParams(PluginParams):
         ``expression`` becomes ``{name: text}``), so equal formulas hash equal."""
         if self.expressions is not None and (self.expression is not None or self.name is not None):
             raise ValueError("give either `expression` (and `name`) or `expressions`, not both")
+        single = self.expressions is None
         named = self.expressions if self.expressions is not None else {
             self.name or "value": self.expression or DEFAULT_EXPRESSION
         }
         texts: dict[str, str] = {}
         for name, text in named.items():
+            where = "expression" if single else f"expressions[{name!r}]"
             if not _NAME.match(name):
                 raise ValueError(f"column name {name!r} must be an identifier of at most 64 characters "
                                  "(letters, digits, _; not starting with a digit)")
             if len(text) > MAX_EXPRESSION_CHARS:
-                raise ValueError(f"expressions[{name!r}] is longer than {MAX_EXPRESSION_CHARS} characters")
-            expr = parse_formula(text, f"expressions[{name!r}]")
+                raise ValueError(f"{where} is longer than {MAX_EXPRESSION_CHARS} characters")
+            expr = parse_formula(text, where)
             if is_cross_sectional(expr):
                 raise ValueError(
-                    f"expressions[{name!r}] uses a cross-sectional operator (cs_rank, cs_zscore, cs_demean): those "
+                    f"{where} uses a cross-sectional operator (cs_rank, cs_zscore, cs_demean): those "
                     "combine the symbols of a date, so they belong to a cross_sectional.expression over this feature"
                 )
             texts[name] = canonical(expr)
-        object.__setattr__(self, "expressions", texts)
+        # Columns in name order: a JSON object's key order is not kept by every store (PostgreSQL's
+        # JSONB reorders it), and two orders of the same formulas are one definition.
+        object.__setattr__(self, "expressions", dict(sorted(texts.items())))
         object.__setattr__(self, "expression", None)
         object.__setattr__(self, "name", None)
         return self
-
-    @field_validator("expressions", mode="before")
-    @classmethod
-    def _keep_order(cls, value: Any) -> Any:
-        return dict(value) if isinstance(value, dict) else value
 
 
 @feature_plugins.register
