@@ -142,3 +142,48 @@ def test_alpha158_from_the_library_is_one_request_and_a_model_trains_on_it(clien
     result = train.json()
     columns = [c.rsplit(".", 1)[-1] for c in result["feature_columns"]]
     assert columns == sorted(template["parameters"]["expressions"]) and len(columns) == 157, result["feature_columns"][:3] and len(result["cv_metrics"]["folds"]) == 3
+
+
+def test_momentum_over_volatility_ranked_across_sp20_equals_a_per_date_rank(client: TestClient) -> None:
+    """The issue's example idea in two definitions: per-symbol formulas (cached per member),
+    then a cross-sectional formula over their panel."""
+    inputs = _create(client, {"expressions": {"mom": "close / ref(close, 20) - 1", "vol": "std(close / ref(close, 1) - 1, 20)"}})
+    ranked = client.post("/api/v1/features", json={
+        "name": "mom/vol rank", "type": "cross_sectional", "plugin_key": "cross_sectional.expression",
+        "parameters": {"feature_id": inputs["id"], "expression": "cs_rank( mom/vol )", "name": "score"},
+    })
+    assert ranked.status_code == 201, ranked.text
+    window = {"start_date": "2016-01-01", "end_date": "2017-01-01"}
+    answer = client.post(f"/api/v1/features/{ranked.json()['id']}/panels", json={"universe": "SP20", **window})
+    assert answer.status_code == 200, answer.text
+    panel = answer.json()["panel"]
+    assert panel["lineage"]["feature"]["parameters"]["expression"] == "cs_rank(mom / vol)"
+    data = client.get(f"/api/v1/features/{ranked.json()['id']}/panels/{panel['id']}/data", params={"format": "parquet"})
+    stored = pd.read_parquet(io.BytesIO(data.content))["score"]
+
+    closes = load_sp500_dataset()
+    closes.index = pd.DatetimeIndex(closes.index).tz_localize("UTC")
+    ratio = (closes / closes.shift(20) - 1) / (closes / closes.shift(1) - 1).rolling(20).std()
+    ratio = _in_range(ratio, window["start_date"], window["end_date"])
+    expected = ratio.rank(axis=1).sub(1).div(ratio.notna().sum(axis=1) - 1, axis=0).stack()
+    expected.index.names = ["timestamp", "symbol"]
+    pd.testing.assert_series_equal(stored.sort_index(), expected.sort_index().rename("score"), check_exact=False,
+                                   rtol=1e-12, check_index_type=False)
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [("cs_rank(momentum)", "at position 8: unknown name 'momentum'"), ("cs_rank(ref(mom, -2))", "at position 17: ref's lag must be a positive integer")],
+)
+def test_a_cross_sectional_formula_naming_no_input_column_is_a_422(client: TestClient, expression: str, says: str) -> None:
+    inputs = _create(client, {"expressions": {"mom": "close / ref(close, 20) - 1"}})
+    created = client.post("/api/v1/features", json={
+        "name": "bad", "type": "cross_sectional", "plugin_key": "cross_sectional.expression",
+        "parameters": {"feature_id": inputs["id"], "expression": expression},
+    })
+    if created.status_code == 201:
+        answer = client.post(f"/api/v1/features/{created.json()['id']}/panels",
+                             json={"universe": "SP20", "start_date": "2016-01-01", "end_date": "2017-01-01"})
+    else:
+        answer = created
+    assert answer.status_code == 422 and says in answer.json()["detail"], answer.text

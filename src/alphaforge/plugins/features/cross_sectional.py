@@ -19,6 +19,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from alphaforge.errors import InvalidInput
+from alphaforge.expressions import PanelData, canonical, check, evaluate, fields_of, parse_syntax
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import (
     FeatureInputs,
@@ -145,3 +146,73 @@ class CrossSectionDemean(CrossSectionalFeature):
     key = "cross_sectional.demean"
     operator = "demean"
     description = "Per date, x - mean of another feature across the universe's symbols that date"
+
+
+class CrossSectionExpressionParams(PluginParams):
+    feature_id: str | None = Field(
+        None, pattern=_UUID, description="id of the feature definition whose columns the expression reads (required)"
+    )
+    expression: str = Field(
+        "cs_rank(value)", min_length=1, max_length=2_000,
+        description="a formula over the input feature's columns (by name) with cross-sectional operators "
+        "(cs_rank, cs_zscore, cs_demean) and any other operator of the language, e.g. cs_rank(mom / vol)",
+    )
+    name: str = Field("value", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="the output column")
+
+    @field_validator("feature_id")
+    @classmethod
+    def _canonical(cls, value: str | None) -> str | None:
+        return None if value is None else str(uuid.UUID(value))
+
+    @field_validator("expression")
+    @classmethod
+    def _canonical_expression(cls, value: str) -> str:
+        """Syntax checked now, names once the input's columns are known (``input_column``);
+        one spelling per formula, so spellings share a hash."""
+        try:
+            expr = parse_syntax(value)
+            check(expr, fields_of(expr))  # lags, windows and types now; the names against the input later
+            return canonical(expr)
+        except InvalidInput as exc:
+            raise ValueError(f"expression: {exc.message}") from None
+
+
+@feature_plugins.register
+class CrossSectionExpression(CrossSectionalFeature):
+    """A formula over another feature's panel: its columns are the names, and the
+    cross-sectional operators combine the symbols present on each date. Time-series
+    operators in it run over each symbol's rows of the panel (its dates as a member)."""
+
+    key = "cross_sectional.expression"
+    operator = "expression"  # type: ignore[assignment]
+    description = ("Per date, a formula over another feature's columns across the universe's symbols, e.g. "
+                   "cs_rank(mom / vol): the expression language with cs_rank, cs_zscore, cs_demean")
+    Params = CrossSectionExpressionParams
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [self.params.name]  # type: ignore[attr-defined]
+
+    def group_field(self) -> str | None:
+        return None
+
+    def input_column(self, available: list[str]) -> str:
+        """Every name in the formula must be one of the input's columns (422 pointing at it)."""
+        check(parse_syntax(self.params.expression), available)  # type: ignore[attr-defined]
+        return available[0]
+
+    def compute_panel(self, panel: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
+        expr = parse_syntax(self.params.expression)  # type: ignore[attr-defined]
+        columns = list(panel.columns)
+        check(expr, columns)
+        stamps = pd.DatetimeIndex(panel.index.get_level_values(TIMESTAMP)).as_unit("ns").asi8
+        codes, symbols = pd.factorize(panel.index.get_level_values(SYMBOL), sort=True)
+        order = np.lexsort((stamps, codes))  # symbol after symbol, each in time order
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(symbols)))])
+        data = PanelData(
+            tuple(str(s) for s in symbols), offsets, stamps[order],
+            {c: panel[c].to_numpy(dtype="float64")[order] for c in fields_of(expr)},
+        )
+        out = np.empty(len(panel))
+        out[order] = evaluate({"value": expr}, data)["value"]
+        return pd.DataFrame({self.params.name: out}, index=panel.index)  # type: ignore[attr-defined]
