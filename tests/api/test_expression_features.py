@@ -10,7 +10,8 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from arch.data import sp500
+import talib
+from arch.data import sp500, vix
 from fastapi.testclient import TestClient
 from skfolio.datasets import load_sp500_dataset
 
@@ -187,3 +188,41 @@ def test_a_cross_sectional_formula_naming_no_input_column_is_a_422(client: TestC
     else:
         answer = created
     assert answer.status_code == 422 and says in answer.json()["detail"], answer.text
+
+
+def test_a_formula_over_a_macro_series_and_another_feature_matches_talib_and_vix(client: TestClient) -> None:
+    feature = _create(client, {
+        "expression": "rsi - vix", "name": "rsi_minus_vix", "macro": {"vix": "VIX"},
+        "features": {"rsi": {"plugin_key": "technical.rsi", "parameters": {"period": 14}}},
+    })
+    body = client.post(f"/api/v1/features/{feature['id']}/generate", json=GSPC)
+    assert body.status_code == 200, body.text
+    stored = _dataset(client, body.json()["dataset"])["rsi_minus_vix"]
+    raw = sp500.load()
+    raw.index = pd.DatetimeIndex(raw.index).tz_localize("UTC")
+    rsi = pd.Series(talib.RSI(raw["Close"].to_numpy(), timeperiod=14), index=raw.index)
+    closes = vix.load()["vix"].dropna()
+    closes.index = pd.DatetimeIndex(closes.index).tz_localize("UTC")
+    # a daily VIX close is usable from the next day on: nothing before the day after its first close
+    first = closes.index[0]
+    assert stored[stored.index <= first].isna().all() and stored[stored.index > first].notna().all()
+    for bar in stored.index[stored.index > first][[0, 1, 250, -1]]:
+        known = closes[closes.index < bar].iloc[-1]
+        assert stored[bar] == pytest.approx(rsi[bar] - known, rel=1e-12), bar
+
+
+@pytest.mark.parametrize(
+    ("parameters", "says"),
+    [
+        ({"expression": "close", "macro": {"close": "VIX"}}, "other than a bar field"),
+        ({"expression": "x", "features": {"x": {"plugin_key": "technical.macd"}}}, "one of technical.macd's columns"),
+        ({"expression": "x", "features": {"x": {"plugin_key": "cross_sectional.rank"}}}, "cannot be an input"),
+        ({"expression": "x", "features": {"x": {"plugin_key": "technical.nope"}}}, "unknown feature plugin"),
+        ({"expression": "vix + 1"}, "unknown name 'vix'"),
+    ],
+)
+def test_bad_inputs_are_a_422_naming_them(client: TestClient, parameters: dict, says: str) -> None:
+    response = client.post("/api/v1/features", json={
+        "name": "bad", "type": "automated", "plugin_key": "automated.expression", "parameters": parameters,
+    })
+    assert response.status_code == 422 and says in response.json()["detail"], response.text

@@ -68,3 +68,34 @@ def test_a_random_formula_through_the_plugin_is_causal(expr: Any, t: int, how: s
     plugin = formula_plugin({"expression": canonical(expr)})
     check_feature_causality_at(plugin, t, how, seed)
     check_batch_equals_one_by_one(plugin)
+
+
+WITH_INPUTS = formula_plugin({
+    "expressions": {"gap": "mean(rsi, 3) - level", "per_eps": "close / eps"},
+    "macro": {"level": "VIX"}, "fundamentals": {"eps": "eps"},
+    "features": {"rsi": {"plugin_key": "technical.rsi", "parameters": {"period": 14}}},
+})
+
+
+@pytest.mark.parametrize(
+    "check",
+    [check_feature_outputs, check_same_bars_same_values, check_reads_only_declared_bar_fields,
+     check_batch_equals_one_by_one],
+    ids=lambda c: c.__name__,
+)
+def test_a_formula_over_macro_fundamentals_and_a_feature_passes_the_kit(check: Any) -> None:
+    check(WITH_INPUTS)
+
+
+@settings(max_examples=8, deadline=None)
+@given(t=st.integers(min_value=0, max_value=N_BARS - 2), how=st.sampled_from(PERTURBATIONS), seed=st.integers(0, 2**32 - 1))
+def test_a_formula_over_point_in_time_inputs_ignores_every_record_after_t(t: int, how: str, seed: int) -> None:
+    """The kit perturbs the bars and the macro and fundamentals records published after t."""
+    check_feature_causality_at(WITH_INPUTS, t, how, seed)
+
+
+def test_a_formula_warms_up_over_its_input_features_warm_up() -> None:
+    plugin = formula_plugin({"expression": "mean(rsi, 5)", "features": {"rsi": {"plugin_key": "technical.rsi",
+                                                                              "parameters": {"period": 14}}}})
+    assert plugin.from_parameters({}).lookback == 14 + 4
+    check_lookback_is_the_warm_up(plugin)

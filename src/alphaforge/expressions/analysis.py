@@ -4,12 +4,15 @@ cross-sectional (callers use these for warm-up ranges, caching and validation)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from alphaforge.expressions.nodes import Call, Expr, Name, walk
 from alphaforge.expressions.operators import OPERATORS
 
 
-def warmup(expr: Expr) -> int:
+def warmup(expr: Expr, names: Mapping[str, int] | None = None) -> int:
     """The bars of a symbol before its first value can exist (``0``: from its first bar).
+    ``names``: the warm-up of a field that has one (another feature read as an input).
 
     ``ref(x, n)`` and ``delta(x, n)`` add ``n``; a window of ``n`` bars adds ``n - 1`` (it
     needs its ``n - 1`` predecessors); nested operators add up, so ``mean(ref(close, 3), 5)``
@@ -17,6 +20,8 @@ def warmup(expr: Expr) -> int:
     deepest of their inputs. For ``ewm`` (recursive) this is when its first value is
     produced, not when it stops depending on where the history starts.
     """
+    if isinstance(expr, Name):
+        return (names or {}).get(expr.name, 0)
     if not isinstance(expr, Call):
         return 0
     op = OPERATORS[expr.op]
@@ -27,7 +32,7 @@ def warmup(expr: Expr) -> int:
         elif param.kind in ("window", "span"):
             extra = int(arg.value) - 1  # type: ignore[union-attr]
         elif param.kind != "probability":
-            inputs = max(inputs, warmup(arg))
+            inputs = max(inputs, warmup(arg, names))
     return inputs + extra
 
 

@@ -1,13 +1,19 @@
-"""Expression features: a definition that IS a formula over the bar fields
-(``mean(close, 5) / close``), or a dict of named formulas that become the dataset's columns.
+"""Expression features: a definition that IS a formula (``mean(close, 5) / close``), or a
+dict of named formulas that become the dataset's columns.
+
+Names a formula may read: the bar fields, and the inputs the definition declares under an
+alias of its own: ``macro`` series and ``fundamentals`` fields of the bars' symbol (each read
+as known at each bar: point in time), and other per-symbol ``features`` (a plugin key with
+its parameters; the engine computes and caches each as any input feature).
 
 The formulas are parsed by ``alphaforge.expressions`` (never evaluated as Python) when the
 definition is validated: a look-ahead (``ref(close, -1)``), a window that is not a positive
-integer constant or an unknown name is a 422 pointing at its position. The parameters hold
-each formula's canonical text, so spellings that differ only in whitespace or number format
-share one version hash and one dataset. Causal by construction (every operator reads the
-current and earlier bars only); the warm-up is the deepest chain of windows; a formula with
-``ewm`` depends on every earlier bar, so it warms up over the whole history.
+integer constant or an unknown name is a 422 pointing at its position. The version hash
+reads each formula's canonical text, so spellings that differ only in whitespace or number
+format share one dataset. Causal by construction (every operator reads the current and
+earlier bars only); the warm-up is the deepest chain of windows over the inputs' own
+warm-ups; a formula with ``ewm`` (or an input that is recursive) warms up over the whole
+history.
 
 Cross-sectional operators (``cs_rank``...) need every symbol of a date: they belong to
 ``cross_sectional.expression``, which reads a per-symbol feature's panel.
@@ -18,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -26,6 +32,7 @@ from pydantic import Field, model_validator
 from alphaforge.errors import InvalidInput
 from alphaforge.expressions import (
     BAR_FIELDS,
+    FUNCTIONS,
     Expr,
     PanelData,
     canonical,
@@ -39,40 +46,55 @@ from alphaforge.expressions import (
 from alphaforge.marketdata.bars import BAR_COLUMNS
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import FeatureInputs, FeaturePlugin, feature_plugins
+from alphaforge.plugins.features.fundamental import FIELD_PATTERN
+from alphaforge.plugins.features.macro import SERIES_PATTERN
 
 #: Named formulas one definition may hold (Alpha158 is 157 of them).
 MAX_EXPRESSIONS = 500
 MAX_EXPRESSION_CHARS = 2_000
+MAX_INPUTS = 50
 DEFAULT_EXPRESSION = "close / mean(close, 20) - 1"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-def parse_formula(text: str, where: str, fields: Sequence[str] = BAR_FIELDS) -> Expr:
-    """``text`` parsed and checked; the 422 says which formula (``where``) and where in it."""
-    try:
-        return parse(text, fields=fields)
-    except InvalidInput as exc:
-        raise ValueError(f"{where}: {exc.message}") from None
+class FeatureInput(PluginParams):
+    plugin_key: str = Field(max_length=100, description="a per-symbol feature plugin, e.g. technical.rsi")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    column: str | None = Field(None, max_length=100, description="which of its columns (left out: its only one)")
 
 
 class ExpressionParams(PluginParams):
     expression: str | None = Field(
         None, min_length=1, max_length=MAX_EXPRESSION_CHARS,
-        description=f"one formula over close, open, high, low, volume (default, an example: {DEFAULT_EXPRESSION!r}); "
-        "operators: GET /api/v1/features/expressions",
+        description=f"one formula (default, an example: {DEFAULT_EXPRESSION!r}); "
+        "the language and its operators: GET /api/v1/features/library",
     )
     name: str | None = Field(None, description="the column of a single `expression` (default 'value')")
     expressions: dict[str, str] | None = Field(
         None, min_length=1, max_length=MAX_EXPRESSIONS,
         description="named formulas instead of one `expression`: each name becomes a column (columns in name order)",
     )
+    macro: dict[str, str] | None = Field(
+        None, max_length=MAX_INPUTS, description="alias -> macro series, read as known at each bar, e.g. {\"rate\": \"DGS10\"}",
+    )
+    fundamentals: dict[str, str] | None = Field(
+        None, max_length=MAX_INPUTS,
+        description="alias -> fundamentals field of the bars' symbol, read as known at each bar, e.g. {\"eps\": \"eps\"}",
+    )
+    features: dict[str, FeatureInput] | None = Field(
+        None, max_length=MAX_INPUTS,
+        description="alias -> another per-symbol feature, e.g. {\"rsi\": {\"plugin_key\": \"technical.rsi\", "
+        "\"parameters\": {\"period\": 14}}}",
+    )
 
     @model_validator(mode="after")
     def _canonical(self) -> ExpressionParams:
-        """One form whatever the spelling: ``expressions`` of canonical texts (a single
-        ``expression`` becomes ``{name: text}``), so equal formulas hash equal."""
+        """One form whatever the spelling: ``expressions`` of canonical texts in name order
+        (a single ``expression`` becomes ``{name: text}``), so equal formulas hash equal. (A
+        JSON object's key order is not kept by every store: PostgreSQL's JSONB reorders it.)"""
         if self.expressions is not None and (self.expression is not None or self.name is not None):
             raise ValueError("give either `expression` (and `name`) or `expressions`, not both")
+        names = BAR_FIELDS | set(self._aliases())
         single = self.expressions is None
         named = self.expressions if self.expressions is not None else {
             self.name or "value": self.expression or DEFAULT_EXPRESSION
@@ -85,33 +107,76 @@ class ExpressionParams(PluginParams):
                                  "(letters, digits, _; not starting with a digit)")
             if len(text) > MAX_EXPRESSION_CHARS:
                 raise ValueError(f"{where} is longer than {MAX_EXPRESSION_CHARS} characters")
-            expr = parse_formula(text, where)
+            try:
+                expr = parse(text, fields=names)
+            except InvalidInput as exc:
+                raise ValueError(f"{where}: {exc.message}") from None
             if is_cross_sectional(expr):
                 raise ValueError(
-                    f"{where} uses a cross-sectional operator (cs_rank, cs_zscore, cs_demean): those "
-                    "combine the symbols of a date, so they belong to a cross_sectional.expression over this feature"
+                    f"{where} uses a cross-sectional operator (cs_rank, cs_zscore, cs_demean): those combine the "
+                    "symbols of a date, so they belong to a cross_sectional.expression over this feature"
                 )
             texts[name] = canonical(expr)
-        # Columns in name order: a JSON object's key order is not kept by every store (PostgreSQL's
-        # JSONB reorders it), and two orders of the same formulas are one definition.
         object.__setattr__(self, "expressions", dict(sorted(texts.items())))
         object.__setattr__(self, "expression", None)
         object.__setattr__(self, "name", None)
         return self
+
+    def _aliases(self) -> list[str]:
+        """The declared inputs' aliases, each an identifier no other name uses."""
+        aliases: list[str] = []
+        for kind, pattern, entries in (
+            ("macro", SERIES_PATTERN, self.macro), ("fundamentals", FIELD_PATTERN, self.fundamentals),
+        ):
+            for alias, source in (entries or {}).items():
+                if not re.match(pattern, source):
+                    raise ValueError(f"{kind}[{alias!r}]: {source!r} is not a valid name (pattern {pattern})")
+                aliases.append(alias)
+        for alias, spec in (self.features or {}).items():
+            _input_plugin(alias, spec)
+            aliases.append(alias)
+        for alias in aliases:
+            if not _NAME.match(alias) or alias in BAR_FIELDS or alias in FUNCTIONS:
+                raise ValueError(f"input alias {alias!r} must be an identifier other than a bar field or a function name")
+        if len(set(aliases)) != len(aliases):
+            raise ValueError(f"input aliases must be distinct across macro, fundamentals and features: {sorted(aliases)}")
+        return aliases
+
+
+def _input_plugin(alias: str, spec: FeatureInput) -> tuple[FeaturePlugin, str]:
+    """The input feature's plugin and the column the alias reads (422 naming the problem)."""
+    try:
+        plugin = feature_plugins.get(spec.plugin_key).from_parameters(spec.parameters)
+    except InvalidInput as exc:
+        raise ValueError(f"features[{alias!r}]: {exc.message}") from None
+    if not plugin.per_symbol or isinstance(plugin, ExpressionFeature):
+        raise ValueError(f"features[{alias!r}]: {spec.plugin_key} cannot be an input (per-symbol plugins only, "
+                         "not another expression: write its formula here instead)")
+    columns = plugin.output_columns
+    column = spec.column if spec.column is not None else (columns[0] if len(columns) == 1 else None)
+    if column not in columns:
+        raise ValueError(f"features[{alias!r}]: name `column`, one of {spec.plugin_key}'s columns {columns}")
+    return plugin, column
 
 
 @feature_plugins.register
 class ExpressionFeature(FeaturePlugin):
     key = "automated.expression"
     category = "automated"
-    description = ("Formulas over the bar fields in alphaforge's expression language (ref, mean, std, slope, corr, "
-                   "ewm, ...): one column per named formula, causal by construction")
+    description = ("Formulas over the bar fields, macro series, fundamentals and other features in alphaforge's "
+                   "expression language (ref, mean, std, slope, corr, ewm, ...): one column per named formula, "
+                   "causal by construction")
     Params = ExpressionParams
     libraries: ClassVar[tuple[str, ...]] = ("numpy", "pandas")
 
     @cached_property
+    def _inputs(self) -> dict[str, tuple[FeaturePlugin, str]]:
+        return {alias: _input_plugin(alias, spec) for alias, spec in (self.params.features or {}).items()}  # type: ignore[attr-defined]
+
+    @cached_property
     def formulas(self) -> dict[str, Expr]:
-        return {name: parse(text) for name, text in self.params.expressions.items()}  # type: ignore[attr-defined]
+        names = BAR_FIELDS | set(self.params.macro or {}) | set(self.params.fundamentals or {}) | set(self._inputs)  # type: ignore[attr-defined]
+        return {name: parse(text, fields=names) for name, text in self.params.expressions.items()}  # type: ignore[attr-defined]
 
     @property
     def output_columns(self) -> list[str]:
@@ -119,7 +184,8 @@ class ExpressionFeature(FeaturePlugin):
 
     @property
     def lookback(self) -> int:
-        return max(warmup(expr) for expr in self.formulas.values())
+        inputs = {alias: plugin.lookback for alias, (plugin, _) in self._inputs.items()}
+        return max(warmup(expr, inputs) for expr in self.formulas.values())
 
     @property
     def recursive(self) -> bool:  # type: ignore[override]
@@ -129,17 +195,28 @@ class ExpressionFeature(FeaturePlugin):
         used = set().union(*(fields_of(expr) for expr in self.formulas.values()))
         return tuple(c for c in BAR_COLUMNS if c in used)
 
+    def macro_series(self) -> list[str]:
+        return sorted(set((self.params.macro or {}).values()))  # type: ignore[attr-defined]
+
+    def fundamental_fields(self) -> list[str]:
+        return sorted(set((self.params.fundamentals or {}).values()))  # type: ignore[attr-defined]
+
+    def input_features(self) -> dict[str, FeaturePlugin]:
+        return {alias: plugin for alias, (plugin, _) in self._inputs.items()}
+
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:
         return self.compute_batch([inputs])[0]
 
     def compute_batch(self, batch: Sequence[FeatureInputs]) -> list[dict[str, np.ndarray]]:
         """Every symbol of the batch in one vectorised evaluation (each common subexpression once)."""
-        fields = self.bar_fields()
-        data = PanelData.from_arrays(
-            [str(i) for i in range(len(batch))],
-            [one.bars.timestamps for one in batch],
-            {f: [one.bars.column(f) for one in batch] for f in fields},
-        )
+        fields = {f: [one.bars.column(f) for one in batch] for f in self.bar_fields()}
+        for alias, series in (self.params.macro or {}).items():  # type: ignore[attr-defined]
+            fields[alias] = [one.macro[series].as_of(one.bars.timestamps) for one in batch]
+        for alias, name in (self.params.fundamentals or {}).items():  # type: ignore[attr-defined]
+            fields[alias] = [one.fundamentals[name].as_of(one.bars.timestamps) for one in batch]
+        for alias, (_, column) in self._inputs.items():
+            fields[alias] = [np.asarray(one.features[alias][column], dtype=np.float64) for one in batch]
+        data = PanelData.from_arrays([str(i) for i in range(len(batch))], [one.bars.timestamps for one in batch], fields)
         values = evaluate(self.formulas, data)
         return [
             {name: values[name][data.offsets[i]:data.offsets[i + 1]] for name in self.formulas}
