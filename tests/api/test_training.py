@@ -284,7 +284,9 @@ def test_deleting_a_trained_model_removes_its_artifacts(fresh_client: TestClient
     _train(client, model_id, [feature["id"]])
     _train(client, model_id, [feature["id"]], target_horizon=2)
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
-    assert len(ctx.objects.list(f"models/{model_id}")) == 2
+    stored = ctx.objects.list(f"models/{model_id}")
+    # two artifacts and two trainings' out-of-fold predictions
+    assert len(stored) == 4 and sum("/out_of_fold/" in key for key in stored) == 2, stored
     assert client.delete(f"/api/v1/models/{model_id}").status_code == 204
     assert ctx.objects.list(f"models/{model_id}") == []
 

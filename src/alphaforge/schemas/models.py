@@ -101,6 +101,9 @@ class ModelRead(BaseModel):
         description="The artifact prediction loads: the last training's, or one linked by hand (see manual_fields)"
     )
     artifact_sha256: str | None = Field(description="SHA-256 of the artifact's bytes, checked before every load")
+    out_of_fold_uri: str | None = Field(
+        None, description="The last training's test-fold predictions (GET /api/v1/models/{id}/out-of-fold); null before"
+    )
     metrics: dict[str, Any] = Field(
         description="The last training's CV summary, or the dict set by hand (metrics_source says which); {} before"
     )
@@ -270,6 +273,7 @@ class TrainResponse(BaseModel):
     version: int
     artifact_uri: str
     artifact_sha256: str
+    out_of_fold_uri: str = Field(description="This training's test-fold predictions: GET /api/v1/models/{id}/out-of-fold")
     cv_metrics: CVMetrics
     n_train_rows: int
     feature_columns: list[str]

@@ -146,6 +146,8 @@ class Model(Base):
     artifact_uri: Mapped[str | None] = mapped_column(String(1000))
     #: SHA-256 of the artifact bytes, checked before every load.
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: The last training's test-fold predictions (Parquet, content-addressed), None before.
+    out_of_fold_uri: Mapped[str | None] = mapped_column(String(1000))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: How the stored artifact was trained: dataset hashes, columns in order, range, cv, libraries.
     lineage: Mapped[dict[str, Any] | None] = mapped_column()

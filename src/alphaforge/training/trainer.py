@@ -1,6 +1,7 @@
 """Training: assemble, cross-validate without leakage, fit on everything, store, track.
 
-Order of effects, so nothing is half-written: the artifact object is stored first, then
+Order of effects, so nothing is half-written: the artifact and the out-of-fold predictions
+(``out_of_fold``) are stored first, then
 the MLflow run is logged, then the model row is updated in one compare-and-swap on its
 revision. A failure at any step leaves at most an orphan object, never a row that points
 at something that was not stored.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import update
 
 from alphaforge import __version__
@@ -26,7 +28,7 @@ from alphaforge.evaluation import cv
 from alphaforge.evaluation import cross_section, metrics, panel
 from alphaforge.training.assembly import TrainingData, assemble_training_data, check_dataset_spec, describe_range
 from alphaforge.tasks.progress import Progress, no_progress
-from alphaforge.training import pooled
+from alphaforge.training import out_of_fold, pooled
 from alphaforge.training.definitions import NOT_FOUND, artifact_prefix, resolve_plugin
 from alphaforge.tracking import TrainingRun
 from alphaforge.storage.db import utcnow
@@ -54,6 +56,7 @@ class TrainResult:
     version: int
     artifact_uri: str
     artifact_sha256: str
+    out_of_fold_uri: str
     cv_metrics: dict[str, Any]
     n_train_rows: int
     feature_columns: list[str]
@@ -83,7 +86,8 @@ def train_model(
     definition = check_train_request(ctx, model_id, request, plan_panels=False)
     progress(0.0, "assembling features")
     data = assemble(ctx, request.dataset)
-    cv_metrics = cross_validate(definition.plugin, data, cv_folds(request.cv, data), request.seed, progress)
+    validation = cross_validate(definition.plugin, data, cv_folds(request.cv, data), request.seed, progress)
+    cv_metrics = validation.metrics
 
     progress(0.9, "final fit on all rows")
     final = type(definition.plugin)(definition.plugin.params, seed=request.seed)
@@ -92,6 +96,7 @@ def train_model(
     sha256 = hashlib.sha256(artifact).hexdigest()
     key = f"{artifact_prefix(model_id)}/{sha256}.{final.artifact_ext}"
     uri = ctx.objects.put(key, artifact)
+    oof_uri = out_of_fold.store(ctx, model_id, validation.out_of_fold(data, request.dataset.symbol))
 
     lineage = _lineage(definition, request, data, cv_metrics)
     run_id = ctx.tracker.log_training(
@@ -136,6 +141,7 @@ def train_model(
                 version=new_revision,
                 artifact_uri=uri,
                 artifact_sha256=sha256,
+                out_of_fold_uri=oof_uri,
                 metrics=cv_metrics["summary"],
                 mlflow_run_id=run_id,
                 lineage=lineage,
@@ -153,6 +159,7 @@ def train_model(
         version=new_revision,
         artifact_uri=uri,
         artifact_sha256=sha256,
+        out_of_fold_uri=oof_uri,
         cv_metrics=cv_metrics,
         n_train_rows=len(data.y),
         feature_columns=data.columns,
@@ -226,9 +233,23 @@ def summarize_folds(data: AnyData, folds: list[dict[str, Any]]) -> dict[str, Any
     return metrics.summarize(folds)
 
 
+@dataclass
+class CrossValidation:
+    """Scores of every fold and their summary (``metrics``), and the forecasts they scored."""
+
+    metrics: dict[str, Any]
+    tests: list[np.ndarray]
+    forecasts: list[np.ndarray]
+
+    def out_of_fold(self, data: AnyData, symbol: str | None) -> pd.DataFrame:
+        """The test rows' forecasts and targets (``symbol``: a one-series training's)."""
+        symbols = data.symbols if isinstance(data, pooled.PanelTrainingData) else np.full(len(data.y), symbol or "")
+        return out_of_fold.out_of_fold_frame(data.timestamps, symbols, self.tests, self.forecasts, data.y)
+
+
 def cross_validate(
     plugin: ModelPlugin, data: AnyData, folds: AnyFolds, seed: int, progress: Progress = no_progress
-) -> dict[str, Any]:
+) -> CrossValidation:
     """Fit a fresh model per fold; score it and the training-mean baseline on the test rows.
     A panel's summary adds the per-date statistics over every test date of every fold."""
     results, baselines, forecasts = [], [], []
@@ -240,12 +261,15 @@ def cross_validate(
         forecasts.append(predicted)
         results.append({**scores, "baseline_mse": baseline["mse"]})
     summary = summarize_folds(data, results)
+    tests = [np.asarray(fold.test) for fold in folds]
     if isinstance(data, pooled.PanelTrainingData):
-        rows = np.concatenate([fold.test for fold in folds])
+        rows = np.concatenate(tests)
         summary |= cross_section.cross_section_metrics(
             data.y[rows], np.concatenate(forecasts), timestamps=data.timestamps[rows]
         )
-    return {"folds": results, "summary": summary, "baseline": metrics.summarize(baselines)}
+    return CrossValidation(
+        {"folds": results, "summary": summary, "baseline": metrics.summarize(baselines)}, tests, forecasts
+    )
 
 
 def fit_rows(model: ModelPlugin, data: AnyData, rows: np.ndarray | None = None) -> None:

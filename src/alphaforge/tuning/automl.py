@@ -95,7 +95,7 @@ def _evaluate(
         candidate = _tune_request(request, key, params)
         if candidate is None:
             plugin = model_plugins.get(key).from_parameters(params, seed=request.seed)
-            summary = trainer.cross_validate(plugin, data, folds, request.seed)["summary"]
+            summary = trainer.cross_validate(plugin, data, folds, request.seed).metrics["summary"]
             if summary[objective.metric] is None:
                 raise InvalidInput(f"{objective.metric} is undefined on every fold (e.g. constant predictions)")
             row.update(score=summary[objective.metric], metrics=summary)

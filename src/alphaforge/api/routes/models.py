@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from alphaforge.api.deps import CtxDep
@@ -25,7 +26,7 @@ from alphaforge.schemas.models import (
 )
 from alphaforge.schemas.tasks import TaskSubmitted
 from alphaforge.training import definitions as service
-from alphaforge.training import prediction
+from alphaforge.training import out_of_fold, prediction
 from alphaforge.tasks import service as tasks
 from alphaforge.training import trainer
 
@@ -58,6 +59,21 @@ def list_models(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = 
 @router.get("/{model_id}", response_model=ModelRead, dependencies=[READ], responses=responses(404))
 def get_model(model_id: uuid.UUID, ctx: CtxDep) -> ModelRead:
     return service.model_read(service.get_model(ctx, model_id))
+
+
+@router.get(
+    "/{model_id}/out-of-fold",
+    dependencies=[READ],
+    responses=responses(404) | {200: {"content": {
+        "application/json": {}, out_of_fold.PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def model_out_of_fold(model_id: uuid.UUID, ctx: CtxDep, format: Literal["json", "parquet"] = "json") -> Response:
+    """The last training's test-fold predictions: timestamp, symbol, fold, prediction and the
+    target they were scored against. Parquet, or JSON records (422 above a row cap)."""
+    model = service.get_model(ctx, model_id)
+    if format == "parquet":
+        return Response(out_of_fold.parquet(ctx, model_id, model.out_of_fold_uri), media_type=out_of_fold.PARQUET_MEDIA_TYPE)
+    return JSONResponse(out_of_fold.records(ctx, model_id, model.out_of_fold_uri))
 
 
 @router.patch("/{model_id}", response_model=ModelRead, dependencies=[RESEARCH], responses=responses(404, 409))

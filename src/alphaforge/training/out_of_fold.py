@@ -1,0 +1,74 @@
+"""Out-of-fold predictions: every test-fold forecast of a training, with the target it was
+scored against, kept as a dataset. They are what signal evaluation and overfitting
+statistics read: a fold's scores summarise them, these are the forecasts themselves.
+
+One row per test row of every fold: ``timestamp``, ``symbol`` (a one-series training's
+symbol), ``fold``, ``prediction`` and ``target`` (the label as trained: the forward return,
+or its per-date demeaned or ranked form). Stored as Parquet under the model's prefix, keyed
+by the SHA-256 of its bytes (content-addressed: the same forecasts, the same object), before
+the row that links it is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaforge.context import Context
+from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.marketdata.bars import frame_to_records
+from alphaforge.storage.object_store import ObjectNotFound
+from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
+from alphaforge.training.definitions import artifact_prefix
+
+#: Rows a JSON answer may hold; more are read as Parquet.
+JSON_MAX_ROWS = 200_000
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+
+
+def out_of_fold_frame(
+    timestamps: pd.DatetimeIndex, symbols: np.ndarray, tests: list[np.ndarray], forecasts: list[np.ndarray],
+    target: np.ndarray,
+) -> pd.DataFrame:
+    """The folds' test rows (``tests``: row positions per fold) with their forecasts, in
+    fold order (walk-forward folds do not overlap, so each row appears once)."""
+    rows = np.concatenate(tests) if tests else np.empty(0, dtype=np.int64)
+    folds = np.concatenate([np.full(len(t), i, dtype=np.int64) for i, t in enumerate(tests)]) if tests else rows
+    return pd.DataFrame({
+        "timestamp": pd.DatetimeIndex(timestamps[rows]).tz_convert("UTC"),
+        "symbol": np.asarray(symbols)[rows].astype(str),
+        "fold": folds,
+        "prediction": np.concatenate(forecasts).astype("float64") if forecasts else np.empty(0),
+        "target": target[rows].astype("float64"),
+    })
+
+
+def store(ctx: Context, model_id: uuid.UUID, frame: pd.DataFrame) -> str:
+    """Write the predictions; their URI (the same bytes land on the same key)."""
+    data = to_parquet_bytes(frame.set_index(["timestamp", "symbol"]))
+    return ctx.objects.put(f"{artifact_prefix(model_id)}/out_of_fold/{hashlib.sha256(data).hexdigest()}.parquet", data)
+
+
+def parquet(ctx: Context, model_id: uuid.UUID, uri: str | None) -> bytes:
+    """The stored object (404 before a training stored one, or when it was lost)."""
+    if uri is None:
+        raise NotFound(f"model {model_id} has no out-of-fold predictions: train it (POST /api/v1/models/{model_id}/train)")
+    try:
+        return ctx.objects.get(ctx.objects.key_of(uri))
+    except ObjectNotFound:
+        raise NotFound(f"model {model_id}'s out-of-fold predictions are gone from the object store; train it again") from None
+
+
+def records(ctx: Context, model_id: uuid.UUID, uri: str | None) -> list[dict[str, Any]]:
+    """JSON records, refused (422) above ``JSON_MAX_ROWS``: ask for Parquet."""
+    frame = from_parquet_bytes(parquet(ctx, model_id, uri))
+    if len(frame) > JSON_MAX_ROWS:
+        raise InvalidInput(
+            f"the out-of-fold predictions hold {len(frame)} rows, over the {JSON_MAX_ROWS} a JSON answer may hold: "
+            "ask for format=parquet", field="format",
+        )
+    return frame_to_records(frame)
