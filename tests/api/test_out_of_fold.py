@@ -105,3 +105,44 @@ def test_deleting_the_model_deletes_its_forecasts(client: TestClient, feature_id
     assert client.delete(f"/api/v1/models/{model_id}").status_code == 204
     assert not ctx.objects.exists(ctx.objects.key_of(uri))
     assert client.get(f"/api/v1/models/{model_id}/out-of-fold").status_code == 404
+
+
+def _by_uri(client: TestClient, uri: str) -> pd.DataFrame:
+    response = client.get("/api/v1/models/out-of-fold", params={"uri": uri, "format": "parquet"})
+    assert response.status_code == 200, response.text
+    return pd.read_parquet(io.BytesIO(response.content)).reset_index()
+
+
+def _fold_mse(stored: pd.DataFrame) -> list[float]:
+    return [float(np.mean((rows["prediction"] - rows["target"]) ** 2)) for _, rows in stored.groupby("fold")]
+
+
+def test_each_complete_trial_and_each_leaderboard_row_keeps_its_forecasts(
+    client: TestClient, feature_ids: list[str]
+) -> None:
+    dataset = {"feature_ids": feature_ids, "symbol": "GSPC", "start_date": "2012-01-01", "end_date": "2019-01-01",
+               "target_horizon": HORIZON}
+    tune = client.post("/api/v1/models/tune", json={"plugin_key": "ml.ridge", "dataset": dataset, "cv": CV,
+                                                    "n_trials": 3, "seed": 1, "pruner": "none"})
+    assert tune.status_code == 200, tune.text
+    for trial in tune.json()["trials"]:
+        assert trial["state"] == "COMPLETE" and trial["out_of_fold_uri"], trial
+        stored = _by_uri(client, trial["out_of_fold_uri"])
+        assert _fold_mse(stored) == pytest.approx([f["mse"] for f in trial["folds"]], rel=1e-9)
+
+    automl = client.post("/api/v1/models/automl", json={
+        "dataset": dataset, "cv": CV, "n_trials": 2, "seed": 2,
+        "candidates": {"ml.ridge": {"fit_intercept": True}, "ensemble.mean": {}},
+    })
+    assert automl.status_code == 200, automl.text
+    rows = automl.json()["leaderboard"]
+    assert {r["plugin_key"]: bool(r["study_name"]) for r in rows} == {"ml.ridge": True, "ensemble.mean": False}
+    for row in rows:  # a tuned row's are its best trial's; an untuned row's its own cross-validation's
+        stored = _by_uri(client, row["out_of_fold_uri"])
+        assert float(np.mean(_fold_mse(stored))) == pytest.approx(row["metrics"]["mean_mse"], rel=1e-9)
+
+
+@pytest.mark.parametrize("uri", ["file:///etc/passwd", "models/x.parquet", "../../secret"])
+def test_a_uri_that_is_no_out_of_fold_object_is_a_422(client: TestClient, uri: str) -> None:
+    response = client.get("/api/v1/models/out-of-fold", params={"uri": uri})
+    assert response.status_code == 422 and "out_of_fold_uri" in response.json()["detail"], response.text

@@ -69,6 +69,9 @@ class TrialRead(BaseModel):
     duration_s: float | None
     error: str | None = Field(None, description="Why a failed trial failed")
     mlflow_run_id: str | None = None
+    out_of_fold_uri: str | None = Field(
+        None, description="A complete trial's test-fold forecasts (timestamp, symbol, fold, prediction, target)"
+    )
 
 
 class TuneResponse(BaseModel):
@@ -123,6 +126,9 @@ class LeaderboardRow(BaseModel):
     fit_time_s: float = Field(description="Wall time spent on this candidate (tuning and cross-validation)")
     n_trials: int = Field(0, description="Tuning trials run for this candidate")
     study_name: str | None = None
+    out_of_fold_uri: str | None = Field(
+        None, description="The row's test-fold forecasts (its best trial's when tuned): timestamp, symbol, fold, prediction, target"
+    )
     error: CandidateError | None = None
 
 

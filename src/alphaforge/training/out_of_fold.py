@@ -23,7 +23,6 @@ from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import frame_to_records
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
-from alphaforge.training.definitions import artifact_prefix
 
 #: Rows a JSON answer may hold; more are read as Parquet.
 JSON_MAX_ROWS = 200_000
@@ -47,10 +46,11 @@ def out_of_fold_frame(
     })
 
 
-def store(ctx: Context, model_id: uuid.UUID, frame: pd.DataFrame) -> str:
-    """Write the predictions; their URI (the same bytes land on the same key)."""
+def store(ctx: Context, prefix: str, frame: pd.DataFrame) -> str:
+    """Write the predictions under ``prefix`` (a model's, a study's); their URI (the same
+    bytes land on the same key)."""
     data = to_parquet_bytes(frame.set_index(["timestamp", "symbol"]))
-    return ctx.objects.put(f"{artifact_prefix(model_id)}/out_of_fold/{hashlib.sha256(data).hexdigest()}.parquet", data)
+    return ctx.objects.put(f"{prefix}/out_of_fold/{hashlib.sha256(data).hexdigest()}.parquet", data)
 
 
 def parquet(ctx: Context, model_id: uuid.UUID, uri: str | None) -> bytes:
@@ -63,9 +63,25 @@ def parquet(ctx: Context, model_id: uuid.UUID, uri: str | None) -> bytes:
         raise NotFound(f"model {model_id}'s out-of-fold predictions are gone from the object store; train it again") from None
 
 
-def records(ctx: Context, model_id: uuid.UUID, uri: str | None) -> list[dict[str, Any]]:
-    """JSON records, refused (422) above ``JSON_MAX_ROWS``: ask for Parquet."""
-    frame = from_parquet_bytes(parquet(ctx, model_id, uri))
+def parquet_at(ctx: Context, uri: str) -> bytes:
+    """The forecasts an ``out_of_fold_uri`` names (422 for any other URI, 404 when gone)."""
+    try:
+        key: str | None = ctx.objects.key_of(uri)
+    except ValueError:  # not of this store (or a key that climbs out of it)
+        key = None
+    if key is None or "/out_of_fold/" not in f"/{key}" or not key.endswith(".parquet"):
+        raise InvalidInput(
+            "uri must be an out_of_fold_uri this service gave (a tuning trial's or a leaderboard row's)", field="uri"
+        )
+    try:
+        return ctx.objects.get(key)
+    except ObjectNotFound:
+        raise NotFound("no out-of-fold predictions are stored at that uri") from None
+
+
+def records_of(data: bytes) -> list[dict[str, Any]]:
+    """JSON records of stored forecasts, refused (422) above ``JSON_MAX_ROWS``: ask for Parquet."""
+    frame = from_parquet_bytes(data)
     if len(frame) > JSON_MAX_ROWS:
         raise InvalidInput(
             f"the out-of-fold predictions hold {len(frame)} rows, over the {JSON_MAX_ROWS} a JSON answer may hold: "

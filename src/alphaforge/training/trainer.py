@@ -96,7 +96,7 @@ def train_model(
     sha256 = hashlib.sha256(artifact).hexdigest()
     key = f"{artifact_prefix(model_id)}/{sha256}.{final.artifact_ext}"
     uri = ctx.objects.put(key, artifact)
-    oof_uri = out_of_fold.store(ctx, model_id, validation.out_of_fold(data, request.dataset.symbol))
+    oof_uri = out_of_fold.store(ctx, artifact_prefix(model_id), validation.out_of_fold(data, request.dataset.symbol))
 
     lineage = _lineage(definition, request, data, cv_metrics)
     run_id = ctx.tracker.log_training(

@@ -21,7 +21,7 @@ from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.models import ModelCreate, TrainRequest, TrainResponse
 from alphaforge.schemas.tuning import AutoMLRequest, AutoMLResponse, CandidateError, LeaderboardRow, TuneRequest
 from alphaforge.training import definitions
-from alphaforge.training import trainer
+from alphaforge.training import out_of_fold, trainer
 from alphaforge.tuning import tuner
 from alphaforge.training import pooled
 from alphaforge.training.assembly import check_dataset_spec
@@ -95,10 +95,12 @@ def _evaluate(
         candidate = _tune_request(request, key, params)
         if candidate is None:
             plugin = model_plugins.get(key).from_parameters(params, seed=request.seed)
-            summary = trainer.cross_validate(plugin, data, folds, request.seed).metrics["summary"]
+            validation = trainer.cross_validate(plugin, data, folds, request.seed)
+            summary = validation.metrics["summary"]
             if summary[objective.metric] is None:
                 raise InvalidInput(f"{objective.metric} is undefined on every fold (e.g. constant predictions)")
-            row.update(score=summary[objective.metric], metrics=summary)
+            uri = out_of_fold.store(ctx, "automl", validation.out_of_fold(data, request.dataset.symbol))
+            row.update(score=summary[objective.metric], metrics=summary, out_of_fold_uri=uri)
         else:
             study_name = tuner.create_study(ctx, candidate, f"automl-{uuid.uuid4().hex}")
             row["study_name"] = study_name
@@ -108,8 +110,9 @@ def _evaluate(
                 tuner.abort_study(ctx, study_name, "KILLED" if isinstance(exc, Cancelled) else "FAILED")
                 raise
             result = tuner.tune_result(ctx, candidate, study_name)
+            best = next((t for t in result.trials if t.number == result.best_trial), None)
             row.update(params=result.best_params, score=result.best_score, metrics=result.best_metrics,
-                       n_trials=result.n_trials)
+                       n_trials=result.n_trials, out_of_fold_uri=None if best is None else best.out_of_fold_uri)
     except (Cancelled, DependencyUnavailable):
         raise
     except Exception as exc:  # noqa: BLE001 - one failing candidate must not fail the leaderboard

@@ -34,6 +34,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from alphaforge.context import Context
@@ -44,7 +45,7 @@ from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
 from alphaforge.evaluation import cv, panel
 from alphaforge.tuning import search_space
 from alphaforge.tuning import studies
-from alphaforge.training import trainer
+from alphaforge.training import out_of_fold, trainer
 from alphaforge.training import pooled
 from alphaforge.training.assembly import check_dataset_spec, describe_range
 from alphaforge.tasks.progress import Cancelled, Progress, no_progress
@@ -296,7 +297,7 @@ def run_trials_on(
             study.tell(trial, state=TrialState.FAIL)
             break
         try:
-            outcome = _evaluate(trial, plan, request, data, folds)
+            outcome = _evaluate(ctx, trial, plan, request, data, folds, study_name)
             if parent:
                 outcome.mlflow_run_id = ctx.tracker.log_trial(_trial_run(parent, study_name, plan, trial.number, outcome))
             trial.set_user_attr(RESULT, outcome.attrs())
@@ -330,16 +331,19 @@ class _Outcome:
     summary: dict[str, Any] | None = None
     error: str | None = None
     mlflow_run_id: str | None = None
+    out_of_fold_uri: str | None = None
 
     def attrs(self) -> dict[str, Any]:
         return {"params": self.params, "folds": self.folds, "summary": self.summary, "error": self.error,
-                "mlflow_run_id": self.mlflow_run_id}
+                "mlflow_run_id": self.mlflow_run_id, "out_of_fold_uri": self.out_of_fold_uri}
 
 
 def _evaluate(
-    trial: optuna.Trial, plan: _Plan, request: TuneRequest, data: trainer.AnyData, folds: trainer.AnyFolds
+    ctx: Context, trial: optuna.Trial, plan: _Plan, request: TuneRequest, data: trainer.AnyData,
+    folds: trainer.AnyFolds, study_name: str,
 ) -> _Outcome:
-    """Sample, validate, cross-validate fold by fold with pruning. Never raises for a bad trial."""
+    """Sample, validate, cross-validate fold by fold with pruning; a complete trial's
+    test-fold forecasts are stored (one object). Never raises for a bad trial."""
     import optuna
 
     params = {**search_space.sample(trial, plan.space), **plan.fixed}
@@ -349,8 +353,11 @@ def _evaluate(
         plugin.check_target_horizon(request.dataset.target_horizon)
         if isinstance(data, pooled.PanelTrainingData):
             pooled.check_pooling(plugin)
+        forecasts = []
         for fold in folds:
-            outcome.folds.append(_fold_scores(plugin, data, fold, request.seed))
+            scores, predicted = _fold_scores(plugin, data, fold, request.seed)
+            outcome.folds.append(scores)
+            forecasts.append(predicted)
             so_far = trainer.summarize_folds(data, outcome.folds)[plan.objective.metric]
             if so_far is not None:
                 outcome.score = float(so_far)
@@ -363,6 +370,10 @@ def _evaluate(
             raise InvalidInput(
                 f"{plan.objective.metric} is undefined on every fold (e.g. constant predictions have no correlation)"
             )
+        validation = trainer.CrossValidation({}, [np.asarray(f.test) for f in folds], forecasts)
+        outcome.out_of_fold_uri = out_of_fold.store(
+            ctx, f"studies/{study_name}", validation.out_of_fold(data, request.dataset.symbol)
+        )
         outcome.state = "COMPLETE"
     except optuna.TrialPruned:
         outcome.state = "PRUNED"
@@ -376,11 +387,11 @@ def _evaluate(
 
 def _fold_scores(
     plugin: ModelPlugin, data: trainer.AnyData, fold: cv.Fold | panel.PanelFold, seed: int
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """The fold scored as training scores it, its spans as ISO strings (a trial's folds are
-    stored as JSON in the study)."""
-    scores, _ = trainer.score_fold(plugin, data, fold, seed)
-    return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in scores.items()}
+    stored as JSON in the study), and its forecast."""
+    scores, predicted = trainer.score_fold(plugin, data, fold, seed)
+    return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in scores.items()}, predicted
 
 
 def _stop_reason(
@@ -432,6 +443,7 @@ def _trial_read(t: FrozenTrial, fixed: dict[str, Any]) -> TrialRead:
         duration_s=t.duration.total_seconds() if t.duration is not None else None,
         error=result.get("error"),
         mlflow_run_id=result.get("mlflow_run_id"),
+        out_of_fold_uri=result.get("out_of_fold_uri"),
     )
 
 

@@ -51,6 +51,23 @@ def create_model(body: ModelCreate, ctx: CtxDep) -> ModelRead:
     return service.model_read(service.create_model(ctx, body))
 
 
+@router.get(
+    "/out-of-fold",
+    dependencies=[READ],
+    responses=responses(404) | {200: {"content": {
+        "application/json": {}, out_of_fold.PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def out_of_fold_by_uri(
+    ctx: CtxDep, uri: str = Query(max_length=1000, description="an out_of_fold_uri from a tuning trial or a leaderboard row"),
+    format: Literal["json", "parquet"] = "json",
+) -> Response:
+    """Test-fold forecasts a tuning trial or an AutoML leaderboard row points at (a model's
+    own: GET /api/v1/models/{id}/out-of-fold)."""
+    if format == "parquet":
+        return Response(out_of_fold.parquet_at(ctx, uri), media_type=out_of_fold.PARQUET_MEDIA_TYPE)
+    return JSONResponse(out_of_fold.records_of(out_of_fold.parquet_at(ctx, uri)))
+
+
 @router.get("", response_model=list[ModelRead], dependencies=[READ])
 def list_models(ctx: CtxDep, skip: int = Query(0, ge=0, le=10**9), limit: int = Query(100, ge=1, le=1000)) -> list[ModelRead]:
     return [service.model_read(m) for m in service.list_models(ctx, skip, limit)]
@@ -73,7 +90,7 @@ def model_out_of_fold(model_id: uuid.UUID, ctx: CtxDep, format: Literal["json", 
     model = service.get_model(ctx, model_id)
     if format == "parquet":
         return Response(out_of_fold.parquet(ctx, model_id, model.out_of_fold_uri), media_type=out_of_fold.PARQUET_MEDIA_TYPE)
-    return JSONResponse(out_of_fold.records(ctx, model_id, model.out_of_fold_uri))
+    return JSONResponse(out_of_fold.records_of(out_of_fold.parquet(ctx, model_id, model.out_of_fold_uri)))
 
 
 @router.patch("/{model_id}", response_model=ModelRead, dependencies=[RESEARCH], responses=responses(404, 409))
