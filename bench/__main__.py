@@ -3,6 +3,7 @@
     python -m bench                 # full size (about 3-4 minutes on 2 quiet cores, plus about 8 for train_overhead, 1 for pooled_overhead,
                                     # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall,
                                     # about 11 for service_bounds, about 15 for pooled_scale, 17 with --profile,
+                                    # under 1 for overfitting,
                                     # a few for panel_vs_qlib: skipped without pyqlib)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build, pooled_scale)
@@ -23,6 +24,7 @@ from bench import (
     generate_latency,
     news_sentiment,
     object_store_stall,
+    overfitting,
     panel_build,
     panel_vs_qlib,
     plugin_overhead,
@@ -48,6 +50,7 @@ BENCHMARKS = {
     "object_store_stall": object_store_stall,
     "upload_memory": upload_memory,
     "service_bounds": service_bounds,
+    "overfitting": overfitting,
 }
 PROFILABLE = {"generate_latency", "panel_build", "pooled_scale"}
 
