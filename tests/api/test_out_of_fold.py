@@ -60,7 +60,8 @@ def test_a_trainings_test_fold_forecasts_are_kept_and_are_the_ones_it_scored(
     trained = _train(client, model_id, feature_ids, symbol="GSPC")
     assert client.get(f"/api/v1/models/{model_id}").json()["out_of_fold_uri"] == trained["out_of_fold_uri"]
     stored = _parquet(client, model_id)
-    assert list(stored.columns) == ["timestamp", "symbol", "fold", "prediction", "target"]
+    assert list(stored.columns) == ["timestamp", "symbol", "fold", "prediction", "target", "forward_return"]
+    assert (stored["forward_return"] == stored["target"]).all()  # a raw target is the forward return
     assert (stored["symbol"] == "GSPC").all()
 
     raw = sp500.load()["Close"]
@@ -86,9 +87,16 @@ def test_a_panel_trainings_forecasts_hold_every_member_and_its_per_date_rank_ic(
     client: TestClient, feature_ids: list[str]
 ) -> None:
     model_id = _model(client)
-    trained = _train(client, model_id, feature_ids, universe="SP20")
+    trained = _train(client, model_id, feature_ids, universe="SP20", target_transform="rank")
     stored = _parquet(client, model_id)
-    assert set(stored["symbol"]) == set(load_sp500_dataset().columns)
+    closes = load_sp500_dataset()
+    assert set(stored["symbol"]) == set(closes.columns)
+    # the target is ranked per date; forward_return keeps the return itself, from skfolio's closes
+    closes.index = pd.DatetimeIndex(closes.index).tz_localize("UTC")
+    forward = (closes.shift(-HORIZON) / closes - 1).stack()
+    expected = forward.reindex(pd.MultiIndex.from_arrays([stored["timestamp"], stored["symbol"]])).to_numpy()
+    np.testing.assert_allclose(stored["forward_return"].to_numpy(), expected, rtol=1e-12)
+    assert stored["target"].between(0, 1).all() and not np.allclose(stored["target"], stored["forward_return"])
     assert len(stored) == sum(f["n_test"] for f in trained["cv_metrics"]["folds"])
     rank_ics = [
         stats.spearmanr(day["prediction"], day["target"])[0]

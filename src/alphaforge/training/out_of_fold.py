@@ -3,8 +3,9 @@ scored against, kept as a dataset. They are what signal evaluation and overfitti
 statistics read: a fold's scores summarise them, these are the forecasts themselves.
 
 One row per test row of every fold: ``timestamp``, ``symbol`` (a one-series training's
-symbol), ``fold``, ``prediction`` and ``target`` (the label as trained: the forward return,
-or its per-date demeaned or ranked form). Stored as Parquet under the model's prefix, keyed
+symbol), ``fold``, ``prediction``, ``target`` (the label as trained: the forward return, or
+its per-date demeaned or ranked form) and ``forward_return`` (the return itself, what signal
+evaluation reads). Stored as Parquet under the model's prefix, keyed
 by the SHA-256 of its bytes (content-addressed: the same forecasts, the same object), before
 the row that links it is written.
 """
@@ -31,7 +32,7 @@ PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 
 def out_of_fold_frame(
     timestamps: pd.DatetimeIndex, symbols: np.ndarray, tests: list[np.ndarray], forecasts: list[np.ndarray],
-    target: np.ndarray,
+    target: np.ndarray, forward_return: np.ndarray,
 ) -> pd.DataFrame:
     """The folds' test rows (``tests``: row positions per fold) with their forecasts, in
     fold order (walk-forward folds do not overlap, so each row appears once)."""
@@ -43,6 +44,7 @@ def out_of_fold_frame(
         "fold": folds,
         "prediction": np.concatenate(forecasts).astype("float64") if forecasts else np.empty(0),
         "target": target[rows].astype("float64"),
+        "forward_return": forward_return[rows].astype("float64"),
     })
 
 

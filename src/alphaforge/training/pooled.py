@@ -39,6 +39,7 @@ from alphaforge.schemas.models import DatasetSpec
 from alphaforge.training.assembly import MIN_ROWS, FeatureSpec, load_feature_specs
 
 TARGET = "target"
+RAW_RETURN = "_forward_return"
 
 
 @dataclass
@@ -51,6 +52,8 @@ class PanelTrainingData:
     columns: list[str]
     features: list[FeatureSpec]  # each with its panel dataset's version hash
     dropped_rows: int
+    #: The forward returns before ``target_transform`` (None: ``y`` is them), what signal evaluation reads.
+    returns: np.ndarray | None = None
 
     @cached_property
     def panel_index(self) -> PanelIndex:
@@ -108,6 +111,7 @@ def assemble_panel_training_data(ctx: Context, spec: DatasetSpec) -> PanelTraini
     joined = _join([r.arrays() for r in results], [f.columns for f in features])
     targets, ends = _targets(ctx, spec, joined.index)
     joined[TARGET] = targets
+    joined[RAW_RETURN] = targets
     if spec.target_transform != "raw":
         long = joined[[TARGET]].reset_index()
         joined[TARGET] = apply_cross_section(long, spec.target_transform, TARGET)[TARGET].to_numpy()
@@ -122,8 +126,9 @@ def assemble_panel_training_data(ctx: Context, spec: DatasetSpec) -> PanelTraini
     rows = joined[complete]
     timestamps = pd.DatetimeIndex(rows.index.get_level_values("timestamp"))
     return PanelTrainingData(
-        X=np.ascontiguousarray(rows.drop(columns=TARGET).to_numpy(dtype="float64")),
+        X=np.ascontiguousarray(rows.drop(columns=[TARGET, RAW_RETURN]).to_numpy(dtype="float64")),
         y=rows[TARGET].to_numpy(dtype="float64"),
+        returns=None if spec.target_transform == "raw" else rows[RAW_RETURN].to_numpy(dtype="float64"),
         horizon=_calendar_span(timestamps, pd.DatetimeIndex(ends[complete])),
         timestamps=timestamps,
         symbols=rows.index.get_level_values("symbol").to_numpy(dtype=object),

@@ -243,8 +243,11 @@ class CrossValidation:
 
     def out_of_fold(self, data: AnyData, symbol: str | None) -> pd.DataFrame:
         """The test rows' forecasts and targets (``symbol``: a one-series training's)."""
-        symbols = data.symbols if isinstance(data, pooled.PanelTrainingData) else np.full(len(data.y), symbol or "")
-        return out_of_fold.out_of_fold_frame(data.timestamps, symbols, self.tests, self.forecasts, data.y)
+        if isinstance(data, pooled.PanelTrainingData):
+            symbols, returns = data.symbols, data.y if data.returns is None else data.returns
+        else:
+            symbols, returns = np.full(len(data.y), symbol or ""), data.y
+        return out_of_fold.out_of_fold_frame(data.timestamps, symbols, self.tests, self.forecasts, data.y, returns)
 
 
 def cross_validate(
