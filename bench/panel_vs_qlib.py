@@ -2,7 +2,9 @@
 features, computed by Qlib's expression engine and by alphaforge's panel API, side by side.
 
 Targets: alphaforge **cold** <= Qlib cold, alphaforge **warm** (every panel a hit) <= 0.1 x
-Qlib cold.
+Qlib cold. Two alphaforge modes are measured against the same Qlib figure: the 10 plugin
+definitions (10 panel requests), and the same 10 features as ONE ``automated.expression``
+definition of 10 named formulas (one panel request; see "Expression mode" below).
 
 Data. 100 symbols x 5,040 daily OHLCV bars (``bench.common.synthetic_series``: a seeded
 random walk; the same numbers for both sides), 1999-01-01 .. 2018-04-26.
@@ -32,8 +34,15 @@ symbol (starts the task workers; reported, not timed in cold); then timed:
   with every piece computed (``pieces[*].cached == false``);
 - **warm**: the same 10 requests again; each answer must say ``cached: true``.
 
-Figures are medians over ``--runs`` (default 3) runs; Qlib and alphaforge runs alternate so
-that load from other work on the machine hits both alike.
+Expression mode: the same setup in another fresh subprocess and data dir, but the
+definitions are ONE ``automated.expression`` whose 10 named formulas (``EXPRESSIONS``) are
+the Qlib expressions in alphaforge's language; **cold** is its one ``POST .../panels``
+(every piece computed: the task workers evaluate each batch of symbols in one vectorised
+pass), **warm** the same request again (``cached: true``).
+
+Figures are medians over ``--runs`` (default 3) runs; each run is a Qlib, an alphaforge
+(plugins) and an alphaforge (expression) subprocess, in turn, so that load from other work
+on the machine hits them alike.
 
 The 10 features (alphaforge plugin -> Qlib expression). They compute the same quantity,
 with these known differences in definition (none of them matters after the warm-up, which
@@ -77,15 +86,29 @@ technical.atr(14)                           ``EMA(Greater(Greater($high-$low,Abs
   (never the case on these random walks).
 - Shape: Qlib returns one frame (instrument, datetime) x 10 columns in memory; alphaforge
   stores 10 panel datasets (Parquet + rows, one per-symbol dataset per member), i.e. it
-  persists and versions what Qlib recomputes each time.
+  persists and versions what Qlib recomputes each time (the expression mode: one panel of
+  10 columns).
+
+The expression mode's formulas (``EXPRESSIONS``) are Qlib's expressions operator for
+operator (``mean`` = ``Mean``, ``std`` = ``Std`` with ddof 1, ``ref`` = ``Ref``, ``max`` /
+``min`` = ``Max`` / ``Min``, ``greater`` = ``Greater``), so against Qlib they differ only in
+the warm-up (full windows; ``ewm`` starts at bar ``span``) and in float32 vs float64:
+
+- ``ewm(close, 20)`` is pandas' ``ewm(span=20, adjust=True)``, Qlib's ``EMA($close,20)``
+  exactly (TA-Lib's EMA, the plugin, is the SMA-seeded ``adjust=False`` recursion).
+- RSI and ATR: ``ewm`` takes a span, and span 27 is alpha = 2 / (27 + 1) = 1/14 exactly,
+  i.e. Wilder's smoothing: ``ewm(x, 27)`` = Qlib's ``EMA(x, 1/14)`` (both ``adjust=True``,
+  no SMA seed; TA-Lib's RSI/ATR differ from both by the seed's decaying term).
+- Williams %R on a flat window is NaN/inf, as Qlib's (the plugin gives 0).
 
 Sanity check (first run): for 3 symbols, every one of the 10 columns from the stored panels
-(``GET .../panels/{panel_id}/data?format=parquet``) against Qlib's frame, after a warm-up of
+(``GET .../panels/{panel_id}/data?format=parquet``; in each mode) against Qlib's frame, after a warm-up of
 500 bars, where both are finite. Pass when ``|af - qlib| <= RTOL * |af| + ATOL_SCALE *
 median(|af|)`` (RTOL = ATOL_SCALE = 1e-4: float32 storage gives ~1e-7 relative on the
 inputs, amplified by the cancellations of a z-score or a return; a definitional difference --
 ddof 0 vs 1 on 20 values, a Cutler vs Wilder RSI, a missing x100 -- is 1e-2 or more). The
-benchmark fails (exit 1) when a column disagrees: then the features are not the same.
+benchmark fails (exit 1) when a column disagrees in either mode: then the features are not
+the same.
 
 Install the Qlib side (benchmark-only; the service does not depend on it). The full
 ``pip install pyqlib`` pulls ~1.4 GB (jupyter, full mlflow, cvxpy, gym ...) and would
@@ -116,6 +139,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +192,24 @@ FEATURES: list[tuple[str, str, dict[str, Any], str, str]] = [
      f"100*EMA(Greater({_DIFF},0),{_ALPHA14})/EMA(Abs({_DIFF}),{_ALPHA14})"),
     ("atr14", "technical.atr", {"period": 14}, "atr", f"EMA({_TR},{_ALPHA14})"),
 ]
+#: The same 10 features as named formulas of ONE ``automated.expression`` definition (the
+#: expression mode): the Qlib expressions above in alphaforge's language. ``ewm(x, 27)`` is
+#: alpha = 2 / (27 + 1) = 1/14 exactly, Wilder's smoothing (Qlib's ``EMA(x, 1/14)``).
+_SQRT252 = repr(252 ** 0.5)
+_D = "close - ref(close, 1)"
+EXPRESSIONS: dict[str, str] = {
+    "sma5": "mean(close, 5)",
+    "sma20": "mean(close, 20)",
+    "ema20": "ewm(close, 20)",
+    "ret1": "close / ref(close, 1) - 1",
+    "roc10": "(close / ref(close, 10) - 1) * 100",
+    "rvol20": f"std(log(close / ref(close, 1)), 20) * {_SQRT252}",
+    "z20": "(close - mean(close, 20)) / std(close, 20)",
+    "willr14": "(max(high, 14) - close) / (max(high, 14) - min(low, 14)) * -100",
+    "rsi14": f"100 * ewm(greater({_D}, 0), 27) / ewm(abs({_D}), 27)",
+    "atr14": "ewm(greater(greater(high - low, abs(high - ref(close, 1))), abs(low - ref(close, 1))), 27)",
+}
+assert list(EXPRESSIONS) == [f[0] for f in FEATURES]
 #: The warm-up generate (starts the task workers before the timed cold panels).
 WARMUP_FEATURE = ("statistical.log_returns", {"period": 1})
 
@@ -274,17 +317,33 @@ def qlib_worker(provider_uri: Path, out_dir: Path, repeats: int, sample: list[st
     }))
 
 
-def _run_qlib(python: str, provider_uri: Path, repeats: int, sample: list[str], keep: Path | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="panel-vs-qlib-q-") as tmp:
-        cmd = [python, "-m", f"bench.{NAME}", "--qlib-worker", tmp, "--provider-uri", str(provider_uri),
-               "--qlib-repeats", str(repeats)] + (["--sample", ",".join(sample)] if sample else [])
+def run_worker(command: Callable[[str], list[str]], prefix: str, result_file: str, keep: Path | None = None,
+               keep_files: Sequence[str] = (), env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a worker subprocess (``command(out_dir)``, from the repository root) that writes
+    ``result_file`` (JSON) into a fresh temp dir; its parsed content plus
+    ``subprocess_wall_s``. ``keep_files`` are copied from that dir into ``keep`` (when given)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=REPO_ROOT)
-        out = json.loads((Path(tmp) / "qlib.json").read_text())
+        subprocess.run(command(tmp), check=True, cwd=REPO_ROOT, env=env)
+        out = json.loads((Path(tmp) / result_file).read_text())
         out["subprocess_wall_s"] = time.perf_counter() - t0
-        if keep is not None and sample:
-            shutil.copy(Path(tmp) / "qlib_sample.npz", keep / "qlib_sample.npz")
+        if keep is not None:
+            for name in keep_files:
+                shutil.copy(Path(tmp) / name, keep / name)
         return out
+
+
+def af_env() -> dict[str, str]:
+    """This environment less its ALPHAFORGE_* settings (a stray one would skew the run)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
+
+
+def _run_qlib(python: str, provider_uri: Path, repeats: int, sample: list[str], keep: Path | None) -> dict[str, Any]:
+    def command(tmp: str) -> list[str]:
+        return [python, "-m", f"bench.{NAME}", "--qlib-worker", tmp, "--provider-uri", str(provider_uri),
+                "--qlib-repeats", str(repeats)] + (["--sample", ",".join(sample)] if sample else [])
+
+    return run_worker(command, "panel-vs-qlib-q-", "qlib.json", keep if sample else None, ["qlib_sample.npz"])
 
 
 # -- alphaforge side ----------------------------------------------------------------------
@@ -296,9 +355,25 @@ def _ok(response: Any, what: str, status: int = 200) -> dict[str, Any]:
     return response.json()
 
 
-def af_worker(out_dir: Path, n_symbols: int, sample: list[str]) -> None:
-    """In a fresh process: a TestClient over a new app on a fresh data dir; ingest, define,
-    warm-up, then time the 10 panels cold and warm."""
+def plugin_definitions() -> list[dict[str, Any]]:
+    """The 10 plugin definitions' bodies (``POST /api/v1/features``), in ``FEATURES`` order."""
+    return [{"name": f"{label} {key}", "type": key.split(".")[0], "plugin_key": key, "parameters": params}
+            for label, key, params, _, _ in FEATURES]
+
+
+def expression_definition(name: str, expressions: dict[str, str]) -> dict[str, Any]:
+    """One ``automated.expression`` definition holding ``expressions`` (column -> formula)."""
+    return {"name": name, "type": "automated", "plugin_key": "automated.expression",
+            "parameters": {"expressions": expressions}}
+
+
+@contextmanager
+def af_session(n_symbols: int, definitions: list[dict[str, Any]], result: dict[str, Any]) -> Iterator[tuple[Any, list[str]]]:
+    """A ``TestClient`` over a new app on a fresh data dir (embedded default, no sample data),
+    set up and not timed: the bars uploaded as CSV, the universe, ``definitions`` created,
+    one warm-up generate of another definition on one symbol (starts the task workers).
+    Yields the client and the definitions' ids; records ``app_start_s``, ``ingest_s`` and
+    ``warmup_generate_s`` in ``result``. The data dir is removed afterwards."""
     import io
 
     from fastapi.testclient import TestClient
@@ -306,7 +381,6 @@ def af_worker(out_dir: Path, n_symbols: int, sample: list[str]) -> None:
     from alphaforge.api.app import create_app
     from alphaforge.settings import Settings
 
-    result: dict[str, Any] = {}
     tmp = Path(tempfile.mkdtemp(prefix="alphaforge-bench-vsqlib-"))
     try:
         settings = Settings(data_dir=tmp, load_sample_data=False, admin_api_key=ADMIN_API_KEY,
@@ -327,10 +401,8 @@ def af_worker(out_dir: Path, n_symbols: int, sample: list[str]) -> None:
 
             members = [{"symbol": s.symbol, "from": AF_START, "to": None} for s in series]
             _ok(client.post("/api/v1/universes", json={"name": UNIVERSE, "members": members}), "universe", 201)
-            ids = []
-            for label, key, params, _, _ in FEATURES:
-                body = {"name": f"{label} {key}", "type": key.split(".")[0], "plugin_key": key, "parameters": params}
-                ids.append(_ok(client.post("/api/v1/features", json=body), f"feature {label}", 201)["id"])
+            ids = [_ok(client.post("/api/v1/features", json=body), f"feature {body['name']}", 201)["id"]
+                   for body in definitions]
 
             # Warm-up: one generate of another definition on one symbol starts the task workers.
             key, params = WARMUP_FEATURE
@@ -340,108 +412,164 @@ def af_worker(out_dir: Path, n_symbols: int, sample: list[str]) -> None:
             _ok(client.post(f"/api/v1/features/{wid}/generate",
                             json={"symbol": series[0].symbol, "start_date": AF_START, "end_date": AF_END}), "warm-up")
             result["warmup_generate_s"] = time.perf_counter() - t0
-
-            body = {"universe": UNIVERSE, "start_date": AF_START, "end_date": AF_END}
-
-            def panels(expect_cached: bool) -> tuple[float, list[float], list[dict[str, Any]]]:
-                per, answers = [], []
-                t_all = time.perf_counter()
-                for (label, *_), fid in zip(FEATURES, ids, strict=True):
-                    t = time.perf_counter()
-                    answer = _ok(client.post(f"/api/v1/features/{fid}/panels", json=body), f"panel {label}")
-                    per.append(time.perf_counter() - t)
-                    if answer["cached"] != expect_cached:
-                        raise RuntimeError(f"panel {label}: cached={answer['cached']}, expected {expect_cached}")
-                    if not expect_cached:
-                        computed = [p for p in answer["pieces"] if not p["cached"]]
-                        if len(computed) != n_symbols:
-                            raise RuntimeError(f"panel {label}: {len(computed)} of {n_symbols} pieces computed "
-                                               f"(pieces: {len(answer['pieces'])})")
-                    answers.append(answer)
-                return time.perf_counter() - t_all, per, answers
-
-            cold_s, cold_per, cold_answers = panels(expect_cached=False)
-            warm_s, warm_per, _ = panels(expect_cached=True)
-            result.update(
-                cold_s=cold_s, warm_s=warm_s,
-                cold_per_feature_s=dict(zip([f[0] for f in FEATURES], cold_per, strict=True)),
-                warm_per_feature_s=dict(zip([f[0] for f in FEATURES], warm_per, strict=True)),
-                rows_per_panel={f[0]: a["panel"]["row_count"] for f, a in zip(FEATURES, cold_answers, strict=True)},
-            )
-
-            if sample:  # the stored panels' values for the sanity check (not timed)
-                arrays: dict[str, np.ndarray] = {}
-                for (label, _, _, column, _), fid, answer in zip(FEATURES, ids, cold_answers, strict=True):
-                    response = client.get(f"/api/v1/features/{fid}/panels/{answer['panel']['id']}/data",
-                                          params={"format": "parquet"})
-                    if response.status_code != 200:
-                        raise RuntimeError(f"panel data {label}: HTTP {response.status_code}: {response.text[:500]}")
-                    frame = pd.read_parquet(io.BytesIO(response.content))
-                    if "symbol" not in frame.columns:  # (timestamp, symbol) stored as the index
-                        frame = frame.reset_index()
-                    frame = frame[frame["symbol"].isin(sample)].sort_values(["symbol", "timestamp"])
-                    if not arrays:
-                        arrays["symbol"] = np.asarray(frame["symbol"].tolist(), dtype="U32")
-                        ts = pd.DatetimeIndex(frame["timestamp"]).tz_convert("UTC").tz_localize(None)
-                        arrays["timestamp"] = ts.as_unit("ns").asi8
-                    elif not np.array_equal(arrays["symbol"], np.asarray(frame["symbol"].tolist(), dtype="U32")):
-                        raise RuntimeError(f"panel data {label}: rows differ from the first panel's")
-                    arrays[label] = frame[column].to_numpy(dtype=np.float64)
-                np.savez(out_dir / "af_sample.npz", **arrays)
+            del series
+            yield client, ids
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def time_panels(client: Any, named_ids: list[tuple[str, str]], n_symbols: int,
+                expect_cached: bool) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """``POST /api/v1/features/{id}/panels`` for the universe and [AF_START, AF_END), one
+    feature after the other: the total and per-request seconds and the answers. Each answer
+    must say ``cached == expect_cached``; a cold one must have computed every piece."""
+    body = {"universe": UNIVERSE, "start_date": AF_START, "end_date": AF_END}
+    per, answers = [], []
+    t_all = time.perf_counter()
+    for label, fid in named_ids:
+        t = time.perf_counter()
+        answer = _ok(client.post(f"/api/v1/features/{fid}/panels", json=body), f"panel {label}")
+        per.append(time.perf_counter() - t)
+        if answer["cached"] != expect_cached:
+            raise RuntimeError(f"panel {label}: cached={answer['cached']}, expected {expect_cached}")
+        if not expect_cached:
+            computed = [p for p in answer["pieces"] if not p["cached"]]
+            if len(computed) != n_symbols:
+                raise RuntimeError(f"panel {label}: {len(computed)} of {n_symbols} pieces computed "
+                                   f"(pieces: {len(answer['pieces'])})")
+        answers.append(answer)
+    return time.perf_counter() - t_all, per, answers
+
+
+def panel_sample(client: Any, fid: str, panel_id: str, sample: list[str], what: str) -> pd.DataFrame:
+    """A stored panel's rows of the ``sample`` symbols (``GET .../panels/{panel_id}/data?format=
+    parquet``, only their rows decoded): columns symbol, timestamp (UTC ns, naive) and the
+    feature's outputs, sorted by (symbol, timestamp)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    response = client.get(f"/api/v1/features/{fid}/panels/{panel_id}/data", params={"format": "parquet"})
+    if response.status_code != 200:
+        raise RuntimeError(f"panel data {what}: HTTP {response.status_code}: {response.text[:500]}")
+    frame = pq.read_table(io.BytesIO(response.content), filters=[("symbol", "in", sample)]).to_pandas()
+    del response
+    if "symbol" not in frame.columns:  # (timestamp, symbol) stored as the index
+        frame = frame.reset_index()
+    frame = frame.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
+    frame["timestamp"] = pd.DatetimeIndex(frame["timestamp"]).tz_convert("UTC").tz_localize(None).as_unit("ns").asi8
+    return frame
+
+
+def save_panel_samples(path: Path, frames: list[tuple[pd.DataFrame, dict[str, str]]], what: str) -> None:
+    """Write the sampled rows of one or more panels (each with its {column: label}) as one
+    ``.npz``: symbol, timestamp and one float64 array per label; every panel must hold the
+    same rows."""
+    arrays: dict[str, np.ndarray] = {}
+    for frame, columns in frames:
+        symbols = np.asarray(frame["symbol"].tolist(), dtype="U32")
+        if not arrays:
+            arrays["symbol"], arrays["timestamp"] = symbols, frame["timestamp"].to_numpy(np.int64)
+        elif not (np.array_equal(arrays["symbol"], symbols)
+                  and np.array_equal(arrays["timestamp"], frame["timestamp"].to_numpy(np.int64))):
+            raise RuntimeError(f"panel data {what}: rows differ from the first panel's")
+        for column, label in columns.items():
+            arrays[label] = frame[column].to_numpy(dtype=np.float64)
+    np.savez(path, **arrays)
+
+
+def af_worker(out_dir: Path, n_symbols: int, sample: list[str], mode: str = "plugins") -> None:
+    """In a fresh process: a TestClient over a new app on a fresh data dir; ingest, define,
+    warm-up, then time the panels cold and warm: the 10 plugin definitions' 10 panels
+    (``mode`` plugins), or the one expression definition's panel (``mode`` expression)."""
+    result: dict[str, Any] = {"mode": mode}
+    if mode == "plugins":
+        definitions = plugin_definitions()
+        labels = [f[0] for f in FEATURES]
+    else:
+        definitions = [expression_definition("10 features as expressions", EXPRESSIONS)]
+        labels = ["expressions"]
+    with af_session(n_symbols, definitions, result) as (client, ids):
+        named_ids = list(zip(labels, ids, strict=True))
+        cold_s, cold_per, cold_answers = time_panels(client, named_ids, n_symbols, expect_cached=False)
+        warm_s, warm_per, _ = time_panels(client, named_ids, n_symbols, expect_cached=True)
+        result.update(
+            cold_s=cold_s, warm_s=warm_s,
+            cold_per_feature_s=dict(zip(labels, cold_per, strict=True)),
+            warm_per_feature_s=dict(zip(labels, warm_per, strict=True)),
+            rows_per_panel={label: a["panel"]["row_count"] for label, a in zip(labels, cold_answers, strict=True)},
+        )
+        if sample:  # the stored panels' values for the sanity check (not timed)
+            if mode == "plugins":
+                columns = [{f[3]: f[0]} for f in FEATURES]
+            else:
+                columns = [{label: label for label in EXPRESSIONS}]
+            frames = [(panel_sample(client, fid, answer["panel"]["id"], sample, label), cols)
+                      for (label, fid), answer, cols in zip(named_ids, cold_answers, columns, strict=True)]
+            save_panel_samples(out_dir / f"af_{mode}_sample.npz", frames, mode)
     (out_dir / "af.json").write_text(json.dumps(result))
 
 
-def _run_af(n_symbols: int, sample: list[str], keep: Path | None) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
-    with tempfile.TemporaryDirectory(prefix="panel-vs-qlib-a-") as tmp:
-        cmd = [sys.executable, "-m", f"bench.{NAME}", "--af-worker", tmp, "--symbols", str(n_symbols)]
-        cmd += ["--sample", ",".join(sample)] if sample else []
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=REPO_ROOT, env=env)
-        out = json.loads((Path(tmp) / "af.json").read_text())
-        out["subprocess_wall_s"] = time.perf_counter() - t0
-        if keep is not None and sample:
-            shutil.copy(Path(tmp) / "af_sample.npz", keep / "af_sample.npz")
-        return out
+def _run_af(n_symbols: int, sample: list[str], keep: Path | None, mode: str = "plugins") -> dict[str, Any]:
+    def command(tmp: str) -> list[str]:
+        return [sys.executable, "-m", f"bench.{NAME}", "--af-worker", tmp, "--symbols", str(n_symbols),
+                "--mode", mode] + (["--sample", ",".join(sample)] if sample else [])
+
+    return run_worker(command, "panel-vs-qlib-a-", "af.json", keep if sample else None, [f"af_{mode}_sample.npz"],
+                      env=af_env())
 
 
 # -- sanity check -----------------------------------------------------------------------
 
 
-def compare(samples: Path) -> dict[str, Any]:
-    """Each feature's column from alphaforge's panels vs Qlib's, on the sampled symbols, after
-    the warm-up; max abs / rel differences and whether within float32 precision."""
-    af = np.load(samples / "af_sample.npz", allow_pickle=False)
-    q = np.load(samples / "qlib_sample.npz", allow_pickle=False)
+def compare_columns(af_path: Path, qlib_path: Path, labels: Sequence[str], warmup_skip: int, rtol: float,
+                    atol_scale: float) -> dict[str, Any]:
+    """Each label's column of alphaforge's sample (``af_path``: symbol, timestamp, labels)
+    against Qlib's (``qlib_path``: instrument, datetime, labels) on the same rows, after
+    ``warmup_skip`` bars of each symbol, where both are finite. A column passes when every
+    ``|af - qlib| <= rtol * |af| + atol_scale * median(|af|)``. Also counted (not part of
+    ``ok``): values finite on one side only after the warm-up, and Qlib's values inside it
+    where alphaforge has none."""
+    af = np.load(af_path, allow_pickle=False)
+    q = np.load(qlib_path, allow_pickle=False)
     af_index = pd.MultiIndex.from_arrays([af["symbol"], af["timestamp"]])
     q_index = pd.MultiIndex.from_arrays([q["instrument"], q["datetime"]])
-    out: dict[str, Any] = {"warmup_skipped_bars": WARMUP_SKIP, "rtol": RTOL, "atol_scale": ATOL_SCALE,
+    rank = pd.Series(0, index=af_index).groupby(level=0).cumcount().to_numpy()
+    out: dict[str, Any] = {"warmup_skipped_bars": warmup_skip, "rtol": rtol, "atol_scale": atol_scale,
                            "symbols": sorted(set(af["symbol"].tolist())), "features": {}}
-    for label, *_ in FEATURES:
-        a = pd.Series(af[label], index=af_index)
-        b = pd.Series(q[label], index=q_index).reindex(a.index)
-        rank = a.groupby(level=0).cumcount().to_numpy()
-        a_v, b_v = a.to_numpy(), b.to_numpy()
-        mask = (rank >= WARMUP_SKIP) & np.isfinite(a_v) & np.isfinite(b_v)
-        both_early = int(((rank < WARMUP_SKIP) & np.isfinite(b_v) & ~np.isfinite(a_v)).sum())
+    for label in labels:
+        a_v = af[label]
+        b_v = pd.Series(q[label], index=q_index).reindex(af_index).to_numpy()
+        after = rank >= warmup_skip
+        mask = after & np.isfinite(a_v) & np.isfinite(b_v)
+        both_early = int(((~after) & np.isfinite(b_v) & ~np.isfinite(a_v)).sum())
+        one_sided = int((after & (np.isfinite(a_v) != np.isfinite(b_v))).sum())
         diff = np.abs(a_v[mask] - b_v[mask])
         scale = float(np.median(np.abs(a_v[mask]))) if mask.any() else float("nan")
-        allowed = RTOL * np.abs(a_v[mask]) + ATOL_SCALE * scale
+        allowed = rtol * np.abs(a_v[mask]) + atol_scale * scale
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(np.abs(a_v[mask]) > 0, diff / np.abs(a_v[mask]), np.nan)
         out["features"][label] = {
             "compared": int(mask.sum()),
             "max_abs_diff": float(diff.max()) if diff.size else None,
-            "max_rel_diff": float(np.nanmax(rel)) if diff.size else None,
-            "median_rel_diff": float(np.nanmedian(rel)) if diff.size else None,
+            "max_rel_diff": float(np.nanmax(rel)) if diff.size and np.isfinite(rel).any() else None,
+            "median_rel_diff": float(np.nanmedian(rel)) if diff.size and np.isfinite(rel).any() else None,
             "median_abs_value": scale,
             "qlib_only_values_in_warmup": both_early,
+            "finite_on_one_side_after_warmup": one_sided,
+            "beyond_tolerance": int((diff > allowed).sum()),
             "ok": bool(mask.sum() > 0 and (diff <= allowed).all()),
         }
     out["ok"] = all(v["ok"] for v in out["features"].values())
     return out
+
+
+def compare(samples: Path, mode: str = "plugins") -> dict[str, Any]:
+    """Each feature's column from alphaforge's panels (``mode``: the 10 plugin definitions',
+    or the expression definition's) vs Qlib's, on the sampled symbols, after the warm-up;
+    max abs / rel differences and whether within float32 precision."""
+    return compare_columns(samples / f"af_{mode}_sample.npz", samples / "qlib_sample.npz", [f[0] for f in FEATURES],
+                           WARMUP_SKIP, RTOL, ATOL_SCALE)
 
 
 # -- the benchmark ------------------------------------------------------------------------
@@ -456,7 +584,7 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
         layout = write_qlib_layout(work / "qlib_data", n_symbols)
         log(f"Qlib layout written ({layout['calendar_days']} days x {n_symbols} symbols, "
             f"{layout['write_s']:.1f} s, not timed)")
-        q_runs, af_runs = [], []
+        q_runs, af_runs, ex_runs = [], [], []
         for i in range(runs):
             keep = work if i == 0 else None
             s = sample if i == 0 else []
@@ -468,14 +596,21 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
             log(f"run {i + 1}/{runs}: alphaforge panels cold {a['cold_s']:.2f} s, warm {a['warm_s']:.2f} s "
                 f"(ingest {a['ingest_s']:.1f} s, warm-up generate {a['warmup_generate_s']:.2f} s) "
                 f"load {os.getloadavg()[0]:.2f}")
+            e = _run_af(n_symbols, s, keep, mode="expression")
+            log(f"run {i + 1}/{runs}: alphaforge expression panel (10 formulas, 1 definition) cold {e['cold_s']:.2f} s, "
+                f"warm {e['warm_s']:.2f} s (ingest {e['ingest_s']:.1f} s, warm-up generate "
+                f"{e['warmup_generate_s']:.2f} s) load {os.getloadavg()[0]:.2f}")
             q_runs.append(q)
             af_runs.append(a)
+            ex_runs.append(e)
             if i == 0:
                 sanity = compare(work)
-                log("sanity check: " + ("OK" if sanity["ok"] else "FAILED") + " -- " + ", ".join(
-                    f"{k} max rel {v['max_rel_diff']:.1e}" for k, v in sanity["features"].items()
-                    if v["max_rel_diff"] is not None))
-                if not sanity["ok"]:
+                sanity_expr = compare(work, mode="expression")
+                for what, check in (("plugins", sanity), ("expression", sanity_expr)):
+                    log(f"sanity check ({what}): " + ("OK" if check["ok"] else "FAILED") + " -- " + ", ".join(
+                        f"{k} max rel {v['max_rel_diff']:.1e}" for k, v in check["features"].items()
+                        if v["max_rel_diff"] is not None))
+                if not (sanity["ok"] and sanity_expr["ok"]):
                     break  # the features are not the same: timing them side by side means nothing
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -485,12 +620,16 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
     af_warm = _med([a["warm_s"] for a in af_runs])
     cold_ratio = af_cold["median"] / q_cold["median"]
     warm_ratio = af_warm["median"] / q_cold["median"]
+    ex_cold = _med([e["cold_s"] for e in ex_runs])
+    ex_warm = _med([e["warm_s"] for e in ex_runs])
+    expr_cold_ratio = ex_cold["median"] / q_cold["median"]
+    expr_warm_ratio = ex_warm["median"] / q_cold["median"]
     return {
         "config": {
             "n_symbols": n_symbols,
             "bars_per_symbol": layout["calendar_days"],
-            "features": [{"label": f[0], "plugin_key": f[1], "parameters": f[2], "column": f[3], "qlib": f[4]}
-                         for f in FEATURES],
+            "features": [{"label": f[0], "plugin_key": f[1], "parameters": f[2], "column": f[3], "qlib": f[4],
+                          "expression": EXPRESSIONS[f[0]]} for f in FEATURES],
             "range_alphaforge": [AF_START, AF_END],
             "range_qlib": [QLIB_START, QLIB_END],
             "data": "SYNTHETIC geometric random walk, seeded (bench.common.synthetic_series), daily OHLCV",
@@ -500,7 +639,9 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
             "alphaforge": "fresh subprocess + data dir per run; TestClient(create_app(Settings(embedded, "
                           "load_sample_data=False))); CSV uploads, universe, 10 definitions, 1 warm-up "
                           "generate (not timed); cold = 10 POST /features/{id}/panels (all pieces computed), "
-                          "warm = the same 10 again (panel hits)",
+                          "warm = the same 10 again (panel hits); expression mode: another fresh subprocess + data "
+                          "dir, ONE automated.expression definition with the 10 formulas, cold = 1 POST "
+                          "/features/{id}/panels, warm = the same again",
             "runs": len(q_runs),
             "runs_requested": runs,
             "qlib_python": qlib_python,
@@ -529,8 +670,33 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
         "cold_met": cold_ratio <= COLD_TARGET,
         "warm_met": warm_ratio <= WARM_TARGET,
         "sanity": sanity,
-        "runs_raw": {"qlib": q_runs, "alphaforge": af_runs},
+        "af_expr_cold_s": ex_cold,
+        "af_expr_warm_s": ex_warm,
+        "af_expr_ingest_s": _med([e["ingest_s"] for e in ex_runs]),
+        "af_expr_rows_per_panel": ex_runs[0]["rows_per_panel"],
+        "expr_cold_ratio": expr_cold_ratio,
+        "expr_warm_ratio": expr_warm_ratio,
+        "expr_cold_met": expr_cold_ratio <= COLD_TARGET,
+        "expr_warm_met": expr_warm_ratio <= WARM_TARGET,
+        "sanity_expression": sanity_expr,
+        "runs_raw": {"qlib": q_runs, "alphaforge": af_runs, "alphaforge_expression": ex_runs},
     }
+
+
+def sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def sanity_table(check: dict[str, Any]) -> str:
+    rows = [[k, v["compared"], sci(v["max_abs_diff"]), sci(v["max_rel_diff"]), sci(v["median_rel_diff"]),
+             v["median_abs_value"], v["qlib_only_values_in_warmup"], "yes" if v["ok"] else "NO"]
+            for k, v in check["features"].items()]
+    return table(rows, ["feature", "values", "max abs diff", "max rel diff", "median rel diff", "median |af|",
+                        "Qlib-only values in warm-up", "ok"])
+
+
+def _met(ratio: float, target: float) -> str:
+    return f"{ratio:.3f} (target <= {target}: {'met' if ratio <= target else 'NOT met'})"
 
 
 def report(result: dict[str, Any]) -> str:
@@ -550,36 +716,42 @@ def report(result: dict[str, Any]) -> str:
          runs(result["qlib_in_memory_cache_s"]), result["qlib_in_memory_cache_s"]["median"] / q],
         ["alphaforge 10 panels, cold", result["af_cold_s"]["median"], runs(result["af_cold_s"]), result["cold_ratio"]],
         ["alphaforge 10 panels, warm (all hits)", result["af_warm_s"]["median"], runs(result["af_warm_s"]), result["warm_ratio"]],
+        ["alphaforge 1 expression panel (10 formulas), cold", result["af_expr_cold_s"]["median"],
+         runs(result["af_expr_cold_s"]), result["expr_cold_ratio"]],
+        ["alphaforge 1 expression panel, warm (a hit)", result["af_expr_warm_s"]["median"],
+         runs(result["af_expr_warm_s"]), result["expr_warm_ratio"]],
     ]
-    s = result["sanity"]
-    def sci(x: float | None) -> str:
-        return "-" if x is None else f"{x:.1e}"
-
-    sanity_rows = [[k, v["compared"], sci(v["max_abs_diff"]), sci(v["max_rel_diff"]), sci(v["median_rel_diff"]),
-                    v["median_abs_value"], v["qlib_only_values_in_warmup"], "yes" if v["ok"] else "NO"]
-                   for k, v in s["features"].items()]
+    s, se = result["sanity"], result["sanity_expression"]
     per_feature = [[f["label"], f"{f['plugin_key']}{f['parameters']}", f["qlib"][:60],
                     result["af_cold_per_feature_s"][f["label"]]["median"], result["af_warm_per_feature_s"][f["label"]]["median"]]
                    for f in cfg["features"]]
+    expressions = [[f["label"], f["expression"], f["qlib"]] for f in cfg["features"]]
     return "\n".join([
         f"{NAME}: {cfg['n_symbols']} SYNTHETIC symbols x {cfg['bars_per_symbol']} daily bars x 10 features; "
         f"Qlib {result['qlib_version']} vs alphaforge's panel API (embedded, TestClient); median of {cfg['runs']} runs",
         table(rows, ["what", "median s", "per run s", "/ Qlib cold"]),
-        f"cold: alphaforge / Qlib = {result['cold_ratio']:.2f} (target <= {COLD_TARGET}: "
-        f"{'met' if result['cold_met'] else 'NOT met'}); warm: alphaforge / Qlib cold = {result['warm_ratio']:.3f} "
-        f"(target <= {WARM_TARGET}: {'met' if result['warm_met'] else 'NOT met'})",
+        f"10 plugin definitions: cold alphaforge / Qlib = {_met(result['cold_ratio'], COLD_TARGET)}; "
+        f"warm alphaforge / Qlib cold = {_met(result['warm_ratio'], WARM_TARGET)}",
+        f"1 expression definition: cold alphaforge / Qlib = {_met(result['expr_cold_ratio'], COLD_TARGET)}; "
+        f"warm alphaforge / Qlib cold = {_met(result['expr_warm_ratio'], WARM_TARGET)}",
         f"not timed: Qlib layout write {result['qlib_layout']['write_s']:.1f} s, qlib.init {result['qlib_init_s']['median']:.2f} s; "
         f"alphaforge CSV upload of {cfg['n_symbols']} symbols {result['af_ingest_s']['median']:.1f} s, warm-up generate "
         f"{result['af_warmup_generate_s']['median']:.2f} s; Qlib frame {result['qlib_frame_shape']}, alphaforge panels "
         f"{sorted(set(result['af_rows_per_panel'].values()))} rows each",
         "",
-        f"sanity check (first run; symbols {', '.join(s['symbols'])}; after {s['warmup_skipped_bars']} bars; "
-        f"pass: |diff| <= {s['rtol']:g} |af| + {s['atol_scale']:g} median|af|): {'OK' if s['ok'] else 'FAILED'}",
-        table(sanity_rows, ["feature", "values", "max abs diff", "max rel diff", "median rel diff", "median |af|",
-                          "Qlib-only values in warm-up", "ok"]),
+        f"sanity check, 10 plugin definitions (first run; symbols {', '.join(s['symbols'])}; after "
+        f"{s['warmup_skipped_bars']} bars; pass: |diff| <= {s['rtol']:g} |af| + {s['atol_scale']:g} median|af|): "
+        f"{'OK' if s['ok'] else 'FAILED'}",
+        sanity_table(s),
+        "",
+        f"sanity check, 1 expression definition (same symbols, bars, rule): {'OK' if se['ok'] else 'FAILED'}",
+        sanity_table(se),
         "",
         "per feature (alphaforge, median s per panel request):",
         table(per_feature, ["feature", "alphaforge", "Qlib", "cold s", "warm s"]),
+        "",
+        "the expression mode's formulas (one automated.expression definition):",
+        table(expressions, ["feature", "alphaforge expression", "Qlib"]),
     ])
 
 
@@ -594,6 +766,12 @@ def summary_rows(result: dict[str, Any]) -> list[list[Any]]:
         [NAME, "alphaforge 10 panels warm / Qlib cold", f"{result['warm_ratio']:.3f} "
          f"({result['af_warm_s']['median']:.2f} s)", f"<= {WARM_TARGET}", result["warm_met"]],
         [NAME, "same features (sanity check vs Qlib)", "OK" if result["sanity"]["ok"] else "FAILED", "OK", result["sanity"]["ok"]],
+        [NAME, "alphaforge 1 expression panel cold / Qlib cold", f"{result['expr_cold_ratio']:.2f} "
+         f"({result['af_expr_cold_s']['median']:.1f} s)", f"<= {COLD_TARGET}", result["expr_cold_met"]],
+        [NAME, "alphaforge 1 expression panel warm / Qlib cold", f"{result['expr_warm_ratio']:.3f} "
+         f"({result['af_expr_warm_s']['median']:.2f} s)", f"<= {WARM_TARGET}", result["expr_warm_met"]],
+        [NAME, "same features, expression mode (vs Qlib)", "OK" if result["sanity_expression"]["ok"] else "FAILED", "OK",
+         result["sanity_expression"]["ok"]],
     ]
 
 
@@ -611,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--af-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--provider-uri", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sample", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["plugins", "expression"], default="plugins", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     n_symbols = args.symbols or (10 if args.quick else 100)
     sample = [s for s in args.sample.split(",") if s]
@@ -618,7 +797,7 @@ def main(argv: list[str] | None = None) -> int:
         qlib_worker(args.provider_uri, args.qlib_worker, args.qlib_repeats, sample)
         return 0
     if args.af_worker:
-        af_worker(args.af_worker, n_symbols, sample)
+        af_worker(args.af_worker, n_symbols, sample, args.mode)
         return 0
 
     log(f"machine: {machine_line(machine_info())}")
@@ -638,8 +817,11 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results(NAME, result, quick=args.quick)
     print(report(result))
     log(f"results: {path}")
-    if not result["sanity"]["ok"]:
-        log("FAILED: alphaforge's and Qlib's values disagree beyond float32 precision: the features are not the same")
+    if not (result["sanity"]["ok"] and result["sanity_expression"]["ok"]):
+        which = " and ".join(w for w, k in (("the plugin definitions", "sanity"), ("the expression definition",
+                                                                                   "sanity_expression"))
+                             if not result[k]["ok"])
+        log(f"FAILED: {which}' and Qlib's values disagree beyond float32 precision: the features are not the same")
         return 1
     return 0
 
