@@ -4,7 +4,7 @@
                                     # about 8 for tuning, about 3 for upload_memory, about 2.5 for object_store_stall,
                                     # about 11 for service_bounds, about 15 for pooled_scale, 17 with --profile,
                                     # under 1 for overfitting,
-                                    # a few for panel_vs_qlib: skipped without pyqlib)
+                                    # about 2 for panel_vs_qlib and 3 for alpha158_vs_qlib: skipped without pyqlib)
     python -m bench --quick         # smoke run
     python -m bench --profile       # adds the in-process profiles (generate_latency, panel_build, pooled_scale)
     python -m bench --only plugin_overhead panel_build
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import (
+    alpha158_vs_qlib,
     generate_latency,
     news_sentiment,
     object_store_stall,
@@ -42,6 +43,7 @@ BENCHMARKS = {
     "generate_latency": generate_latency,
     "panel_build": panel_build,
     "panel_vs_qlib": panel_vs_qlib,
+    "alpha158_vs_qlib": alpha158_vs_qlib,
     "train_overhead": train_overhead,
     "pooled_overhead": pooled_overhead,
     "pooled_scale": pooled_scale,
