@@ -123,9 +123,14 @@ VALID: dict[tuple[str, str], Request] = {
 
 _PANEL = {"universe": "SP20", "timeframe": "1d", "start_date": "2015-01-01", "end_date": "2016-01-01T00:00:00Z"}
 _PANEL_SYMBOLS = {k: v for k, v in _PANEL.items() if k != "universe"} | {"symbols": ["GSPC", "IXIC"]}
+_EVALUATION = {"model_id": M, "horizon": 5, "n_quantiles": 5, "weighting": "equal", "cost_bps": 10.0, "bars_per_year": 252}
+_EVALUATION_URI = {"out_of_fold_uri": "file:///data/objects/studies/s/out_of_fold/a.parquet", "horizon": 5}
 VALID |= {
     ("POST", "/api/v1/features/{feature_id}/panels"): Request({"feature_id": F}, body=_PANEL),
     ("POST", "/api/v1/features/{feature_id}/panels/async"): Request({"feature_id": F}, body=_PANEL),
+    ("GET", "/api/v1/models/out-of-fold"): Request(query={"uri": _EVALUATION_URI["out_of_fold_uri"], "format": "json"}),
+    ("POST", "/api/v1/evaluations"): Request(body=_EVALUATION),
+    ("POST", "/api/v1/evaluations/async"): Request(body=_EVALUATION),
 }
 
 
@@ -140,6 +145,8 @@ def _pooled(body: dict[str, Any], **source: Any) -> dict[str, Any]:
 VARIANTS: dict[tuple[str, str], list[Request]] = {
     ("POST", "/api/v1/features/{feature_id}/panels"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
     ("POST", "/api/v1/features/{feature_id}/panels/async"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
+    ("POST", "/api/v1/evaluations"): [Request(body=_EVALUATION_URI)],
+    ("POST", "/api/v1/evaluations/async"): [Request(body=_EVALUATION_URI)],
     ("POST", "/api/v1/models/{model_id}/predict"): [
         Request({"model_id": M}, body={k: v for k, v in _GENERATE.items() if k != "symbol"} | {"universe": "SP20"}),
         Request({"model_id": M}, body={k: v for k, v in _GENERATE.items() if k != "symbol"} | {"symbols": ["GSPC"]}),

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from alphaforge.api.errors import install_error_handlers
 from alphaforge.api.middleware import Access, BodyLimit, HostGuard, RequestContext
 from alphaforge.api.routes import (
+    evaluations,
     features,
     fundamentals,
     health,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(models.router)
     api.include_router(universes.router)
     api.include_router(tuning.router)
+    api.include_router(evaluations.router)
     api.include_router(tasks.router)
     api.include_router(keys.router)
     app.include_router(health.router)

@@ -61,6 +61,15 @@ def _predict(ctx: Context, request: Json, progress: Progress) -> Json:
     return PredictResponse.model_validate(result, from_attributes=True).model_dump(mode="json")
 
 
+def _evaluate(ctx: Context, request: Json, progress: Progress) -> Json:
+    from alphaforge.schemas.evaluations import EvaluationRequest, EvaluationResponse
+    from alphaforge.training.evaluations import evaluate
+
+    progress(0.0, "evaluating the forecasts as a strategy")
+    result = evaluate(ctx, EvaluationRequest.model_validate(request["body"]))
+    return EvaluationResponse.model_validate(result).model_dump(mode="json")
+
+
 def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     """Items in the request's order (feature ids, then symbols), whatever order the rows have."""
     features = {f: i for i, f in enumerate(dict.fromkeys(request["feature_ids"]))}
@@ -173,6 +182,7 @@ TASK_KINDS: dict[str, TaskKind] = {
         TaskKind("train", _train),
         TaskKind("generate", _generate),
         TaskKind("predict", _predict),
+        TaskKind("evaluate", _evaluate),
         TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
         TaskKind("generate_panel", _no_parent_work, finalize=_panel_result),
         TaskKind("generate_pieces", _generate_pieces),

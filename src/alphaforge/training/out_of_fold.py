@@ -73,7 +73,8 @@ def parquet_at(ctx: Context, uri: str) -> bytes:
         key = None
     if key is None or "/out_of_fold/" not in f"/{key}" or not key.endswith(".parquet"):
         raise InvalidInput(
-            "uri must be an out_of_fold_uri this service gave (a tuning trial's or a leaderboard row's)", field="uri"
+            f"invalid uri {uri!r}: give an out_of_fold_uri this service gave (a tuning trial's or a leaderboard row's)",
+            field="uri",
         )
     try:
         return ctx.objects.get(key)

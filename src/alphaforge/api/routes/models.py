@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,6 +14,7 @@ from alphaforge.api.security import ADMIN, READ, RESEARCH
 from alphaforge.api.work import TimeLimit, run_and_wait
 from alphaforge.plugins.models import model_plugins
 from alphaforge.schemas.errors import responses
+from alphaforge.schemas.request import RequestText
 from alphaforge.schemas.models import (
     ModelCreate,
     ModelPluginCatalog,
@@ -58,7 +59,8 @@ def create_model(body: ModelCreate, ctx: CtxDep) -> ModelRead:
         "application/json": {}, out_of_fold.PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def out_of_fold_by_uri(
-    ctx: CtxDep, uri: str = Query(max_length=1000, description="an out_of_fold_uri from a tuning trial or a leaderboard row"),
+    ctx: CtxDep,
+    uri: Annotated[RequestText, Query(max_length=1000, description="an out_of_fold_uri from a tuning trial or a leaderboard row")],
     format: Literal["json", "parquet"] = "json",
 ) -> Response:
     """Test-fold forecasts a tuning trial or an AutoML leaderboard row points at (a model's
