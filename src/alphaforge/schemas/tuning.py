@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from alphaforge.plugins.models.base import ParamSpec
 from alphaforge.schemas.models import CrossValidated, CVConfig, DatasetSpec, TrainResponse
-from alphaforge.schemas.request import KEY_MAX, NAME_MAX
+from alphaforge.schemas.request import KEY_MAX, NAME_MAX, RequestModel
 
 Direction = Literal["minimize", "maximize"]
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
@@ -21,12 +21,40 @@ METRIC_DESCRIPTION = (
     "dataset.symbols), maximised by default: mean_cs_ic, mean_cs_rank_ic (per fold the mean over its test "
     "dates of the IC / Spearman rank IC across symbols, then averaged over folds), mean_cs_icir, "
     "mean_cs_rank_icir (per fold that mean over its sample std across dates, then averaged over folds); "
-    "icir is an alias of mean_cs_rank_icir"
+    "icir is an alias of mean_cs_rank_icir. net_sharpe (maximised by default): the annualised Sharpe ratio of the "
+    "trial's out-of-fold forecasts traded as `signal` says, net of its costs; known only once every fold is done, "
+    "so a study on net_sharpe never prunes. AutoML only, maximised by default: deflated_sharpe (each row's deflated "
+    "Sharpe ratio given every trial the run evaluated; its candidates are tuned on net_sharpe)"
 )
 #: A plugin key, metric or parameter name.
 Key = Annotated[str, Field(min_length=1, max_length=KEY_MAX)]
 
 SEED = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every fit: a sequential run is reproducible")
+
+
+class SignalConfig(RequestModel):
+    """How forecasts become returns for the net Sharpe and the overfitting statistics: one symbol
+    is a sign strategy, a panel a quantile long-short portfolio, rebalanced every
+    dataset.target_horizon bars, annualised with 252 bars a year."""
+
+    cost_bps: float = Field(0.0, ge=0.0, le=10_000.0, description="cost in basis points per unit of turnover")
+    n_quantiles: int = Field(5, ge=2, le=20, description="a panel's quantiles: long the top, short the bottom")
+    weighting: Literal["equal", "prediction"] = Field("equal", description="within each leg (panels)")
+    n_blocks: int = Field(
+        16, ge=2, le=64,
+        description="even number of blocks of periods for the probability of backtest overfitting (CSCV: C(S, S/2) "
+        "splits)",
+    )
+
+    @field_validator("n_blocks")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"n_blocks must be even (CSCV splits the blocks into two halves), got {value}")
+        return value
+
+
+SIGNAL_DESCRIPTION = "How forecasts are traded for net_sharpe and the overfitting statistics (defaults when omitted)"
 
 
 class TuneRequest(CrossValidated):
@@ -52,8 +80,11 @@ class TuneRequest(CrossValidated):
         None, ge=1, le=1000, description="Early stopping: stop after this many finished trials without a better score"
     )
     pruner: Literal["median", "none"] = Field(
-        "median", description="median: stop a trial whose score so far is worse than the median of earlier trials"
+        "median",
+        description="median: stop a trial whose score so far is worse than the median of earlier trials (never with "
+        "metric net_sharpe: its score is known only after the last fold)",
     )
+    signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
 
 
 class TrialRead(BaseModel):
@@ -72,6 +103,38 @@ class TrialRead(BaseModel):
     out_of_fold_uri: str | None = Field(
         None, description="A complete trial's test-fold forecasts (timestamp, symbol, fold, prediction, target)"
     )
+    net_sharpe: float | None = Field(
+        None, description="A complete trial's forecasts traded as the request's signal says: annualised net Sharpe ratio"
+    )
+
+
+class Overfitting(BaseModel):
+    """How much of the winner's performance is selection. Sharpe ratios per period (one period =
+    one rebalance, every target_horizon bars) unless named net_sharpe (annualised)."""
+
+    n_trials: int = Field(description="N: trials evaluated whose forecasts have a defined net Sharpe ratio")
+    trial_sharpe_variance: float | None = Field(
+        description="V: sample variance (ddof 1) of those trials' per-period net Sharpe ratios (0 for one trial)"
+    )
+    best_trial: int | None = Field(None, description="The winner's trial number (tuning)")
+    best_plugin_key: str | None = Field(None, description="The winner's candidate (AutoML)")
+    best_net_sharpe: float | None = Field(description="The winner's annualised net Sharpe ratio")
+    best_sharpe_per_period: float | None = Field(description="The winner's per-period net Sharpe ratio")
+    skew: float | None = Field(description="of the winner's per-period net returns (biased sample skewness)")
+    kurtosis: float | None = Field(description="of the winner's per-period net returns (biased, not excess: 3 is normal)")
+    expected_max_sharpe: float | None = Field(
+        description="SR0: the per-period Sharpe the best of N skill-less trials with variance V is expected to reach"
+    )
+    probabilistic_sharpe: float | None = Field(description="PSR: P(true Sharpe > 0) of the winner")
+    deflated_sharpe: float | None = Field(description="DSR: the winner's PSR against SR0")
+    pbo: float | None = Field(
+        description="Probability of backtest overfitting: CSCV over the T x N matrix of per-period net returns of the "
+        "trials (tuning) or leaderboard rows (AutoML), aligned on their common rebalance dates, selecting by Sharpe"
+    )
+    pbo_note: str | None = Field(None, description="Why pbo is null")
+    n_blocks: int
+    n_periods: int = Field(description="T: rows of the matrix (common rebalance dates)")
+    note: str | None = Field(None, description="Why the winner's statistics are null")
 
 
 class TuneResponse(BaseModel):
@@ -90,6 +153,10 @@ class TuneResponse(BaseModel):
     stop_reason: Literal["n_trials", "early_stopping", "timeout", "cancelled"]
     trials: list[TrialRead]
     mlflow_parent_run_id: str | None
+    overfitting: Overfitting | None = Field(
+        None, description="The best trial's probabilistic and deflated Sharpe ratios over the study's complete trials, "
+        "and the study's probability of backtest overfitting"
+    )
 
 
 class AutoMLRequest(CrossValidated):
@@ -110,6 +177,7 @@ class AutoMLRequest(CrossValidated):
     seed: int = SEED
     create_model: bool = Field(False, description="Save the best candidate as a model definition and train it")
     model_name: str | None = Field(None, min_length=1, max_length=NAME_MAX, description="Default: 'automl <plugin_key>'")
+    signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
 
 
 class CandidateError(BaseModel):
@@ -129,6 +197,11 @@ class LeaderboardRow(BaseModel):
     out_of_fold_uri: str | None = Field(
         None, description="The row's test-fold forecasts (its best trial's when tuned): timestamp, symbol, fold, prediction, target"
     )
+    net_sharpe: float | None = Field(None, description="Annualised net Sharpe ratio of the row's forecasts")
+    deflated_sharpe: float | None = Field(
+        None, description="The row's deflated Sharpe ratio: its PSR against SR0 of the run's N evaluated trials and the "
+        "variance V of their per-period net Sharpe ratios (see overfitting)"
+    )
     error: CandidateError | None = None
 
 
@@ -139,3 +212,7 @@ class AutoMLResponse(BaseModel):
     best: LeaderboardRow | None = Field(description="The first row, unless every candidate failed")
     model_id: uuid.UUID | None = None
     trained: TrainResponse | None = Field(None, description="The winner's training (create_model=true)")
+    overfitting: Overfitting | None = Field(
+        None, description="The winner's (rank 1) probabilistic and deflated Sharpe ratios given every trial the run "
+        "evaluated, and the probability of backtest overfitting over the leaderboard rows"
+    )

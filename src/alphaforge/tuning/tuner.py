@@ -13,6 +13,11 @@ What the system alphaforge replaces lacked, and how it is done here:
   reproducible, and concurrent workers do not draw the same start-up points.
 - After each fold the score so far (the metric over the folds evaluated) is reported at
   step = fold index, and a fold-wise median pruner (``tuning.pruning``) may stop the trial.
+  ``net_sharpe`` (the annualised net Sharpe of the trial's out-of-fold forecasts traded as
+  ``request.signal`` says) is known only once every fold is done: a study on it never prunes.
+- Every complete trial's net Sharpe is reported, and the result carries the overfitting
+  statistics of the best trial over the study (``tuning.overfitting``: PSR, DSR, PBO), also
+  logged as ``overfitting.*`` metrics of the study's MLflow parent run.
 - A trial that fails (a combination the plugin refuses, a fit error, an undefined metric)
   is FAIL with its message; the study goes on. Only a study without one complete trial
   is an error (422, with the first failure's message).
@@ -41,10 +46,10 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
 from alphaforge.schemas.models import DatasetSpec
-from alphaforge.schemas.tuning import TrialRead, TuneRequest, TuneResponse
+from alphaforge.schemas.tuning import Overfitting, TrialRead, TuneRequest, TuneResponse
 from alphaforge.evaluation import cv, panel
 from alphaforge.tuning import search_space
-from alphaforge.tuning import studies
+from alphaforge.tuning import overfitting, studies
 from alphaforge.training import out_of_fold, trainer
 from alphaforge.training import pooled
 from alphaforge.training.assembly import check_dataset_spec, describe_range
@@ -69,7 +74,13 @@ METRICS: dict[str, tuple[str, Direction]] = {
     "mean_cs_rank_ic": ("cs_rank_ic", "maximize"),
     "mean_cs_icir": ("cs_icir", "maximize"),
     "mean_cs_rank_icir": ("cs_rank_icir", "maximize"),
+    # From the trial's out-of-fold forecasts as a whole (after its last fold): no per-fold key.
+    "net_sharpe": ("net_sharpe", "maximize"),
 }
+#: Metrics computed from a trial's forecasts once all its folds are done (never pruned).
+FORECAST_METRICS = frozenset({"net_sharpe"})
+#: Metrics that rank an AutoML leaderboard only (metric -> default direction).
+LEADERBOARD_METRICS: dict[str, Direction] = {"deflated_sharpe": "maximize"}
 #: The seed's name for directional accuracy (upstream's summary key); ``icir`` is the
 #: cross-sectional rank ICIR (``mean_rank_ic`` stays the pooled rank IC averaged over folds).
 ALIASES = {"mean_directional_accuracy": "directional_accuracy", "icir": "mean_cs_rank_icir"}
@@ -100,6 +111,11 @@ class Objective:
         return score if self.direction == "minimize" else -score
 
     @property
+    def from_forecasts(self) -> bool:
+        """Whether the score comes from the trial's forecasts after its last fold (no pruning)."""
+        return self.metric in FORECAST_METRICS
+
+    @property
     def cross_sectional(self) -> bool:
         """Whether it ranks symbols within a date (defined on panels only)."""
         return self.fold_metric.startswith("cs_")
@@ -118,6 +134,12 @@ def check_objective_fits(objective: Objective, dataset: DatasetSpec) -> None:
 def resolve_objective(metric: str, direction: Direction | None = None) -> Objective:
     """The metric's summary and fold keys; its direction unless one is given (422 on an unknown metric)."""
     name = ALIASES.get(metric, metric)
+    if name in LEADERBOARD_METRICS:
+        raise InvalidInput(
+            f"{name} ranks an AutoML leaderboard (it needs every trial evaluated): a study cannot optimise it; "
+            "tune on net_sharpe instead (its best trial's deflated Sharpe is in the response's overfitting block)",
+            field="metric",
+        )
     if name not in METRICS:
         valid = ", ".join([*METRICS, *ALIASES])
         raise InvalidInput(f"unknown metric {metric!r}; valid: {valid}", field="metric")
@@ -196,6 +218,12 @@ def run_trials(ctx: Context, request: TuneRequest, study_name: str, progress: Pr
 
 def tune_result(ctx: Context, request: TuneRequest, study_name: str) -> TuneResponse:
     """Read the study back, finish its MLflow parent run; 422 when no trial completed."""
+    return study_result(ctx, request, study_name)[0]
+
+
+def study_result(ctx: Context, request: TuneRequest, study_name: str) -> tuple[TuneResponse, dict[int, pd.Series | None]]:
+    """``tune_result`` and the per-period net returns of each complete trial (by number; None
+    when its forecasts cannot be traded), for AutoML's statistics across studies."""
     plan = resolve_plan(request)
     study = _load(ctx, request, study_name)
     attrs = study.user_attrs
@@ -218,6 +246,12 @@ def tune_result(ctx: Context, request: TuneRequest, study_name: str) -> TuneResp
             f"no trial of {request.plugin_key} completed ({counts['FAIL']} failed, {counts['PRUNED']} pruned){why}"
         )
     best = min(complete, key=lambda r: (objective.sort_key(r.score), r.number))  # type: ignore[arg-type]
+    horizon = request.dataset.target_horizon
+    returns = {r.number: overfitting.read_returns(ctx, r.out_of_fold_uri, horizon, request.signal) for r in complete}
+    block = Overfitting(
+        best_trial=best.number,
+        **overfitting.summarize(returns, best.number, horizon=horizon, n_blocks=request.signal.n_blocks),
+    )
     response = TuneResponse(
         study_name=study_name,
         plugin_key=plan.cls.key,
@@ -230,16 +264,18 @@ def tune_result(ctx: Context, request: TuneRequest, study_name: str) -> TuneResp
         stop_reason=stop_reason,
         trials=reads,
         mlflow_parent_run_id=parent,
+        overfitting=block,
         **totals,
     )
     if parent:
+        notes = {f"overfitting.{k}": v for k, v in (("pbo_note", block.pbo_note), ("note", block.note)) if v}
         ctx.tracker.finish_study(
             parent,
-            {"best_score": best.score, **totals},
+            {"best_score": best.score, **totals, **overfitting.mlflow_metrics(block.model_dump())},
             {"best_trial": str(best.number), "best_params": json.dumps(best.params, sort_keys=True),
-             "stop_reason": stop_reason},
+             "stop_reason": stop_reason, **notes},
         )
-    return response
+    return response, returns
 
 
 def abort_study(ctx: Context, study_name: str, status: Literal["FAILED", "KILLED"] = "FAILED") -> None:
@@ -332,10 +368,12 @@ class _Outcome:
     error: str | None = None
     mlflow_run_id: str | None = None
     out_of_fold_uri: str | None = None
+    net_sharpe: float | None = None
 
     def attrs(self) -> dict[str, Any]:
         return {"params": self.params, "folds": self.folds, "summary": self.summary, "error": self.error,
-                "mlflow_run_id": self.mlflow_run_id, "out_of_fold_uri": self.out_of_fold_uri}
+                "mlflow_run_id": self.mlflow_run_id, "out_of_fold_uri": self.out_of_fold_uri,
+                "net_sharpe": self.net_sharpe}
 
 
 def _evaluate(
@@ -354,10 +392,13 @@ def _evaluate(
         if isinstance(data, pooled.PanelTrainingData):
             pooled.check_pooling(plugin)
         forecasts = []
+        fold_wise = not plan.objective.from_forecasts
         for fold in folds:
             scores, predicted = _fold_scores(plugin, data, fold, request.seed)
             outcome.folds.append(scores)
             forecasts.append(predicted)
+            if not fold_wise:
+                continue
             so_far = trainer.summarize_folds(data, outcome.folds)[plan.objective.metric]
             if so_far is not None:
                 outcome.score = float(so_far)
@@ -365,15 +406,22 @@ def _evaluate(
             if request.pruner != "none" and fold.index < len(folds) - 1 and trial.should_prune():
                 raise optuna.TrialPruned()
         outcome.summary = trainer.summarize_folds(data, outcome.folds)
-        if outcome.summary[plan.objective.metric] is None:
+        if fold_wise and outcome.summary[plan.objective.metric] is None:
             outcome.score = None
             raise InvalidInput(
                 f"{plan.objective.metric} is undefined on every fold (e.g. constant predictions have no correlation)"
             )
         validation = trainer.CrossValidation({}, [np.asarray(f.test) for f in folds], forecasts)
-        outcome.out_of_fold_uri = out_of_fold.store(
-            ctx, f"studies/{study_name}", validation.out_of_fold(data, request.dataset.symbol)
-        )
+        frame = validation.out_of_fold(data, request.dataset.symbol)
+        outcome.net_sharpe = overfitting.net_sharpe(frame, request.dataset.target_horizon, request.signal)
+        if not fold_wise:
+            if outcome.net_sharpe is None:
+                raise InvalidInput(
+                    "net_sharpe is undefined for this trial's forecasts (its net returns have zero variance, e.g. a "
+                    "constant position, or there are fewer than 2 rebalance periods)"
+                )
+            outcome.score = outcome.net_sharpe
+        outcome.out_of_fold_uri = out_of_fold.store(ctx, f"studies/{study_name}", frame)
         outcome.state = "COMPLETE"
     except optuna.TrialPruned:
         outcome.state = "PRUNED"
@@ -444,6 +492,7 @@ def _trial_read(t: FrozenTrial, fixed: dict[str, Any]) -> TrialRead:
         error=result.get("error"),
         mlflow_run_id=result.get("mlflow_run_id"),
         out_of_fold_uri=result.get("out_of_fold_uri"),
+        net_sharpe=result.get("net_sharpe") if t.state.name == "COMPLETE" else None,
     )
 
 
@@ -459,7 +508,7 @@ def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
 
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.NopPruner()
-        if request.pruner == "none"
+        if request.pruner == "none" or ALIASES.get(request.metric, request.metric) in FORECAST_METRICS
         else FoldMedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
     )
     try:
@@ -516,6 +565,7 @@ def _study_run(request: TuneRequest, plan: _Plan, study_name: str) -> StudyRun:
             "fixed_params": json.dumps(plan.fixed, sort_keys=True, default=str),
             "seed": request.seed,
             "pruner": request.pruner,
+            **{f"signal.{k}": v for k, v in request.signal.model_dump(mode="json").items()},
             "patience": request.patience,
             "timeout_s": request.timeout_s,
             **{f"cv.{k}": v for k, v in request.cv.model_dump(mode="json").items()},
@@ -539,7 +589,7 @@ def _trial_run(parent: str, study_name: str, plan: _Plan, number: int, outcome: 
         run_name=f"{study_name}:trial-{number}",
         params=outcome.params,
         fold_metrics=folds,
-        metrics={"score": outcome.score, **summary},
+        metrics={"score": outcome.score, "net_sharpe": outcome.net_sharpe, **summary},
         tags=tags,
         failed=outcome.state == "FAIL",
     )
