@@ -16,7 +16,9 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     """zstd, with dictionary encoding only for the columns that repeat (symbols, text): on
     float columns it never pays (each value is distinct) and doubled the encoding time."""
     buffer = io.BytesIO()
-    table = pa.Table.from_pandas(frame, preserve_index=True)
+    # One thread: pyarrow's default pool starts threads per call, which cost more than a
+    # piece's conversion (a panel writes a hundred small pieces).
+    table = pa.Table.from_pandas(frame, preserve_index=True, nthreads=1)
     repeating = [f.name for f in table.schema if not (pa.types.is_floating(f.type) or pa.types.is_timestamp(f.type))]
     pq.write_table(table, buffer, compression="zstd", use_dictionary=repeating)
     return buffer.getvalue()
