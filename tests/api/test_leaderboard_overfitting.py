@@ -226,7 +226,10 @@ def test_automl_ranks_rows_by_their_deflated_sharpe(client: TestClient, dataset:
 
 
 def test_automl_counts_every_tuned_trial_and_every_untuned_candidate(client: TestClient, dataset: dict) -> None:
-    body = _automl(client, dataset, {"ml.ridge": {"fit_intercept": True}, "ensemble.mean": {}}, n_trials=3)
+    body = _automl(client, dataset, {"ml.ridge": {"fit_intercept": True}, "ensemble.mean": {}}, n_trials=3,
+                   metric="deflated_sharpe")  # the tuned candidate's study optimises net_sharpe
+    scores = [r["score"] for r in body["leaderboard"]]
+    assert scores == sorted(scores, reverse=True) == [r["deflated_sharpe"] for r in body["leaderboard"]]
     rows = {r["plugin_key"]: r for r in body["leaderboard"]}
     assert rows["ml.ridge"]["n_trials"] == 3 and rows["ensemble.mean"]["n_trials"] == 0
     block = body["overfitting"]
