@@ -15,7 +15,7 @@ import pandas as pd
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput
-from alphaforge.evaluation.signals import evaluate_signal_frame
+from alphaforge.evaluation.signals import SignalReport, evaluate_signal_frame
 from alphaforge.schemas.evaluations import EvaluationRequest
 from alphaforge.training import definitions, out_of_fold
 
@@ -32,6 +32,20 @@ def check_evaluation_request(ctx: Context, request: EvaluationRequest) -> tuple[
     return out_of_fold.parquet_at(ctx, request.out_of_fold_uri), request.horizon, {"out_of_fold_uri": request.out_of_fold_uri}
 
 
+def trade(
+    frame: pd.DataFrame, horizon: int, *, n_quantiles: int, weighting: str, cost_bps: float, bars_per_year: int = 252,
+    with_ic: bool = True,
+) -> SignalReport:
+    """Stored forecasts (timestamp, symbol, prediction, forward_return) as a strategy: one
+    symbol trades its sign, several a quantile long-short portfolio (``ValueError`` when they
+    cannot be traded). The one way evaluations and leaderboards turn forecasts into returns;
+    ``with_ic`` False skips the IC (a leaderboard reads the returns only)."""
+    return evaluate_signal_frame(
+        frame, symbol="symbol" if frame["symbol"].nunique() > 1 else None, horizon=horizon, n_quantiles=n_quantiles,
+        weighting=weighting, cost_bps=cost_bps, bars_per_year=bars_per_year, ic_columns=None if with_ic else {},
+    )
+
+
 def evaluate(ctx: Context, request: EvaluationRequest) -> dict[str, Any]:
     """The report as the API answers it (summary, and one row per rebalance date)."""
     data, horizon, source = check_evaluation_request(ctx, request)
@@ -40,10 +54,8 @@ def evaluate(ctx: Context, request: EvaluationRequest) -> dict[str, Any]:
         raise InvalidInput("these forecasts were stored without forward returns; train the model again to evaluate them")
     symbols = frame["symbol"].nunique()
     try:
-        report = evaluate_signal_frame(
-            frame, symbol="symbol" if symbols > 1 else None, horizon=horizon, n_quantiles=request.n_quantiles,
-            weighting=request.weighting, cost_bps=request.cost_bps, bars_per_year=request.bars_per_year,
-        )
+        report = trade(frame, horizon, n_quantiles=request.n_quantiles, weighting=request.weighting,
+                       cost_bps=request.cost_bps, bars_per_year=request.bars_per_year)
     except ValueError as exc:
         raise InvalidInput(f"cannot evaluate these forecasts: {exc}") from None
     periods = report.periods.reset_index()

@@ -36,9 +36,8 @@ import pandas as pd
 from alphaforge.context import Context
 from alphaforge.errors import NotFound
 from alphaforge.evaluation import overfitting as stats
-from alphaforge.evaluation.signals import evaluate_signal_frame
 from alphaforge.schemas.tuning import SignalConfig
-from alphaforge.training import out_of_fold
+from alphaforge.training import evaluations, out_of_fold
 
 BARS_PER_YEAR = 252
 
@@ -53,11 +52,8 @@ def net_returns(frame: pd.DataFrame, horizon: int, signal: SignalConfig) -> pd.S
     if "forward_return" not in frame.columns or frame.empty:
         return None
     try:
-        report = evaluate_signal_frame(
-            frame, symbol="symbol" if frame["symbol"].nunique() > 1 else None, horizon=horizon,
-            n_quantiles=signal.n_quantiles, weighting=signal.weighting, cost_bps=signal.cost_bps,
-            bars_per_year=BARS_PER_YEAR, ic_columns={},
-        )
+        report = evaluations.trade(frame, horizon, n_quantiles=signal.n_quantiles, weighting=signal.weighting,
+                                   cost_bps=signal.cost_bps, bars_per_year=BARS_PER_YEAR, with_ic=False)
     except ValueError:
         return None
     return report.periods["net"] if report.n_periods else None
