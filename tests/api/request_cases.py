@@ -140,13 +140,19 @@ def _pooled(body: dict[str, Any], **source: Any) -> dict[str, Any]:
     return body | {"dataset": dataset}
 
 
+_RANGE = {k: v for k, v in _GENERATE.items() if k != "symbol"}
+_EVALUATION_VARIANTS = [Request(body=_EVALUATION_URI)] + [
+    Request(body=_EVALUATION | {"predict": predict})
+    for predict in (_GENERATE, _RANGE | {"universe": "SP20"}, _RANGE | {"symbols": ["GSPC"]})
+]
+
 #: Further valid requests of an operation whose fields exclude each other (one symbol, a
 #: universe or a list of symbols): together with ``VALID`` they set every bounded string.
 VARIANTS: dict[tuple[str, str], list[Request]] = {
     ("POST", "/api/v1/features/{feature_id}/panels"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
     ("POST", "/api/v1/features/{feature_id}/panels/async"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
-    ("POST", "/api/v1/evaluations"): [Request(body=_EVALUATION_URI)],
-    ("POST", "/api/v1/evaluations/async"): [Request(body=_EVALUATION_URI)],
+    ("POST", "/api/v1/evaluations"): _EVALUATION_VARIANTS,
+    ("POST", "/api/v1/evaluations/async"): _EVALUATION_VARIANTS,
     ("POST", "/api/v1/models/{model_id}/predict"): [
         Request({"model_id": M}, body={k: v for k, v in _GENERATE.items() if k != "symbol"} | {"universe": "SP20"}),
         Request({"model_id": M}, body={k: v for k, v in _GENERATE.items() if k != "symbol"} | {"symbols": ["GSPC"]}),

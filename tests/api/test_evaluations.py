@@ -113,3 +113,34 @@ def test_an_untrained_model_has_nothing_to_evaluate(client: TestClient) -> None:
     model = client.post("/api/v1/models", json={"name": "untrained", "model_type": "ridge", "family": "machine_learning"})
     response = client.post("/api/v1/evaluations", json={"model_id": model.json()["id"]})
     assert response.status_code == 404 and "train it" in response.json()["detail"]
+
+
+def test_a_models_forecasts_over_a_range_are_scored_by_the_returns_that_followed(
+    client: TestClient, feature_ids: list[str]
+) -> None:
+    from arch.data import sp500
+
+    model_id = _trained(client, feature_ids, symbol="GSPC")
+    window = {"symbol": "GSPC", "start_date": "2018-01-01", "end_date": "2018-12-01"}
+    answer = client.post("/api/v1/evaluations", json={"model_id": model_id, "predict": window, "cost_bps": 2})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    forecasts = client.post(f"/api/v1/models/{model_id}/predict", json=window).json()
+    raw = sp500.load()["Close"]
+    raw.index = pd.DatetimeIndex(raw.index).tz_localize("UTC")
+    forward = (raw.shift(-HORIZON) / raw - 1).reindex(pd.DatetimeIndex(forecasts["timestamps"]))
+    held = pd.DataFrame({"prediction": forecasts["predictions"], "forward": forward.to_numpy()},
+                        index=forward.index).dropna().iloc[::HORIZON]
+    position = np.sign(held["prediction"].to_numpy())
+    net = position * held["forward"].to_numpy() - 2 / 1e4 * np.abs(np.diff(np.concatenate([[0.0], position])))
+    periods = pd.DataFrame(body["periods"])
+    assert list(periods["timestamp"]) == [t.isoformat() for t in held.index]
+    np.testing.assert_allclose(periods["net"], net, rtol=1e-12, atol=1e-15)
+    assert body["source"]["predict"]["symbol"] == "GSPC" and body["source"]["rows"] == len(forecasts["timestamps"])
+
+
+def test_predict_needs_a_model(client: TestClient) -> None:
+    response = client.post("/api/v1/evaluations", json={
+        "out_of_fold_uri": "x", "horizon": 5, "predict": {"symbol": "GSPC", "start_date": "2019-01-01", "end_date": "2019-02-01"},
+    })
+    assert response.status_code == 422 and "predict needs model_id" in response.text

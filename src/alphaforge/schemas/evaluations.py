@@ -7,6 +7,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from alphaforge.schemas.models import PredictRequest
 from alphaforge.schemas.request import RequestModel
 
 
@@ -14,7 +15,13 @@ class EvaluationRequest(RequestModel):
     """A prediction set to evaluate as money: a model's out-of-fold predictions, or those a
     tuning trial or a leaderboard row points at (``out_of_fold_uri``)."""
 
-    model_id: uuid.UUID | None = Field(None, description="evaluate this model's last training's out-of-fold predictions")
+    model_id: uuid.UUID | None = Field(
+        None, description="evaluate this model's last training's out-of-fold predictions, or with `predict` its forecasts"
+    )
+    predict: PredictRequest | None = Field(
+        None, description="with model_id: the model's forecasts over this range (a symbol, a universe or symbols), "
+        "scored against the returns realised after each (read from the bars)",
+    )
     out_of_fold_uri: str | None = Field(
         None, max_length=1000, description="or a tuning trial's or a leaderboard row's out_of_fold_uri"
     )
@@ -32,6 +39,8 @@ class EvaluationRequest(RequestModel):
     def _one_source(self) -> Self:
         if (self.model_id is None) == (self.out_of_fold_uri is None):
             raise ValueError("give exactly one of model_id and out_of_fold_uri")
+        if self.predict is not None and self.model_id is None:
+            raise ValueError("predict needs model_id: the model whose forecasts to evaluate")
         if self.out_of_fold_uri is not None and self.horizon is None:
             raise ValueError("horizon is required with out_of_fold_uri (the bars each forecast looks ahead)")
         return self

@@ -9,6 +9,7 @@ portfolio rebalanced every ``horizon`` dates."""
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -17,19 +18,61 @@ from alphaforge.context import Context
 from alphaforge.errors import InvalidInput
 from alphaforge.evaluation.signals import SignalReport, evaluate_signal_frame
 from alphaforge.schemas.evaluations import EvaluationRequest
-from alphaforge.training import definitions, out_of_fold
+from alphaforge.training import definitions, out_of_fold, prediction
 
 
-def check_evaluation_request(ctx: Context, request: EvaluationRequest) -> tuple[bytes, int, dict[str, Any]]:
-    """The forecasts' bytes, the horizon and a description of the source: 404 for an
-    unknown or untrained model or a lost object, 422 for a URI that is none."""
+def check_evaluation_request(ctx: Context, request: EvaluationRequest) -> None:
+    """The refusals that need no computing: 404 for an unknown or untrained model or a lost
+    object, 422 for a URI that is none or a predict request the model refuses."""
+    if request.predict is not None:
+        assert request.model_id is not None
+        prediction.check_predict_request(ctx, request.model_id, request.predict)
+        return
+    _stored(ctx, request)
+
+
+def _stored(ctx: Context, request: EvaluationRequest) -> tuple[bytes, int, dict[str, Any]]:
+    """Stored forecasts' bytes, the horizon and a description of the source."""
     if request.model_id is not None:
         model = definitions.get_model(ctx, request.model_id)
         data = out_of_fold.parquet(ctx, request.model_id, model.out_of_fold_uri)
-        horizon = request.horizon or int(((model.lineage or {}).get("dataset") or {}).get("target_horizon") or 1)
+        horizon = request.horizon or _target_horizon(model)
         return data, horizon, {"model_id": str(model.id), "model_version": model.version}
     assert request.out_of_fold_uri is not None and request.horizon is not None
     return out_of_fold.parquet_at(ctx, request.out_of_fold_uri), request.horizon, {"out_of_fold_uri": request.out_of_fold_uri}
+
+
+def _predicted(ctx: Context, request: EvaluationRequest) -> tuple[pd.DataFrame, int, dict[str, Any]]:
+    """The model's forecasts over the range (as ``POST /models/{id}/predict`` gives them) and
+    each one's realised forward return over ``horizon`` bars of its symbol (the bars after the
+    range count: a forecast near its end is scored by what followed; none yet: dropped)."""
+    assert request.model_id is not None and request.predict is not None
+    model = definitions.get_model(ctx, request.model_id)
+    horizon = request.horizon or _target_horizon(model)
+    result = prediction.predict(ctx, request.model_id, request.predict)
+    symbols = result.symbols or [result.symbol or ""] * len(result.timestamps)
+    frame = pd.DataFrame({
+        "timestamp": pd.DatetimeIndex(result.timestamps), "symbol": symbols, "prediction": result.predictions,
+    })
+    returns = []
+    for symbol, rows in frame.groupby("symbol", sort=False):
+        start = rows["timestamp"].min().to_pydatetime()
+        bars = ctx.bars.get_bars(str(symbol), request.predict.timeframe, start, _LAST_DAY)
+        close = bars["close"]
+        forward = close.shift(-horizon) / close - 1
+        returns.append(pd.Series(forward.reindex(pd.DatetimeIndex(rows["timestamp"])).to_numpy(), index=rows.index))
+    frame["forward_return"] = pd.concat(returns).reindex(frame.index) if returns else []
+    source = {"model_id": str(model.id), "model_version": model.version,
+              "predict": request.predict.model_dump(mode="json", exclude_none=True)}
+    return frame, horizon, source
+
+
+#: The last day a nanosecond timestamp holds: every bar after a forecast counts.
+_LAST_DAY = datetime(2262, 4, 11, tzinfo=timezone.utc)
+
+
+def _target_horizon(model: Any) -> int:
+    return int(((model.lineage or {}).get("dataset") or {}).get("target_horizon") or 1)
 
 
 def trade(
@@ -48,8 +91,11 @@ def trade(
 
 def evaluate(ctx: Context, request: EvaluationRequest) -> dict[str, Any]:
     """The report as the API answers it (summary, and one row per rebalance date)."""
-    data, horizon, source = check_evaluation_request(ctx, request)
-    frame = pd.read_parquet(io.BytesIO(data)).reset_index()
+    if request.predict is not None:
+        frame, horizon, source = _predicted(ctx, request)
+    else:
+        data, horizon, source = _stored(ctx, request)
+        frame = pd.read_parquet(io.BytesIO(data)).reset_index()
     if "forward_return" not in frame.columns:
         raise InvalidInput("these forecasts were stored without forward returns; train the model again to evaluate them")
     symbols = frame["symbol"].nunique()
