@@ -144,3 +144,22 @@ def test_predict_needs_a_model(client: TestClient) -> None:
         "out_of_fold_uri": "x", "horizon": 5, "predict": {"symbol": "GSPC", "start_date": "2019-01-01", "end_date": "2019-02-01"},
     })
     assert response.status_code == 422 and "predict needs model_id" in response.text
+
+
+def test_ic_decay_over_horizons_read_from_the_bars(client: TestClient, feature_ids: list[str]) -> None:
+    from scipy import stats
+    from skfolio.datasets import load_sp500_dataset
+
+    model_id = _trained(client, feature_ids, universe="SP20")
+    body = client.post("/api/v1/evaluations", json={"model_id": model_id, "ic_horizons": [1, 10]})
+    assert body.status_code == 200, body.text
+    decay = body.json()["summary"]["ic_decay"]
+    stored = _forecasts(client, model_id)
+    closes = load_sp500_dataset()
+    closes.index = pd.DatetimeIndex(closes.index).tz_localize("UTC")
+    for h in (1, 10):
+        forward = (closes.shift(-h) / closes - 1).stack()
+        rows = stored.assign(fwd=forward.reindex(pd.MultiIndex.from_arrays([stored["timestamp"], stored["symbol"]])).to_numpy())
+        ics = [stats.spearmanr(day["prediction"], day["fwd"])[0] for _, day in rows.dropna().groupby("timestamp")
+               if len(day) > 1 and day["prediction"].nunique() > 1 and day["fwd"].nunique() > 1]
+        assert decay[str(h)] == pytest.approx(float(np.mean(ics)), rel=1e-9), h

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -34,6 +34,11 @@ class EvaluationRequest(RequestModel):
     weighting: Literal["equal", "prediction"] = Field("equal", description="within each leg")
     cost_bps: float = Field(0.0, ge=0.0, le=10_000.0, description="cost in basis points per unit of turnover")
     bars_per_year: int = Field(252, ge=1, le=100_000, description="annualisation: periods per year = bars_per_year / horizon")
+    ic_horizons: list[Annotated[int, Field(ge=1, le=250)]] = Field(
+        default_factory=list, max_length=10,
+        description="IC decay: the mean per-date rank IC of the forecasts against the forward return over each of "
+        "these horizons (bars, read from each symbol's bars); empty: the horizon only",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
