@@ -224,6 +224,13 @@ def test_automl_ranks_rows_by_their_deflated_sharpe(client: TestClient, dataset:
     matrix = pd.concat(nets, axis=1, join="inner").sort_index().to_numpy()
     assert block["pbo"] == pytest.approx(_pbo(matrix, N_BLOCKS), abs=1e-12)
 
+    settings = client.app.state.ctx.settings  # type: ignore[attr-defined]
+    run = MlflowClient(tracking_uri=settings.resolved_mlflow_tracking_uri).get_run(body["mlflow_run_id"])
+    for name in ("n_trials", "deflated_sharpe", "probabilistic_sharpe", "pbo"):
+        assert run.data.metrics[f"overfitting.{name}"] == pytest.approx(block[name], rel=1e-12), name
+    assert run.data.tags["best_plugin_key"] == rows[0]["plugin_key"] and run.data.tags["kind"] == "automl"
+    assert run.data.metrics[f"leaderboard.1.{rows[0]['plugin_key']}"] == pytest.approx(rows[0]["score"], rel=1e-12)
+
 
 def test_automl_counts_every_tuned_trial_and_every_untuned_candidate(client: TestClient, dataset: dict) -> None:
     body = _automl(client, dataset, {"ml.ridge": {"fit_intercept": True}, "ensemble.mean": {}}, n_trials=3,

@@ -216,3 +216,4 @@ class AutoMLResponse(BaseModel):
         None, description="The winner's (rank 1) probabilistic and deflated Sharpe ratios given every trial the run "
         "evaluated, and the probability of backtest overfitting over the leaderboard rows"
     )
+    mlflow_run_id: str | None = Field(None, description="The run's MLflow record: each row's score, overfitting.* figures")

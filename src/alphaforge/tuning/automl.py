@@ -40,6 +40,7 @@ from alphaforge.tuning import overfitting, tuner
 from alphaforge.training import pooled
 from alphaforge.training.assembly import check_dataset_spec
 from alphaforge.tasks.progress import Cancelled, Progress, no_progress
+from alphaforge.tracking import StudyRun
 
 
 def check_automl_request(ctx: Context, request: AutoMLRequest) -> None:
@@ -122,7 +123,7 @@ def automl(ctx: Context, request: AutoMLRequest, progress: Progress = no_progres
         ),
     )
     response = AutoMLResponse(metric=objective.metric, direction=objective.direction, leaderboard=leaderboard, best=best,
-                              overfitting=block)
+                              overfitting=block, mlflow_run_id=_log_leaderboard(ctx, request, objective, leaderboard, block))
     if request.create_model:
         if best is None:
             raise InvalidInput(
@@ -132,6 +133,27 @@ def automl(ctx: Context, request: AutoMLRequest, progress: Progress = no_progres
         response.model_id, response.trained = _create_and_train(ctx, request, best)
     progress(1.0, "done")
     return response
+
+
+def _log_leaderboard(
+    ctx: Context, request: AutoMLRequest, objective: tuner.Objective, leaderboard: list[LeaderboardRow],
+    block: Overfitting,
+) -> str:
+    """The run's MLflow record: its configuration, each row's score and the winner's
+    overfitting figures (``overfitting.*``), as a tuning study's parent run holds its own."""
+    run_id = ctx.tracker.start_study(StudyRun(
+        run_name=f"automl:{objective.metric}",
+        params={"metric": objective.metric, "direction": objective.direction, "candidates": list(request.candidates),
+                "n_trials": request.n_trials, "seed": request.seed, "signal": request.signal.model_dump(mode="json")},
+        tags={"kind": "automl"},
+    ))
+    scores = {f"leaderboard.{r.rank}.{r.plugin_key}": r.score for r in leaderboard}
+    notes = {f"overfitting.{k}": v for k, v in (("pbo_note", block.pbo_note), ("note", block.note)) if v}
+    ctx.tracker.finish_study(
+        run_id, {**scores, **overfitting.mlflow_metrics(block.model_dump())},
+        {"best_plugin_key": block.best_plugin_key or "", **notes},
+    )
+    return run_id
 
 
 def _evaluate(
