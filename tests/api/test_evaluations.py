@@ -163,3 +163,15 @@ def test_ic_decay_over_horizons_read_from_the_bars(client: TestClient, feature_i
         ics = [stats.spearmanr(day["prediction"], day["fwd"])[0] for _, day in rows.dropna().groupby("timestamp")
                if len(day) > 1 and day["prediction"].nunique() > 1 and day["fwd"].nunique() > 1]
         assert decay[str(h)] == pytest.approx(float(np.mean(ics)), rel=1e-9), h
+
+
+def test_forecasts_lost_from_the_object_store_are_a_404_before_any_task(client: TestClient, feature_ids: list[str]) -> None:
+    ctx = client.app.state.ctx
+    model_id = _trained(client, feature_ids, symbol="GSPC")
+    ctx.objects.delete(ctx.objects.key_of(client.get(f"/api/v1/models/{model_id}").json()["out_of_fold_uri"]))
+    before = client.get("/api/v1/tasks", params={"kind": "evaluate", "limit": 500}).json()
+    assert len(before) < 500
+    for path in ("/api/v1/evaluations", "/api/v1/evaluations/async"):
+        response = client.post(path, json={"model_id": model_id})
+        assert response.status_code == 404 and "gone from the object store" in response.json()["detail"], response.text
+    assert client.get("/api/v1/tasks", params={"kind": "evaluate", "limit": 500}).json() == before

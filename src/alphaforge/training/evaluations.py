@@ -29,8 +29,12 @@ def check_evaluation_request(ctx: Context, request: EvaluationRequest) -> None:
     if request.predict is not None:
         assert request.model_id is not None
         prediction.check_predict_request(ctx, request.model_id, request.predict)
-        return
-    _stored(ctx, request)
+    elif request.model_id is not None:
+        model = definitions.get_model(ctx, request.model_id)
+        out_of_fold.check_stored(ctx, out_of_fold.model_key(ctx, request.model_id, model.out_of_fold_uri))
+    else:
+        assert request.out_of_fold_uri is not None
+        out_of_fold.check_stored(ctx, out_of_fold.uri_key(ctx, request.out_of_fold_uri))
 
 
 def _stored(ctx: Context, request: EvaluationRequest) -> tuple[bytes, int, dict[str, Any]]:

@@ -55,18 +55,15 @@ def store(ctx: Context, prefix: str, frame: pd.DataFrame) -> str:
     return ctx.objects.put(f"{prefix}/out_of_fold/{hashlib.sha256(data).hexdigest()}.parquet", data)
 
 
-def parquet(ctx: Context, model_id: uuid.UUID, uri: str | None) -> bytes:
-    """The stored object (404 before a training stored one, or when it was lost)."""
+def model_key(ctx: Context, model_id: uuid.UUID, uri: str | None) -> str:
+    """The object key of a model's forecasts (404 before a training stored them)."""
     if uri is None:
         raise NotFound(f"model {model_id} has no out-of-fold predictions: train it (POST /api/v1/models/{model_id}/train)")
-    try:
-        return ctx.objects.get(ctx.objects.key_of(uri))
-    except ObjectNotFound:
-        raise NotFound(f"model {model_id}'s out-of-fold predictions are gone from the object store; train it again") from None
+    return ctx.objects.key_of(uri)
 
 
-def parquet_at(ctx: Context, uri: str) -> bytes:
-    """The forecasts an ``out_of_fold_uri`` names (422 for any other URI, 404 when gone)."""
+def uri_key(ctx: Context, uri: str) -> str:
+    """The object key an ``out_of_fold_uri`` names (422 for any other URI)."""
     try:
         key: str | None = ctx.objects.key_of(uri)
     except ValueError:  # not of this store (or a key that climbs out of it)
@@ -76,10 +73,34 @@ def parquet_at(ctx: Context, uri: str) -> bytes:
             f"invalid uri {uri!r}: give an out_of_fold_uri this service gave (a tuning trial's or a leaderboard row's)",
             field="uri",
         )
+    return key
+
+
+def read(ctx: Context, key: str) -> bytes:
+    """The stored forecasts (404 when they are gone from the object store)."""
     try:
         return ctx.objects.get(key)
     except ObjectNotFound:
-        raise NotFound("no out-of-fold predictions are stored at that uri") from None
+        raise NotFound(_GONE) from None
+
+
+def check_stored(ctx: Context, key: str) -> None:
+    """404 when the forecasts are gone, without reading them (a refusal before a task)."""
+    if not ctx.objects.exists(key):
+        raise NotFound(_GONE)
+
+
+_GONE = "these out-of-fold predictions are gone from the object store; train (or tune) again to store them anew"
+
+
+def parquet(ctx: Context, model_id: uuid.UUID, uri: str | None) -> bytes:
+    """A model's stored forecasts (404 before a training stored them, or when they were lost)."""
+    return read(ctx, model_key(ctx, model_id, uri))
+
+
+def parquet_at(ctx: Context, uri: str) -> bytes:
+    """The forecasts an ``out_of_fold_uri`` names (422 for any other URI, 404 when gone)."""
+    return read(ctx, uri_key(ctx, uri))
 
 
 def records_of(data: bytes) -> list[dict[str, Any]]:

@@ -243,11 +243,16 @@ class CrossValidation:
 
     def out_of_fold(self, data: AnyData, symbol: str | None) -> pd.DataFrame:
         """The test rows' forecasts and targets (``symbol``: a one-series training's)."""
-        if isinstance(data, pooled.PanelTrainingData):
-            symbols, returns = data.symbols, data.y if data.returns is None else data.returns
-        else:
-            symbols, returns = np.full(len(data.y), symbol or ""), data.y
-        return out_of_fold.out_of_fold_frame(data.timestamps, symbols, self.tests, self.forecasts, data.y, returns)
+        return out_of_fold_frame(data, symbol, self.tests, self.forecasts)
+
+
+def out_of_fold_frame(data: AnyData, symbol: str | None, tests: list[np.ndarray], forecasts: list[np.ndarray]) -> pd.DataFrame:
+    """Folds' test rows (``tests``) with their ``forecasts``, targets and forward returns."""
+    if isinstance(data, pooled.PanelTrainingData):
+        symbols, returns = data.symbols, data.y if data.returns is None else data.returns
+    else:
+        symbols, returns = np.full(len(data.y), symbol or ""), data.y
+    return out_of_fold.out_of_fold_frame(data.timestamps, symbols, tests, forecasts, data.y, returns)
 
 
 def cross_validate(

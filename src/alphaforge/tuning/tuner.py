@@ -411,8 +411,7 @@ def _evaluate(
             raise InvalidInput(
                 f"{plan.objective.metric} is undefined on every fold (e.g. constant predictions have no correlation)"
             )
-        validation = trainer.CrossValidation({}, [np.asarray(f.test) for f in folds], forecasts)
-        frame = validation.out_of_fold(data, request.dataset.symbol)
+        frame = trainer.out_of_fold_frame(data, request.dataset.symbol, [np.asarray(f.test) for f in folds], forecasts)
         outcome.net_sharpe = overfitting.net_sharpe(frame, request.dataset.target_horizon, request.signal)
         if not fold_wise:
             if outcome.net_sharpe is None:
