@@ -313,3 +313,16 @@ def test_a_duplicate_delivery_of_a_running_task_is_skipped_and_a_dead_workers_ta
     skipped, rerun = client.get(f"/api/v1/tasks/{alive.id}").json(), client.get(f"/api/v1/tasks/{dead.id}").json()
     assert skipped["status"] == "STARTED" and skipped["attempts"] == 1  # its worker is alive: not run twice
     assert rerun["status"] == "SUCCESS" and rerun["attempts"] == 2
+
+
+def test_tasks_can_be_listed_by_every_registered_kind(client: TestClient) -> None:
+    """The kind filter names every kind the workers run (it once lacked the panel and evaluation kinds: a 422)."""
+    from typing import get_args
+
+    from alphaforge.schemas.tasks import TaskKindName
+    from alphaforge.tasks.kinds import TASK_KINDS
+
+    assert set(get_args(TaskKindName)) == set(TASK_KINDS)
+    for kind in TASK_KINDS:
+        response = client.get("/api/v1/tasks", params={"kind": kind})
+        assert response.status_code == 200 and all(t["kind"] == kind for t in response.json()), response.text

@@ -12,7 +12,11 @@ from alphaforge.marketdata.bars import Timeframe
 from alphaforge.schemas.request import RequestTime, Symbol, TimeRange
 
 TaskStatus = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"]
-TaskKindName = Literal["train", "generate", "generate_batch", "predict", "tune", "tune_trials", "automl"]
+#: Every registered task kind (``alphaforge.tasks.kinds.TASK_KINDS``; a test keeps the two equal).
+TaskKindName = Literal[
+    "train", "generate", "predict", "evaluate", "generate_batch", "generate_panel", "generate_pieces", "tune",
+    "tune_trials", "automl",
+]
 
 
 class TaskError(BaseModel):
