@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from alphaforge.api.docs import install_docs
 from alphaforge.api.errors import install_error_handlers
 from alphaforge.api.middleware import Access, BodyLimit, HostGuard, RequestContext
 from alphaforge.api.routes import (
@@ -21,6 +22,7 @@ from alphaforge.api.routes import (
     market_data,
     models,
     news,
+    studies,
     tasks,
     tuning,
     universes,
@@ -31,6 +33,7 @@ from alphaforge.context import Context
 from alphaforge.errors import DependencyUnavailable
 from alphaforge.schemas.errors import COMMON, responses
 from alphaforge.settings import Settings
+from alphaforge.web import install_web_view
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
@@ -81,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "ingestion, keys, audit, any task). Errors are `{detail, error, request_id, ...}`."
         ),
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # install_docs serves /docs and /redoc from local assets (offline)
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app)
@@ -109,10 +112,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(models.router)
     api.include_router(universes.router)
     api.include_router(tuning.router)
+    api.include_router(studies.router)
     api.include_router(evaluations.router)
     api.include_router(tasks.router)
     api.include_router(keys.router)
     app.include_router(health.router)
     app.include_router(api)
+    if docs:
+        install_docs(app)
+    install_web_view(app)
     check_every_route_has_a_role(app.routes, API_PREFIX)
     return app
