@@ -22,7 +22,6 @@ from alphaforge.api.routes import (
     market_data,
     models,
     news,
-    studies,
     tasks,
     tuning,
     universes,
@@ -112,7 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(models.router)
     api.include_router(universes.router)
     api.include_router(tuning.router)
-    api.include_router(studies.router)
     api.include_router(evaluations.router)
     api.include_router(tasks.router)
     api.include_router(keys.router)
