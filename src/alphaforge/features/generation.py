@@ -295,6 +295,52 @@ def list_datasets(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: s
         return list(session.scalars(query))
 
 
+#: Rows the JSON form of stored values (a dataset's, a panel's) may hold; more are read as Parquet.
+JSON_MAX_ROWS = 200_000
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+DATASET_NOT_FOUND = "Dataset not found"
+
+
+def get_dataset(ctx: Context, feature_id: uuid.UUID, dataset_id: uuid.UUID) -> FeatureDataset:
+    """One stored version of this feature (404 for an unknown feature, or a dataset of another)."""
+    with ctx.db.session() as session:
+        if session.get(Feature, feature_id) is None:
+            raise NotFound(NOT_FOUND)
+        dataset = session.get(FeatureDataset, dataset_id)
+    if dataset is None or dataset.feature_id != feature_id:
+        raise NotFound(DATASET_NOT_FOUND)
+    return dataset
+
+
+def dataset_parquet(ctx: Context, dataset: FeatureDataset) -> bytes:
+    """The stored object itself: the timestamp index and the feature's outputs."""
+    return stored_object(ctx, dataset.storage_uri, "the dataset's", f"regenerate it (POST /api/v1/features/"
+                         f"{dataset.feature_id}/regenerate with its symbol, timeframe and range)")
+
+
+def dataset_records(ctx: Context, dataset: FeatureDataset) -> list[dict[str, Any]]:
+    return bounded_records(dataset.row_count, JSON_MAX_ROWS, lambda: dataset_parquet(ctx, dataset), "the dataset")
+
+
+def stored_object(ctx: Context, uri: str, whose: str, remedy: str) -> bytes:
+    """A stored dataset's or panel's bytes; a 404 saying how to make them again when lost."""
+    try:
+        return ctx.objects.get(ctx.objects.key_of(uri))
+    except ObjectNotFound:
+        raise NotFound(f"{whose} stored object is gone; {remedy}") from None
+
+
+def bounded_records(row_count: int, limit: int, read: Callable[[], bytes], what: str) -> list[dict[str, Any]]:
+    """JSON records of stored values, refused (422) above ``limit`` rows: JSON of millions
+    of rows is no way to move them."""
+    if row_count > limit:
+        raise InvalidInput(
+            f"{what} has {row_count} rows, over the {limit} a JSON answer may hold: ask for format=parquet",
+            field="format",
+        )
+    return frame_to_records(from_parquet_bytes(read()))
+
+
 def compute_frame(
     plugin: FeaturePlugin, bars: pd.DataFrame, in_range: int, timeframe: str = "1d",
     sources: PluginSources | None = None,

@@ -60,9 +60,7 @@ from alphaforge.plugins.features import FeaturePlugin, required_bar_fields
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
-from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import (
-    from_parquet_bytes,
     head_of_parquet,
     index_and_columns,
     panel_arrays,
@@ -77,14 +75,14 @@ _EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(micr
 PANEL_KEY_SCHEMA = "alphaforge.feature-panel-request/1"
 #: Pieces one generation task computes at most (a panel's batches: one per worker below it).
 PIECES_PER_TASK = 64
-#: Rows the JSON form of a panel may hold; bigger panels are read as Parquet.
-JSON_MAX_ROWS = 200_000
+#: Rows the JSON form of a panel may hold (tests lower it); bigger panels are read as Parquet.
+JSON_MAX_ROWS = generation.JSON_MAX_ROWS
 PANEL_NOT_FOUND = "Panel not found"
 #: The previews of stored panels this process has shown (by object URI), the oldest dropped first.
 _PREVIEWS: dict[str, list[dict[str, Any]]] = {}
 _PREVIEWS_KEPT = 256
 _PREVIEWS_LOCK = threading.Lock()
-PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+PARQUET_MEDIA_TYPE = generation.PARQUET_MEDIA_TYPE
 
 
 @dataclass(frozen=True)
@@ -524,22 +522,12 @@ def get_panel(ctx: Context, feature_id: uuid.UUID, panel_id: uuid.UUID) -> Featu
 
 def panel_parquet(ctx: Context, panel: FeaturePanel) -> bytes:
     """The stored object itself: columns timestamp, symbol and the feature's outputs."""
-    try:
-        return ctx.objects.get(ctx.objects.key_of(panel.storage_uri))
-    except ObjectNotFound:
-        raise NotFound(f"the panel's stored object is gone; generate the panel again (POST /api/v1/features/"
-                       f"{panel.feature_id}/panels)") from None
+    return generation.stored_object(ctx, panel.storage_uri, "the panel's", f"generate the panel again "
+                                    f"(POST /api/v1/features/{panel.feature_id}/panels)")
 
 
 def panel_records(ctx: Context, panel: FeaturePanel) -> list[dict[str, Any]]:
-    """JSON records, refused (422) above ``JSON_MAX_ROWS``: JSON of millions of rows is no
-    way to move a panel."""
-    if panel.row_count > JSON_MAX_ROWS:
-        raise InvalidInput(
-            f"the panel has {panel.row_count} rows, over the {JSON_MAX_ROWS} a JSON answer may hold: ask for "
-            "format=parquet", field="format",
-        )
-    return frame_to_records(from_parquet_bytes(panel_parquet(ctx, panel)))
+    return generation.bounded_records(panel.row_count, JSON_MAX_ROWS, lambda: panel_parquet(ctx, panel), "the panel")
 
 
 # -- internals --------------------------------------------------------------------------------

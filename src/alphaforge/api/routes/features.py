@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -221,21 +221,36 @@ def list_panels(feature_id: uuid.UUID, ctx: CtxDep) -> list[FeaturePanelRead]:
     return [FeaturePanelRead.model_validate(p) for p in panels.list_panels(ctx, feature_id)]
 
 
-@router.get(
-    "/{feature_id}/panels/{panel_id}/data",
-    dependencies=[READ],
-    responses=responses(404) | {200: {"content": {
-        "application/json": {}, panels.PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
-)
+#: The two forms of stored values (a dataset's, a panel's) in the OpenAPI schema.
+_STORED_DATA = responses(404) | {200: {"content": {
+    "application/json": {}, generation.PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/{feature_id}/panels/{panel_id}/data", dependencies=[READ], responses=_STORED_DATA)
 def panel_data(
     feature_id: uuid.UUID, panel_id: uuid.UUID, ctx: CtxDep, format: Literal["json", "parquet"] = "json",
 ) -> Response:
     """The stored panel: Parquet (columns timestamp, symbol and the feature's outputs), or
     JSON records (refused with 422 above a row cap: ask for Parquet)."""
     panel = panels.get_panel(ctx, feature_id, panel_id)
+    return _stored(format, lambda: panels.panel_parquet(ctx, panel), lambda: panels.panel_records(ctx, panel))
+
+
+@router.get("/{feature_id}/datasets/{dataset_id}/data", dependencies=[READ], responses=_STORED_DATA)
+def dataset_data(
+    feature_id: uuid.UUID, dataset_id: uuid.UUID, ctx: CtxDep, format: Literal["json", "parquet"] = "json",
+) -> Response:
+    """One symbol's stored dataset (its id from generate or /versions), whole: Parquet (the
+    timestamp index and the feature's outputs), or JSON records (422 above a row cap: ask
+    for Parquet). The generate response holds only a preview."""
+    dataset = generation.get_dataset(ctx, feature_id, dataset_id)
+    return _stored(format, lambda: generation.dataset_parquet(ctx, dataset), lambda: generation.dataset_records(ctx, dataset))
+
+
+def _stored(format: str, parquet: Callable[[], bytes], records: Callable[[], list[dict[str, Any]]]) -> Response:
     if format == "parquet":
-        return Response(panels.panel_parquet(ctx, panel), media_type=panels.PARQUET_MEDIA_TYPE)
-    return JSONResponse(panels.panel_records(ctx, panel))
+        return Response(parquet(), media_type=generation.PARQUET_MEDIA_TYPE)
+    return JSONResponse(records())
 
 
 def _panel_children(ctx: Context, plan: panels.PanelPlan) -> tasks.Children:
