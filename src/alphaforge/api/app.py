@@ -22,6 +22,7 @@ from alphaforge.api.routes import (
     market_data,
     models,
     news,
+    studies,
     tasks,
     tuning,
     universes,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(models.router)
     api.include_router(universes.router)
     api.include_router(tuning.router)
+    api.include_router(studies.router)
     api.include_router(evaluations.router)
     api.include_router(tasks.router)
     api.include_router(keys.router)

@@ -13,6 +13,7 @@ from alphaforge.schemas.request import KEY_MAX, NAME_MAX, RequestModel
 
 Direction = Literal["minimize", "maximize"]
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
+StudyStopReason = Literal["n_trials", "early_stopping", "timeout", "cancelled"]
 
 METRIC_DESCRIPTION = (
     "Summary metric to optimise: mean_mse, mean_mae (minimised by default), directional_accuracy "
@@ -85,6 +86,7 @@ class TuneRequest(CrossValidated):
         "metric net_sharpe: its score is known only after the last fold)",
     )
     signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
+    top_k: int = Field(10, ge=1, le=100, description="Complete trials listed in the response's top_trials, best first")
 
 
 class TrialRead(BaseModel):
@@ -137,7 +139,13 @@ class Overfitting(BaseModel):
     note: str | None = Field(None, description="Why the winner's statistics are null")
 
 
+#: Trials a tune response lists inline (by number); the rest are paged through
+#: ``GET /api/v1/studies/{study_id}/trials``.
+TRIALS_INLINE_MAX = 100
+
+
 class TuneResponse(BaseModel):
+    study_id: int | None = Field(None, description="The study's id in /api/v1/studies")
     study_name: str
     plugin_key: str
     metric: str
@@ -150,8 +158,15 @@ class TuneResponse(BaseModel):
     n_complete: int
     n_pruned: int
     n_failed: int
-    stop_reason: Literal["n_trials", "early_stopping", "timeout", "cancelled"]
-    trials: list[TrialRead]
+    stop_reason: StudyStopReason
+    top_trials: list[TrialRead] = Field(
+        default_factory=list, description="The best complete trials, best first (top_k of the request)"
+    )
+    trials: list[TrialRead] = Field(
+        description=f"The first {TRIALS_INLINE_MAX} trials by number (every trial of a study that small); "
+        "page through all of them with GET /api/v1/studies/{study_id}/trials"
+    )
+    trials_truncated: bool = Field(False, description=f"Whether the study has more than {TRIALS_INLINE_MAX} trials")
     mlflow_parent_run_id: str | None
     overfitting: Overfitting | None = Field(
         None, description="The best trial's probabilistic and deflated Sharpe ratios over the study's complete trials, "
@@ -217,3 +232,42 @@ class AutoMLResponse(BaseModel):
         "evaluated, and the probability of backtest overfitting over the leaderboard rows"
     )
     mlflow_run_id: str | None = Field(None, description="The run's MLflow record: each row's score, overfitting.* figures")
+
+
+# -- stored studies (GET /api/v1/studies) ---------------------------------------------------
+class StudyRead(BaseModel):
+    """A stored study in a few numbers: what it tunes, how far it got, its best trial."""
+
+    study_id: int
+    study_name: str
+    plugin_key: str | None = Field(description="None for a study this service did not create")
+    metric: str | None
+    direction: Direction
+    n_trials_requested: int | None = Field(description="The request's n_trials")
+    n_trials: int = Field(description="Trials that finished (complete, pruned or failed)")
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    n_running: int
+    n_waiting: int = Field(description="Enqueued trials not started yet (warm starts)")
+    best_trial: int | None
+    best_score: float | None
+    best_params: dict[str, Any] | None = None
+    stop_reason: StudyStopReason | None = Field(description="None while the study can still run trials")
+    created_at: str | None = Field(description="ISO time the study was created (UTC)")
+    mlflow_parent_run_id: str | None
+
+
+class StudyPage(BaseModel):
+    items: list[StudyRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class TrialPage(BaseModel):
+    items: list[TrialRead]
+    total: int = Field(description="Trials matching the filter")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page; None on the last page")

@@ -36,6 +36,7 @@ import logging
 import time
 import uuid
 import warnings
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,7 +47,7 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from alphaforge.plugins.models import ModelPlugin, ParamSpec, model_plugins
 from alphaforge.schemas.models import DatasetSpec
-from alphaforge.schemas.tuning import Overfitting, TrialRead, TuneRequest, TuneResponse
+from alphaforge.schemas.tuning import TRIALS_INLINE_MAX, Overfitting, TrialRead, TuneRequest, TuneResponse
 from alphaforge.evaluation import cv, panel
 from alphaforge.tuning import search_space
 from alphaforge.tuning import overfitting, studies
@@ -95,6 +96,8 @@ STARTED_AT = "started_at"
 STOP_REASON = "stop_reason"
 RESULT = "result"
 SURPLUS = "surplus"
+#: The request that created the study and when (what ``GET /studies`` summarises from).
+CONFIG = "alphaforge"
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def create_study(ctx: Context, request: TuneRequest, study_name: str) -> str:
     except optuna.exceptions.DuplicatedStudyError:
         raise Conflict(f"a tuning study named {study_name!r} exists already") from None
     try:
+        study.set_user_attr(CONFIG, {"request": request.model_dump(mode="json"),
+                                     "created_at": datetime.now(timezone.utc).isoformat()})
         run_id = ctx.tracker.start_study(_study_run(request, plan, study_name))
         study.set_user_attr(PARENT_RUN, run_id)
     except BaseException:
@@ -252,7 +257,9 @@ def study_result(ctx: Context, request: TuneRequest, study_name: str) -> tuple[T
         best_trial=best.number,
         **overfitting.summarize(returns, best.number, horizon=horizon, n_blocks=request.signal.n_blocks),
     )
+    top = sorted(complete, key=lambda r: (objective.sort_key(r.score), r.number))[: request.top_k]  # type: ignore[arg-type]
     response = TuneResponse(
+        study_id=study._study_id,
         study_name=study_name,
         plugin_key=plan.cls.key,
         metric=objective.metric,
@@ -262,7 +269,9 @@ def study_result(ctx: Context, request: TuneRequest, study_name: str) -> tuple[T
         best_trial=best.number,
         best_metrics=best.metrics or {},
         stop_reason=stop_reason,
-        trials=reads,
+        top_trials=top,
+        trials=reads[:TRIALS_INLINE_MAX],
+        trials_truncated=len(reads) > TRIALS_INLINE_MAX,
         mlflow_parent_run_id=parent,
         overfitting=block,
         **totals,
@@ -478,20 +487,29 @@ def _trials_since_best(trials: list[FrozenTrial], objective: Objective) -> int |
 
 
 def _trial_read(t: FrozenTrial, fixed: dict[str, Any]) -> TrialRead:
-    result = t.user_attrs.get(RESULT) or {}
+    duration = t.duration.total_seconds() if t.duration is not None else None
+    return trial_read(t.number, t.state.name, t.value, duration, t.user_attrs.get(RESULT), t.params, fixed)
+
+
+def trial_read(
+    number: int, state: str, value: float | None, duration_s: float | None, result: dict[str, Any] | None,
+    params: dict[str, Any], fixed: dict[str, Any],
+) -> TrialRead:
+    """One trial as the API shows it, from its stored parts (a FrozenTrial's or a page's rows)."""
+    result = result or {}
     return TrialRead(
-        number=t.number,
-        state=t.state.name,  # type: ignore[arg-type]
-        params=result.get("params") or {**t.params, **fixed},
-        score=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
+        number=number,
+        state=state,  # type: ignore[arg-type]
+        params=result.get("params") or {**params, **fixed},
+        score=value if state in ("COMPLETE", "PRUNED") else None,
         folds_evaluated=len(result.get("folds") or []),
         folds=result.get("folds") or [],
         metrics=result.get("summary"),
-        duration_s=t.duration.total_seconds() if t.duration is not None else None,
+        duration_s=duration_s,
         error=result.get("error"),
         mlflow_run_id=result.get("mlflow_run_id"),
         out_of_fold_uri=result.get("out_of_fold_uri"),
-        net_sharpe=result.get("net_sharpe") if t.state.name == "COMPLETE" else None,
+        net_sharpe=result.get("net_sharpe") if state == "COMPLETE" else None,
     )
 
 
