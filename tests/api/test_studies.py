@@ -227,3 +227,37 @@ def test_ten_thousand_trials_filtered_by_state(client: TestClient, seeded: dict)
     complete = [(s, n) for n, (s, st) in enumerate(zip(seeded["scores"], seeded["states"])) if st == "COMPLETE"]
     summary = client.get(f"/api/v1/studies/{seeded['study_id']}").json()
     assert (best["score"], best["number"]) == min(complete) == (summary["best_score"], summary["best_trial"])
+
+
+# -- warm starts ----------------------------------------------------------------------------------
+def test_a_warm_start_enqueues_the_earlier_best_trials_first(client: TestClient, dataset: dict, tuned: dict) -> None:
+    body = _tune(client, dataset, n_trials=5, seed=4, pruner="none", warm_start_from=tuned["study_id"],
+                 warm_start_trials=3)
+    best3 = sorted((t for t in tuned["trials"] if t["state"] == "COMPLETE"), key=lambda t: (t["score"], t["number"]))[:3]
+    assert body["warm_start_from"] == tuned["study_id"] and body["n_trials"] == 5
+    for new, old in zip(body["trials"][:3], best3):
+        assert new["params"] == old["params"]
+        assert new["score"] == pytest.approx(old["score"], rel=1e-12)  # same data, folds and parameters
+    assert body["best_score"] <= best3[0]["score"] * (1 + 1e-12)
+    lineage = client.get(f"/api/v1/studies/{body['study_id']}").json()
+    assert lineage["warm_start_from"] == tuned["study_id"]
+    assert lineage["warm_start_trials"] == [t["number"] for t in best3]
+
+
+def test_warm_start_refusals_name_the_field(client: TestClient, dataset: dict, tuned: dict) -> None:
+    before = client.get("/api/v1/studies").json()["total"]
+    cases = [
+        ({"plugin_key": "ml.lightgbm"}, "tuned ml.ridge, not ml.lightgbm"),
+        ({"param_space": {"alpha": {"type": "float", "low": 2000.0, "high": 3000.0}},
+          "fixed_params": {"fit_intercept": True}}, "outside this study's search space (float 2000.0..3000.0)"),
+    ]
+    for body, needle in cases:
+        response = client.post("/api/v1/models/tune", json={
+            "plugin_key": "ml.ridge", "dataset": dataset, "cv": CV, "n_trials": 2,
+            "warm_start_from": tuned["study_id"], **body})
+        assert response.status_code == 422, response.text
+        assert needle in response.json()["detail"] and "warm_start_from" in response.json()["detail"]
+    missing = client.post("/api/v1/models/tune", json={"plugin_key": "ml.ridge", "dataset": dataset, "cv": CV,
+                                                       "n_trials": 2, "warm_start_from": 987654321})
+    assert missing.status_code == 404, missing.text
+    assert client.get("/api/v1/studies").json()["total"] == before  # refused before any study was created

@@ -87,6 +87,11 @@ class TuneRequest(CrossValidated):
     )
     signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
     top_k: int = Field(10, ge=1, le=100, description="Complete trials listed in the response's top_trials, best first")
+    warm_start_from: int | None = Field(
+        None, ge=1, description="A study id (GET /api/v1/studies) of the same plugin: its best complete trials' "
+        "parameters are the first trials of this study (they must lie in this study's search space)",
+    )
+    warm_start_trials: int = Field(5, ge=1, le=100, description="How many of its best trials warm_start_from enqueues")
 
 
 class TrialRead(BaseModel):
@@ -168,6 +173,7 @@ class TuneResponse(BaseModel):
     )
     trials_truncated: bool = Field(False, description=f"Whether the study has more than {TRIALS_INLINE_MAX} trials")
     mlflow_parent_run_id: str | None
+    warm_start_from: int | None = Field(None, description="The study whose best trials this one started with")
     overfitting: Overfitting | None = Field(
         None, description="The best trial's probabilistic and deflated Sharpe ratios over the study's complete trials, "
         "and the study's probability of backtest overfitting"
@@ -256,6 +262,11 @@ class StudyRead(BaseModel):
     stop_reason: StudyStopReason | None = Field(description="None while the study can still run trials")
     created_at: str | None = Field(description="ISO time the study was created (UTC)")
     mlflow_parent_run_id: str | None
+    warm_start_from: int | None = Field(None, description="The study whose best trials were enqueued first (lineage)")
+    warm_start_trials: list[int] = Field(
+        default_factory=list, description="Those trials' numbers in that study, in the order they were enqueued here "
+        "(this study's trials 0, 1, ...)",
+    )
 
 
 class StudyPage(BaseModel):

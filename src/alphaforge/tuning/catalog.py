@@ -175,6 +175,7 @@ def _summaries(conn: Any, studies_: list[tuple[int, str]]) -> list[StudyRead]:
             n_failed=n["FAIL"], n_running=n[TrialState.RUNNING.name], n_waiting=n[TrialState.WAITING.name],
             best_trial=number, best_score=score, best_params=best_params, stop_reason=reason,
             created_at=config.get("created_at"), mlflow_parent_run_id=attrs[study_id].get(PARENT_RUN),
+            warm_start_from=config.get("warm_start_from"), warm_start_trials=config.get("warm_start_trials") or [],
         ))
     return out
 

@@ -110,3 +110,20 @@ def _adapter(cls: type[ModelPlugin], name: str) -> TypeAdapter[Any]:
     field = cls.Params.model_fields[name]
     annotation = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
     return TypeAdapter(annotation, config=ConfigDict(strict=True))
+
+
+def contains(spec: ParamSpec, value: Any) -> bool:
+    """Whether ``value`` is a point the spec can sample (a warm start's enqueued value must be:
+    Optuna would otherwise warn and sample a new one, silently)."""
+    if spec.type == "categorical":
+        return any(type(value) is type(c) and value == c for c in spec.choices or [])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (spec.type == "int" and not isinstance(value, int)):
+        return False
+    low, high = spec.low, spec.high
+    assert low is not None and high is not None
+    if not low <= value <= high:
+        return False
+    if spec.step is None:
+        return True
+    steps = (value - low) / spec.step
+    return math.isclose(steps, round(steps), abs_tol=1e-9)

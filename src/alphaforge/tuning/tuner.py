@@ -186,21 +186,32 @@ def check_tune_request(ctx: Context, request: TuneRequest) -> None:
         pooled.check_panel_spec(ctx, request.dataset)
     else:
         check_dataset_spec(ctx, request.dataset)
+    from alphaforge.tuning import warm_start
+
+    warm_start.resolve(ctx, request, plan.space)
 
 
 def create_study(ctx: Context, request: TuneRequest, study_name: str) -> str:
-    """Create the study (direction from the request) and its MLflow parent run; return its name."""
+    """Create the study (direction from the request), enqueue a warm start's trials, create its
+    MLflow parent run; return its name."""
     import optuna
 
+    from alphaforge.tuning import warm_start
+
     plan = resolve_plan(request)
+    warm = warm_start.resolve(ctx, request, plan.space)
     storage = _storage(ctx)
     try:
         study = optuna.create_study(storage=storage, study_name=study_name, direction=plan.objective.direction)
     except optuna.exceptions.DuplicatedStudyError:
         raise Conflict(f"a tuning study named {study_name!r} exists already") from None
     try:
-        study.set_user_attr(CONFIG, {"request": request.model_dump(mode="json"),
-                                     "created_at": datetime.now(timezone.utc).isoformat()})
+        study.set_user_attr(CONFIG, {
+            "request": request.model_dump(mode="json"), "created_at": datetime.now(timezone.utc).isoformat(),
+            "warm_start_from": warm and warm.study_id, "warm_start_trials": [n for n, _ in warm.trials] if warm else [],
+        })
+        for number, values in warm.trials if warm else []:
+            study.enqueue_trial(values, user_attrs={"warm_start": {"study_id": warm.study_id, "trial": number}})  # type: ignore[union-attr]
         run_id = ctx.tracker.start_study(_study_run(request, plan, study_name))
         study.set_user_attr(PARENT_RUN, run_id)
     except BaseException:
@@ -273,6 +284,7 @@ def study_result(ctx: Context, request: TuneRequest, study_name: str) -> tuple[T
         trials=reads[:TRIALS_INLINE_MAX],
         trials_truncated=len(reads) > TRIALS_INLINE_MAX,
         mlflow_parent_run_id=parent,
+        warm_start_from=request.warm_start_from,
         overfitting=block,
         **totals,
     )
@@ -457,7 +469,7 @@ def _stop_reason(
     reason = study.user_attrs.get(STOP_REASON)
     if reason:
         return str(reason)
-    if len(trials) >= request.n_trials:
+    if sum(1 for t in trials if t.state.name != "WAITING") >= request.n_trials:  # enqueued ones are still to run
         return "n_trials"
     if request.patience is not None:
         since = _trials_since_best(trials, objective)
@@ -582,6 +594,7 @@ def _study_run(request: TuneRequest, plan: _Plan, study_name: str) -> StudyRun:
             "fixed_params": json.dumps(plan.fixed, sort_keys=True, default=str),
             "seed": request.seed,
             "pruner": request.pruner,
+            "warm_start_from": request.warm_start_from,
             **{f"signal.{k}": v for k, v in request.signal.model_dump(mode="json").items()},
             "patience": request.patience,
             "timeout_s": request.timeout_s,
