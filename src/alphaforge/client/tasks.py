@@ -70,7 +70,7 @@ class Task(Generic[T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.1
         bar = tqdm(total=100, desc=self.kind or "task", file=file, disable=not progress, leave=True,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}")
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}")
         try:
             while True:
                 self.refresh()
