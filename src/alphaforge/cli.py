@@ -1,5 +1,6 @@
 """``alphaforge`` command line: serve, migrate, keys, ingest, symbols, ingest-macro,
-macro-series, ingest-fundamentals, ingest-news, news, worker."""
+macro-series, ingest-fundamentals, ingest-news, news, worker (on this machine's data); and
+features, models, tune, tasks (a running service over HTTP: ``alphaforge.client.cli``)."""
 
 from __future__ import annotations
 
@@ -339,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run tasks from the Celery broker (ALPHAFORGE_CELERY_BROKER_URL)")
     worker.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     worker.set_defaults(run=_worker)
+
+    from alphaforge.client.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 
