@@ -17,6 +17,7 @@ from alphaforge.api.routes import (
     features,
     fundamentals,
     health,
+    importance,
     keys,
     macro,
     market_data,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(universes.router)
     api.include_router(tuning.router)
     api.include_router(studies.router)
+    api.include_router(importance.router)
     api.include_router(evaluations.router)
     api.include_router(tasks.router)
     api.include_router(keys.router)

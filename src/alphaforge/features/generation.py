@@ -279,19 +279,20 @@ def check_generate_request(ctx: Context, feature_id: uuid.UUID, request: Feature
     return definition
 
 
-def list_datasets(ctx: Context, feature_id: uuid.UUID, symbol: str, timeframe: str) -> list[FeatureDataset]:
+def list_datasets(
+    ctx: Context, feature_id: uuid.UUID, symbol: str | None = None, timeframe: str | None = None,
+    skip: int = 0, limit: int | None = None,
+) -> list[FeatureDataset]:
+    """The feature's datasets, oldest first: of one symbol and timeframe, or of every one."""
     with ctx.db.session() as session:
         if session.get(Feature, feature_id) is None:
             raise NotFound(NOT_FOUND)
-        query = (
-            select(FeatureDataset)
-            .where(
-                FeatureDataset.feature_id == feature_id,
-                FeatureDataset.symbol == symbol,
-                FeatureDataset.timeframe == timeframe,
-            )
-            .order_by(FeatureDataset.created_at, FeatureDataset.id)
-        )
+        query = select(FeatureDataset).where(FeatureDataset.feature_id == feature_id)
+        if symbol is not None:
+            query = query.where(FeatureDataset.symbol == symbol)
+        if timeframe is not None:
+            query = query.where(FeatureDataset.timeframe == timeframe)
+        query = query.order_by(FeatureDataset.created_at, FeatureDataset.id).offset(skip).limit(limit)
         return list(session.scalars(query))
 
 

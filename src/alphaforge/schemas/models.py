@@ -308,3 +308,16 @@ class PredictResponse(BaseModel):
 class ModelPluginCatalog(BaseModel):
     plugins: list[str]
     metadata: dict[str, dict[str, Any]]
+
+
+class ModelCrossValidation(BaseModel):
+    """The cross-validation of a model's last training, as that training answered it: each
+    fold's train and test spans and scores, and the naive baseline's (the model row keeps
+    only the summary)."""
+
+    model_id: uuid.UUID
+    version: int = Field(description="The model version that training produced")
+    task_id: uuid.UUID = Field(description="The task that trained it: a train task, or AutoML with create_model")
+    finished_at: datetime | None
+    mlflow_run_id: str | None = Field(description="The training's MLflow run")
+    cv_metrics: CVMetrics

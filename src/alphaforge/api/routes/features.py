@@ -171,6 +171,26 @@ def versions(feature_id: uuid.UUID, ctx: CtxDep, symbol: SymbolPath, timeframe: 
     return [FeatureDatasetRead.model_validate(r) for r in rows]
 
 
+@router.get(
+    "/{feature_id}/datasets",
+    response_model=list[FeatureDatasetRead],
+    dependencies=[READ],
+    responses=responses(404),
+)
+def datasets(
+    feature_id: uuid.UUID,
+    ctx: CtxDep,
+    symbol: SymbolPath | None = None,
+    timeframe: Timeframe | None = None,
+    skip: int = Query(0, ge=0, le=10**9),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[FeatureDatasetRead]:
+    """Every stored dataset of this feature, of every symbol and timeframe unless filtered,
+    oldest first (``/versions`` is one symbol's); read one whole with ``/datasets/{id}/data``."""
+    rows = generation.list_datasets(ctx, feature_id, symbol, timeframe.value if timeframe else None, skip, limit)
+    return [FeatureDatasetRead.model_validate(r) for r in rows]
+
+
 @router.post(
     "/{feature_id}/panels",
     response_model=FeaturePanelResponse,

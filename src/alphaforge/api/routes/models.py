@@ -17,6 +17,7 @@ from alphaforge.schemas.errors import responses
 from alphaforge.schemas.request import RequestText
 from alphaforge.schemas.models import (
     ModelCreate,
+    ModelCrossValidation,
     ModelPluginCatalog,
     ModelRead,
     ModelUpdate,
@@ -27,7 +28,7 @@ from alphaforge.schemas.models import (
 )
 from alphaforge.schemas.tasks import TaskSubmitted
 from alphaforge.training import definitions as service
-from alphaforge.training import out_of_fold, prediction
+from alphaforge.training import history, out_of_fold, prediction
 from alphaforge.tasks import service as tasks
 from alphaforge.training import trainer
 
@@ -93,6 +94,13 @@ def model_out_of_fold(model_id: uuid.UUID, ctx: CtxDep, format: Literal["json", 
     if format == "parquet":
         return Response(out_of_fold.parquet(ctx, model_id, model.out_of_fold_uri), media_type=out_of_fold.PARQUET_MEDIA_TYPE)
     return JSONResponse(out_of_fold.records_of(out_of_fold.parquet(ctx, model_id, model.out_of_fold_uri)))
+
+
+@router.get("/{model_id}/cv", response_model=ModelCrossValidation, dependencies=[READ], responses=responses(404))
+def model_cross_validation(model_id: uuid.UUID, ctx: CtxDep) -> ModelCrossValidation:
+    """The last training's cross-validation: each fold's train and test spans and scores, the
+    summary and the naive baseline (the model itself keeps only the summary in ``metrics``)."""
+    return history.last_cross_validation(ctx, model_id)
 
 
 @router.patch("/{model_id}", response_model=ModelRead, dependencies=[RESEARCH], responses=responses(404, 409))
