@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from alphaforge.client import Client, Conflict, TaskCancelled, TaskFailed, WaitTimeout, dataset_spec
 from served import fixtures
+from support import ADMIN_KEY, LiveApi
 
 live, af = fixtures()
 
@@ -103,3 +105,21 @@ def test_tune_asynchronously_then_evaluate_the_winner_as_money(af: Client, rsi: 
     summary = evaluation["summary"]
     assert np.isfinite(summary["sharpe"]) and 0 < summary["n_periods"] <= len(forecasts)
     assert len(evaluation["periods"]) == summary["n_periods"]
+
+
+def test_the_readme_session_from_python_runs_as_written(live: LiveApi, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### From Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "admin-api-key").write_text(ADMIN_KEY + "\n")  # where `make run` writes it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALPHAFORGE_URL", live.base_url)
+    monkeypatch.delenv("ALPHAFORGE_API_KEY", raising=False)
+    session: dict = {}
+    exec(compile(code, "README.md (From Python)", "exec"), session)
+    assert len(session["frame"]) == 2264 and list(session["frame"].columns) == ["rsi"]
+    assert len(session["report"]["cv_metrics"]["folds"]) == 5
+    assert len(session["forecasts"]) == 251 and session["forecasts"]["prediction"].notna().all()  # GSPC's 2018 bars
+    assert len(session["oof"]) == sum(f["n_test"] for f in session["report"]["cv_metrics"]["folds"])
