@@ -1,8 +1,8 @@
 """The web view (/ui) and the offline /docs in real headless Chromium, on a real server.
 
-One server and one browser for the module. The server is seeded over HTTP as a user would
-(httpx: ``alphaforge.client`` did not exist yet when these tests were written): an RSI
-generated for GSPC, a trained ridge model, a small tuning study and a small AutoML run.
+One server and one browser for the module. The server is seeded over HTTP through
+``alphaforge.client``, as a researcher would: an RSI generated for GSPC, a trained ridge
+model, a small tuning study and a small AutoML run.
 The browser reaches 127.0.0.1 only: every other host is aborted and recorded, so a page that
 needs the internet (a CDN script, a web font) fails here as it would on an offline network.
 
@@ -26,23 +26,29 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from alphaforge.client import Client, dataset_spec
 from alphaforge.settings import Settings
 from conftest import seed_data_dir
-from support import ACCESS, LiveApi, require, serve
+from support import ACCESS, ADMIN_KEY, LiveApi, require, serve
 
 CHROMIUM = os.environ.get("ALPHAFORGE_CHROMIUM", "/usr/lib/chromium/chromium")
 LOCAL = "127.0.0.1"
 #: A page's own work (API calls, plotly drawing) must be done by then; seeding is not timed.
 PAGE_TIMEOUT_MS = 60_000
-RANGE = {"symbol": "GSPC", "start_date": "2010-01-01", "end_date": "2019-01-01"}
-DATASET = {"symbol": "GSPC", "start_date": "2012-01-01", "end_date": "2019-01-01", "target_horizon": 5}
+GENERATED = ("2010-01-01", "2019-01-01")
 CV = {"method": "expanding", "n_splits": 3}
+
+
+def SPEC(feature_id: str) -> dict[str, Any]:  # noqa: N802 - a constant of the module, given the feature
+    """What the model, the study and the AutoML run are trained on (narrower than GENERATED)."""
+    return dataset_spec([feature_id], "2012-01-01", "2019-01-01", symbol="GSPC", target_horizon=5)
 
 
 # -- the seeded server --------------------------------------------------------------------
 @dataclass
 class Seeded:
     api: LiveApi
+    client: Client
     read_key: str
     feature: dict[str, Any]
     dataset: dict[str, Any]
@@ -52,47 +58,28 @@ class Seeded:
     automl_task_id: str
 
 
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text[:2000]
-    return response.json()
-
-
-def wait_task(api: LiveApi, task_id: str) -> dict[str, Any]:
-    """Poll a task to its end (the request itself is bounded by its time limit)."""
-    while True:
-        task = ok(api.call("GET", f"/api/v1/tasks/{task_id}"))
-        if task["status"] in ("SUCCESS", "FAILURE", "REVOKED"):
-            assert task["status"] == "SUCCESS", task
-            return task
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def seeded(sqlite_templates: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """A served app seeded as a researcher would, through ``alphaforge.client`` (the read
+    key through the keys route: the client has no admin calls)."""
     data_dir = tmp_path_factory.mktemp("web-view")
     seed_data_dir(data_dir, sqlite_templates, {})
-    with serve(Settings(data_dir=data_dir, **ACCESS)) as api:  # type: ignore[arg-type]
-        read_key = ok(api.call("POST", "/api/v1/keys", json={"name": "web view", "role": "read"}), 201)["key"]
-        feature = ok(api.call("POST", "/api/v1/features", json={
-            "name": "14-period RSI", "type": "technical", "plugin_key": "technical.rsi", "parameters": {"period": 14},
-        }), 201)
-        dataset = ok(api.call("POST", f"/api/v1/features/{feature['id']}/generate", json=RANGE))["dataset"]
-        model = ok(api.call("POST", "/api/v1/models", json={
-            "name": "GSPC ridge on RSI", "model_type": "ridge", "family": "machine_learning", "parameters": {"alpha": 1.0},
-        }), 201)
-        dataset_spec = {"feature_ids": [feature["id"]], **DATASET}
-        ok(api.call("POST", f"/api/v1/models/{model['id']}/train", json={"dataset": dataset_spec, "cv": CV}))
-        model = ok(api.call("GET", f"/api/v1/models/{model['id']}"))
-        tuned = ok(api.call("POST", "/api/v1/models/tune", json={
-            "plugin_key": "ml.ridge", "dataset": dataset_spec, "cv": CV, "n_trials": 6, "pruner": "none",
-            "param_space": {"alpha": {"type": "float", "low": 0.01, "high": 100.0, "log": True}},
-        }))
-        submitted = ok(api.call("POST", "/api/v1/models/automl/async", json={
-            "dataset": dataset_spec, "cv": CV,
-            "candidates": {"ml.ridge": {"alpha": 1.0}, "ml.lightgbm": {"n_estimators": 20, "num_leaves": 7}},
-        }), 202)
-        wait_task(api, submitted["task_id"])
-        yield Seeded(api, read_key, feature, dataset, model, tuned["study_id"], tuned["study_name"], submitted["task_id"])
+    with serve(Settings(data_dir=data_dir, **ACCESS)) as api, Client(api.base_url, ADMIN_KEY) as af:  # type: ignore[arg-type]
+        created = api.call("POST", "/api/v1/keys", json={"name": "web view", "role": "read"})
+        assert created.status_code == 201, created.text
+        feature = af.features.create("14-period RSI", "technical.rsi", {"period": 14})
+        frame = af.features.generate(feature["id"], "GSPC", *GENERATED)
+        dataset = af.features.versions(feature["id"], "GSPC")[-1]
+        assert len(frame) == dataset["row_count"]
+        model = af.models.create("GSPC ridge on RSI", "ridge", {"alpha": 1.0})
+        af.models.train(model["id"], SPEC(feature["id"]), CV)
+        tuned = af.models.tune(plugin_key="ml.ridge", dataset=SPEC(feature["id"]), cv=CV, n_trials=6, pruner="none",
+                               param_space={"alpha": {"type": "float", "low": 0.01, "high": 100.0, "log": True}})
+        run = af.models.automl_async(dataset=SPEC(feature["id"]), cv=CV, candidates={
+            "ml.ridge": {"alpha": 1.0}, "ml.lightgbm": {"n_estimators": 20, "num_leaves": 7}})
+        run.wait(progress=False)
+        yield Seeded(api, af, created.json()["key"], feature, dataset, af.models.get(model["id"]),
+                     tuned["study_id"], tuned["study_name"], run.id)
 
 
 # -- the browser ----------------------------------------------------------------------------
@@ -276,9 +263,8 @@ def test_tasks_page_follows_a_task_live(tab: Tab, seeded: Seeded, tmp_path: Path
     sign_in(tab, seeded.read_key, "#/tasks")
     assert "automl" in view_text(tab)
     # Submitted after the page loaded: only the page's own polling can show it, then its end.
-    body = {"dataset": {"feature_ids": [seeded.feature["id"]], **DATASET}, "cv": CV}
-    task = ok(seeded.api.call("POST", f"/api/v1/models/{seeded.model['id']}/train/async", json=body), 202)
-    row = tab.page.locator("#view tr", has_text=task["task_id"][:8])
+    task = seeded.client.models.train_async(seeded.model["id"], SPEC(seeded.feature["id"]), CV)
+    row = tab.page.locator("#view tr", has_text=task.id[:8])
     row.locator(".status-SUCCESS").wait_for(state="visible", timeout=120_000)
     assert "100%" in row.inner_text()
     screenshot(tab, "tasks", tmp_path, record_property)
