@@ -31,6 +31,7 @@ def test_client_takes_url_and_key_from_the_environment(live: LiveApi, monkeypatc
     monkeypatch.setenv("ALPHAFORGE_API_KEY", ADMIN_KEY)
     with Client() as af:
         assert af.url == live.base_url
+        assert af.health() == {"status": "ready", "database": "sqlite", "object_store": "file"}
         created = af.features.create("env RSI", "technical.rsi", {"period": 3})
         assert created["id"] in [f["id"] for f in af.features.list(limit=1000)]
     monkeypatch.delenv("ALPHAFORGE_API_KEY")
@@ -71,6 +72,15 @@ def test_generate_async_waits_with_a_progress_bar_and_gives_the_same_frame(af: C
     pd.testing.assert_frame_equal(frame, af.features.generate(feature["id"], "IXIC", "2015-01-01", "2017-01-01"))
     assert len(frame) == frame.attrs["dataset"]["row_count"] > 400
 
+
+def test_a_batch_generates_every_feature_for_every_symbol(af: Client) -> None:
+    ids = [af.features.create(f"RSI {p}", "technical.rsi", {"period": p})["id"] for p in (5, 9)]
+    result = af.features.generate_batch(ids, ["GSPC", "IXIC"], "2016-01-01", "2017-01-01").wait(progress=False)
+    pairs = [(i["feature_id"], i["symbol"], i["status"]) for i in result["items"]]
+    assert pairs == [(f, s, "SUCCESS") for f in ids for s in ("GSPC", "IXIC")]
+    item = result["items"][-1]
+    frame = af.features.dataset(item["feature_id"], item["dataset"]["id"])
+    assert len(frame) == item["dataset"]["row_count"] == len(af.market_data.bars("IXIC", "2016-01-01", "2017-01-01"))
 
 def test_bars_ingested_from_a_dataframe_read_back_equal(af: Client) -> None:
     index = pd.date_range("2020-01-01", periods=30, freq="B", tz="UTC", name="timestamp")

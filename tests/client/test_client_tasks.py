@@ -107,6 +107,16 @@ def test_tune_asynchronously_then_evaluate_the_winner_as_money(af: Client, rsi: 
     assert len(evaluation["periods"]) == summary["n_periods"]
 
 
+def test_automl_asynchronously_ranks_the_candidates(af: Client, rsi: str) -> None:
+    task = af.models.automl_async(dataset=dataset_spec([rsi], START, END, symbol="GSPC"), cv={"n_splits": 2},
+                                  candidates={"ml.ridge": {}, "ml.lightgbm": {"n_estimators": 20, "num_leaves": 5}})
+    stream = io.StringIO()
+    board = task.wait(file=stream)
+    assert "automl: 100%" in stream.getvalue()
+    rows = board["leaderboard"]
+    assert sorted(r["plugin_key"] for r in rows) == ["ml.lightgbm", "ml.ridge"] and [r["rank"] for r in rows] == [1, 2]
+    assert rows[0]["score"] <= rows[1]["score"] and board["best"] == rows[0]  # mean_mse: lower is better
+
 def test_the_readme_session_from_python_runs_as_written(live: LiveApi, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
