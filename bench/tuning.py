@@ -41,9 +41,11 @@ cache is warmed before anything is timed.
    trial durations and the workers' busy share (sum / (N x span)).
    The speed-up compared with the target (>= 1.7) is median warm wall(1) / median warm wall(2).
 
-3. pruning: the synchronous ``tuner.tune`` (in this process) with pruner median vs none,
-   same seed, same n_trials, same space as 2: wall time of each, the ratio, best score of
-   each, trials pruned and folds evaluated. Then the median rule is replayed on the
+3. pruning: the synchronous ``tuner.tune`` (in this process) with each pruner of ``PRUNERS``
+   (none, the fold-wise median, Optuna's WilcoxonPruner at two p-thresholds), same n_trials
+   and space as 2, once per seed (``--pruning-seeds``, default 5; the pruners' order rotates):
+   per seed the wall time over no pruning's and each pruner's best score; the median ratio
+   is compared with the target (<= 0.70). Then the median rule is replayed on seed 0's
    unpruned study's per-fold scores (``replay_pruning``): Optuna's ``MedianPruner`` rule,
    and a per-step variant, with the folds each would have saved.
 
@@ -179,7 +181,7 @@ def create_features(ctx: Any, features: list[tuple[str, dict[str, Any]]]) -> lis
     ]
 
 
-def lgbm_request(feature_ids: list[uuid.UUID], n_trials: int, pruner: str) -> Any:
+def lgbm_request(feature_ids: list[uuid.UUID], n_trials: int, pruner: str, seed: int = SEED) -> Any:
     from alphaforge.schemas.models import DatasetSpec
     from alphaforge.schemas.tuning import TuneRequest
 
@@ -187,7 +189,7 @@ def lgbm_request(feature_ids: list[uuid.UUID], n_trials: int, pruner: str) -> An
         plugin_key="ml.lightgbm",
         dataset=DatasetSpec(feature_ids=feature_ids, symbol=SYMBOL, start_date=START, end_date=END,
                             target_horizon=HORIZON),
-        param_space=LGBM_SPACE, fixed_params=LGBM_FIXED, n_trials=n_trials, pruner=pruner, seed=SEED,
+        param_space=LGBM_SPACE, fixed_params=LGBM_FIXED, n_trials=n_trials, pruner=pruner, seed=seed,
     )
 
 
@@ -519,50 +521,73 @@ def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) ->
     }
 
 
-def bench_pruning(tmp: Path, n_trials: int, repeats: int) -> dict[str, Any]:
+#: The pruners compared: (label, request's pruner, Wilcoxon p-threshold or None).
+PRUNERS: tuple[tuple[str, str, float | None], ...] = (
+    ("none", "none", None), ("median", "median", None),
+    ("wilcoxon p0.10", "wilcoxon", 0.10), ("wilcoxon p0.15", "wilcoxon", 0.15),
+)
+#: Target of issue 17: a pruner's wall time <= this share of no pruning's.
+TARGET_PRUNING_RATIO = 0.70
+
+
+def bench_pruning(tmp: Path, n_trials: int, seeds: int) -> dict[str, Any]:
+    """Each pruner's synchronous tune (this process) on the same study, once per seed
+    (0 .. seeds-1), the order of the pruners rotating from seed to seed; the wall-time ratio
+    to no pruning per seed, and the best score of each."""
     from alphaforge.bootstrap import start_context
     from alphaforge.tuning import tuner
     from alphaforge.training.assembly import assemble_training_data
     from alphaforge.settings import Settings
 
-    out: dict[str, Any] = {"n_trials": n_trials, "repeats": repeats}
+    out: dict[str, Any] = {"n_trials": n_trials, "seeds": list(range(seeds)),
+                           "pruners": [label for label, _, _ in PRUNERS]}
     section_load(out, "start")
     ctx = start_context(Settings(data_dir=tmp, task_workers=1))
+    default_p = tuner.WILCOXON_P_THRESHOLD
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in PRUNERS}
     try:
         feature_ids = create_features(ctx, FEATURES)
-        requests = {p: lgbm_request(feature_ids, n_trials, p) for p in ("median", "none")}
-        assemble_training_data(ctx, requests["none"].dataset)  # warms the dataset cache
-        tuner.tune(ctx, requests["none"].model_copy(update={"n_trials": 2}))  # warm-up: imports, MLflow
-        runs: dict[str, list[float]] = {p: [] for p in requests}
-        results: dict[str, Any] = {}
-        for rep in range(repeats):
-            for p in (("none", "median") if rep % 2 == 0 else ("median", "none")):
+        assemble_training_data(ctx, lgbm_request(feature_ids, n_trials, "none").dataset)  # warms the dataset cache
+        tuner.tune(ctx, lgbm_request(feature_ids, 2, "none"))  # warm-up: imports, MLflow
+        fold_scores_none: list[list[float]] = []
+        for seed in range(seeds):
+            order = PRUNERS[seed % len(PRUNERS):] + PRUNERS[: seed % len(PRUNERS)]
+            for label, pruner, p_threshold in order:
+                tuner.WILCOXON_P_THRESHOLD = p_threshold if p_threshold is not None else default_p
+                request = lgbm_request(feature_ids, n_trials, pruner, seed)
                 box: dict[str, Any] = {}
-                runs[p].append(time_once(lambda p=p, box=box: box.update(r=tuner.tune(ctx, requests[p]))))
-                results[p] = box["r"]
-                log(f"pruner {p}: {runs[p][-1]:.1f} s, best {results[p].metric} {results[p].best_score:.6g}, "
-                    f"{results[p].n_pruned} pruned")
-        out["fold_scores_none"] = fold_scores_of(ctx, results["none"].study_name, results["none"].metric)
+                wall = time_once(lambda request=request, box=box: box.update(r=tuner.tune(ctx, request)))
+                r = box["r"]
+                runs[label].append({"seed": seed, "wall_s": wall, "best_score": r.best_score, "best_trial": r.best_trial,
+                                    "n_pruned": r.n_pruned, "folds_evaluated": sum(t.folds_evaluated for t in r.trials)})
+                if pruner == "none" and seed == 0:
+                    fold_scores_none = fold_scores_of(ctx, r.study_name, r.metric)
+                    out["metric"] = r.metric
+                log(f"seed {seed}, pruner {label}: {wall:.1f} s, best {r.metric} {r.best_score:.6g}, "
+                    f"{r.n_pruned} pruned")
     finally:
+        tuner.WILCOXON_P_THRESHOLD = default_p
         ctx.close()
-    for p, r in results.items():
-        out[p] = {
-            "runs_s": [round(x, 3) for x in runs[p]],
-            "median_s": _median(runs[p]),
-            "best_score": r.best_score,
-            "best_trial": r.best_trial,
-            "best_params": r.best_params,
-            "metric": r.metric,
-            "n_complete": r.n_complete,
-            "n_pruned": r.n_pruned,
-            "n_failed": r.n_failed,
-            "folds_evaluated": sum(t.folds_evaluated for t in r.trials),
+    none = runs["none"]
+    for label, _, _ in PRUNERS:
+        rows = runs[label]
+        ratios = [r["wall_s"] / n["wall_s"] for r, n in zip(rows, none)]
+        best_diff = [abs(r["best_score"] - n["best_score"]) / abs(n["best_score"]) for r, n in zip(rows, none)]
+        out[label] = {
+            "runs": rows,
+            "wall_ratio_per_seed": ratios,
+            "wall_ratio_median": _median(ratios),
+            "wall_ratio_total": sum(r["wall_s"] for r in rows) / sum(n["wall_s"] for n in none),
+            "best_score_rel_diff_per_seed": best_diff,
+            "same_best_seeds": sum(d == 0 for d in best_diff),
+            "n_pruned_median": _median([r["n_pruned"] for r in rows]),
+            "folds_evaluated_total": sum(r["folds_evaluated"] for r in rows),
+            "meets_target": _median(ratios) <= TARGET_PRUNING_RATIO,
         }
-    out["wall_ratio_median_to_none"] = out["median"]["median_s"] / out["none"]["median_s"]
-    out["best_score_same"] = out["median"]["best_score"] == out["none"]["best_score"]
-    minimize = tuner.resolve_objective(requests["none"].metric, requests["none"].direction).direction == "minimize"
+    out["target_ratio"] = TARGET_PRUNING_RATIO
+    minimize = tuner.resolve_objective(out.get("metric", "mean_mse")).direction == "minimize"
     out["replay_on_unpruned_study"] = {
-        rule: replay_pruning(out["fold_scores_none"], minimize, rule) for rule in ("optuna", "per_step")
+        rule: replay_pruning(fold_scores_none, minimize, rule) for rule in ("optuna", "per_step")
     }
     section_load(out, "end")
     return out
@@ -574,7 +599,7 @@ def bench_pruning(tmp: Path, n_trials: int, repeats: int) -> dict[str, Any]:
 def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], trivial_trials_n: int, repeats: int,
         tpe_repeats: int, ridge_trials: int, ridge_repeats: int, parallel_trials: int, parallel_repeats: int,
         pruning_trials: int,
-        pruning_repeats: int) -> dict[str, Any]:
+        pruning_seeds: int) -> dict[str, Any]:
     import lightgbm
     import mlflow
     import optuna
@@ -616,7 +641,7 @@ def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], triv
         if "parallel" in sections:
             result["parallel"] = bench_parallel(tmp / "parallel", parallel_trials, parallel_repeats)
         if "pruning" in sections:
-            result["pruning"] = bench_pruning(tmp / "pruning", pruning_trials, pruning_repeats)
+            result["pruning"] = bench_pruning(tmp / "pruning", pruning_trials, pruning_seeds)
     finally:
         if pg is not None:
             pg.close()
@@ -677,22 +702,21 @@ def report(result: dict[str, Any]) -> str:
         out.append("")
     pr = result.get("pruning")
     if pr:
-        rows = [[p, pr[p]["median_s"], f"{pr[p]['best_score']:.6g}", pr[p]["best_trial"], pr[p]["n_complete"],
-                 pr[p]["n_pruned"],
-                 pr[p]["folds_evaluated"]] for p in ("none", "median")]
-        out.append(f"3. sync tune, ml.lightgbm, {pr['n_trials']} trials, seed {SEED}, pruner median vs none "
-                   f"(median of {pr['repeats']}):")
-        out.append(table(rows, ["pruner", "wall s", f"best {pr['none']['metric']}", "best trial", "complete",
-                                "pruned", "folds run"]))
-        same = pr["median"]["folds_evaluated"] == pr["none"]["folds_evaluated"]
-        out.append(f"   wall-time ratio median/none {pr['wall_ratio_median_to_none']:.2f}"
-                   + (" (both ran the same folds: the difference is timing noise)" if same else "")
-                   + f"; load at start/end of section: {pr['loadavg_1_5_15']}")
+        rows = [[label, f"{pr[label]['wall_ratio_median']:.2f}", f"{pr[label]['wall_ratio_total']:.2f}",
+                 ", ".join(f"{x:.2f}" for x in pr[label]["wall_ratio_per_seed"]),
+                 ", ".join(f"{r['best_score']:.5g}" for r in pr[label]["runs"]),
+                 f"{pr[label]['same_best_seeds']}/{len(pr['seeds'])}", pr[label]["n_pruned_median"],
+                 pr[label]["folds_evaluated_total"]] for label in pr["pruners"]]
+        out.append(f"3. sync tune, ml.lightgbm, {pr['n_trials']} trials, seeds {pr['seeds']}: wall time / no pruning's "
+                   f"(target <= {pr['target_ratio']}):")
+        out.append(table(rows, ["pruner", "ratio median", "ratio total", "per seed", "best per seed", "same best",
+                                "pruned (median)", "folds run"]))
+        out.append(f"   load at start/end of section: {pr['loadavg_1_5_15']}")
         rows = [[r["rule"], r["n_pruned"], f"{r['folds_run']}/{r['folds_total']}",
                  f"{100 * r['fold_share_saved']:.0f}%",
                  "yes" if r["best_trial_survives"] else "NO"] for r in pr["replay_on_unpruned_study"].values()]
-        out.append("   the median rule replayed on the unpruned study's per-fold scores (optuna = MedianPruner, which "
-                   "compares the trial's best value over its steps; per_step = its value at the step):")
+        out.append("   the median rule replayed on seed 0's unpruned study's per-fold scores (optuna = MedianPruner, "
+                   "which compares the trial's best value over its steps; per_step = its value at the step):")
         out.append(table(rows, ["rule", "pruned", "folds run", "folds saved", "best trial survives"]))
     return "\n".join(out)
 
@@ -716,8 +740,9 @@ def summary_rows(result: dict[str, Any]) -> list[list[Any]]:
         rows.append([NAME, "async tune 1 -> 2 workers (cold wall)", f"{par['speedup_cold_wall']:.2f}x", "-", None])
     pr = result.get("pruning")
     if pr:
-        rows.append([NAME, "pruning median/none wall", f"{pr['wall_ratio_median_to_none']:.2f} "
-                     f"({pr['median']['n_pruned']} of {pr['n_trials']} pruned)", "-", None])
+        for label in pr["pruners"][1:]:
+            rows.append([NAME, f"pruning {label}/none wall (median of {len(pr['seeds'])} seeds)",
+                         f"{pr[label]['wall_ratio_median']:.2f}", f"<= {pr['target_ratio']}", pr[label]["meets_target"]])
     return rows
 
 
@@ -737,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel-trials", type=int, help="trials per async tune (default 24)")
     parser.add_argument("--parallel-repeats", type=int, help="warm-pool tunes per worker count (default 3)")
     parser.add_argument("--pruning-trials", type=int, help="trials per pruning study (default 30)")
-    parser.add_argument("--pruning-repeats", type=int, help="tunes per pruner, order alternating (default 2)")
+    parser.add_argument("--pruning-seeds", type=int, help="seeds per pruner, order rotating (default 5)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the load average to drop")
     parser.add_argument("--max-wait", type=float, default=900.0,
                         help=f"longest wait (s) for the 1-minute load average < {LOAD_THRESHOLD} (default 900)")
@@ -751,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
         ridge_trials=args.ridge_trials or (5 if q else 30), ridge_repeats=args.ridge_repeats or (1 if q else 2),
         parallel_trials=args.parallel_trials or (4 if q else 24),
         parallel_repeats=args.parallel_repeats or (1 if q else 3),
-        pruning_trials=args.pruning_trials or (8 if q else 30), pruning_repeats=args.pruning_repeats or (1 if q else 2),
+        pruning_trials=args.pruning_trials or (8 if q else 30), pruning_seeds=args.pruning_seeds or (1 if q else 5),
     )
     path = write_results(NAME, result, quick=q)
     print(report(result))

@@ -80,10 +80,12 @@ class TuneRequest(CrossValidated):
     patience: int | None = Field(
         None, ge=1, le=1000, description="Early stopping: stop after this many finished trials without a better score"
     )
-    pruner: Literal["median", "none"] = Field(
+    pruner: Literal["median", "wilcoxon", "none"] = Field(
         "median",
-        description="median: stop a trial whose score so far is worse than the median of earlier trials (never with "
-        "metric net_sharpe: its score is known only after the last fold)",
+        description="median: stop a trial whose score so far is worse than the median of earlier trials at the same "
+        "fold; wilcoxon: Optuna's WilcoxonPruner, stop a trial whose per-fold scores a paired signed-rank test finds "
+        "worse than the best trial's on the same folds; none. Never with metric net_sharpe (its score is known only "
+        "after the last fold), never on the last fold",
     )
     signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
     top_k: int = Field(10, ge=1, le=100, description="Complete trials listed in the response's top_trials, best first")

@@ -12,7 +12,9 @@ What the system alphaforge replaces lacked, and how it is done here:
 - Sampling is TPE seeded per trial from ``(seed, trial number)``: a sequential study is
   reproducible, and concurrent workers do not draw the same start-up points.
 - After each fold the score so far (the metric over the folds evaluated) is reported at
-  step = fold index, and a fold-wise median pruner (``tuning.pruning``) may stop the trial.
+  step = fold index, and a fold-wise median pruner (``tuning.pruning``) may stop the trial;
+  with ``pruner="wilcoxon"`` the fold's own score is reported instead and Optuna's
+  ``WilcoxonPruner`` tests it, fold by fold, against the best trial's (folds in a fixed order).
   ``net_sharpe`` (the annualised net Sharpe of the trial's out-of-fold forecasts traded as
   ``request.signal`` says) is known only once every fold is done: a study on it never prunes.
 - Every complete trial's net Sharpe is reported, and the result carries the overfitting
@@ -89,6 +91,12 @@ ALIASES = {"mean_directional_accuracy": "directional_accuracy", "icir": "mean_cs
 #: Median pruning starts once this many trials completed, and never on the first fold.
 PRUNER_STARTUP_TRIALS = 5
 PRUNER_WARMUP_STEPS = 1
+#: Optuna's WilcoxonPruner: a one-sided paired test of the trial's per-fold scores against the
+#: best trial's on the same folds. Over n folds its smallest p-value is 2**-n (every fold
+#: worse), so with 0.1 a 5-fold trial could be pruned only after its 4th fold; 0.15 allows the
+#: 3rd (0.125), chosen by bench/tuning.py's pruning section (see the README's figures).
+WILCOXON_P_THRESHOLD = 0.15
+WILCOXON_STARTUP_STEPS = 2
 
 # Study and trial user attributes.
 PARENT_RUN = "mlflow_parent_run_id"
@@ -414,6 +422,7 @@ def _evaluate(
             pooled.check_pooling(plugin)
         forecasts = []
         fold_wise = not plan.objective.from_forecasts
+        wilcoxon = request.pruner == "wilcoxon"
         for fold in folds:
             scores, predicted = _fold_scores(plugin, data, fold, request.seed)
             outcome.folds.append(scores)
@@ -423,8 +432,16 @@ def _evaluate(
             so_far = trainer.summarize_folds(data, outcome.folds)[plan.objective.metric]
             if so_far is not None:
                 outcome.score = float(so_far)
-                trial.report(outcome.score, fold.index)
+            # Wilcoxon pairs each fold's own score with the best trial's; the median rule
+            # compares the score so far (see tuning.pruning).
+            reported = scores.get(plan.objective.fold_metric) if wilcoxon else outcome.score
+            if reported is not None and np.isfinite(reported):
+                trial.report(float(reported), fold.index)
             if request.pruner != "none" and fold.index < len(folds) - 1 and trial.should_prune():
+                if wilcoxon and outcome.score is not None:
+                    # Optuna gives a pruned trial its last reported value: make that the score so
+                    # far, at a step past the folds (never paired: only complete trials are "best").
+                    trial.report(outcome.score, len(folds))
                 raise optuna.TrialPruned()
         outcome.summary = trainer.summarize_folds(data, outcome.folds)
         if fold_wise and outcome.summary[plan.objective.metric] is None:
@@ -535,11 +552,17 @@ def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
 
     from alphaforge.tuning.pruning import FoldMedianPruner
 
-    pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.NopPruner()
-        if request.pruner == "none" or ALIASES.get(request.metric, request.metric) in FORECAST_METRICS
-        else FoldMedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
-    )
+    pruner: optuna.pruners.BasePruner
+    if request.pruner == "none" or ALIASES.get(request.metric, request.metric) in FORECAST_METRICS:
+        pruner = optuna.pruners.NopPruner()
+    elif request.pruner == "wilcoxon":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            pruner = optuna.pruners.WilcoxonPruner(
+                p_threshold=WILCOXON_P_THRESHOLD, n_startup_steps=WILCOXON_STARTUP_STEPS
+            )
+    else:
+        pruner = FoldMedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
     try:
         return optuna.load_study(
             study_name=study_name, storage=_storage(ctx), sampler=_trial_seeded_tpe(request.seed), pruner=pruner
