@@ -117,6 +117,9 @@ def test_failures_and_refusals_exit_with_the_reason(env: None, live: LiveApi, ca
     assert "error: Feature not found (404 not_found)" in err
 
     feature = _feature(capsys, 5)
+    _, err = run(capsys, "features", "generate", feature["id"], "--symbol", "GSPC", "--start", "2010-01-01",
+                 "--end", "2019-01-01", "--output", "rsi.parquet", status=2)
+    assert "--output needs --wait" in err
     model = json.loads(run(capsys, "models", "create", "--name", "short", "--type", "ridge", "--json")[0])
     _, err = run(capsys, "models", "train", model["id"], "--features", feature["id"], "--symbol", "GSPC",
                  "--start", "2018-12-01", "--end", "2019-01-01", "--wait", "--quiet", status=1)

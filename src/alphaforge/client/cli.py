@@ -73,6 +73,8 @@ def _features_create(af: Client, args: argparse.Namespace) -> None:
 
 
 def _features_generate(af: Client, args: argparse.Namespace) -> None:
+    if args.output and not args.wait:
+        raise argparse.ArgumentTypeError("--output needs --wait: the dataset is written once the task has made it")
     task = af.features.generate_async(args.feature_id, args.symbol, args.start, args.end, timeframe=args.timeframe,
                                       time_limit_s=args.time_limit)
     if _submitted_only(task, args):
