@@ -29,7 +29,7 @@ PRELOAD = (
     "xgboost", "optuna", "mlflow", "talib", "statsmodels.tsa.statespace.sarimax", "arch",
     "alphaforge.tasks.kinds", "alphaforge.tasks.runner", "alphaforge.training.trainer",
     "alphaforge.tuning.tuner", "alphaforge.tuning.automl", "alphaforge.training.prediction",
-    "alphaforge.features.generation", "alphaforge.tasks.worker",
+    "alphaforge.features.generation", "alphaforge.tasks.worker", "alphaforge.tasks.preload",
 )
 _PR_SET_PDEATHSIG = 1
 WATCHDOG_INTERVAL_S = 0.5
