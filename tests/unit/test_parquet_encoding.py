@@ -1,0 +1,61 @@
+"""The one stored encoding: every frame comes back as it went in, whichever way it was
+converted (the float short cut of ``to_parquet_bytes`` or pyarrow's ``from_pandas``), and
+floats are stored plain while timestamps and labels are compressed."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from alphaforge.storage.parquet import from_parquet_bytes, index_and_columns, to_parquet_bytes
+
+
+def _frame(tz: str | None, n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    index = pd.date_range("2001-01-01", periods=n, freq="D", tz=tz, name="timestamp")
+    values = rng.normal(size=(n, 3))
+    values[:25, 0] = np.nan
+    values[rng.random(n) < 0.05, 2] = np.nan
+    return pd.DataFrame(values, index=index, columns=["sma_5", "rsi_14", "x"])
+
+
+def _reference(frame: pd.DataFrame) -> bytes:
+    """pyarrow's own conversion, written the default way: the oracle for what the file holds."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=True), buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("tz", ["UTC", None, "America/New_York"])
+def test_float_frames_read_back_equal_to_pyarrows_own_conversion(tz: str | None) -> None:
+    frame = _frame(tz)
+    ours, theirs = pq.read_table(io.BytesIO(to_parquet_bytes(frame))), pq.read_table(io.BytesIO(_reference(frame)))
+    assert ours.equals(theirs, check_metadata=True)  # schema, pandas metadata, nulls where NaN
+    pd.testing.assert_frame_equal(from_parquet_bytes(to_parquet_bytes(frame)), frame, check_freq=False)
+    stamps, columns = index_and_columns(to_parquet_bytes(frame))
+    assert (stamps == frame.index.as_unit("ns").asi8).all()
+    for name in frame.columns:
+        np.testing.assert_array_equal(columns[name], frame[name].to_numpy())
+
+
+def test_frames_outside_the_short_cut_keep_every_column_and_index() -> None:
+    base = _frame("UTC", 50)
+    mixed = base.assign(label=["a", "b"] * 25, count=np.arange(50))
+    panel = pd.concat([base.assign(symbol=s) for s in ("AAA", "BBB")]).set_index("symbol", append=True).sort_index()
+    non_contiguous = base.iloc[::2]
+    int_named = base.set_axis([0, 1, 2], axis=1)
+    for frame in (mixed, panel, non_contiguous, int_named, base.iloc[:0]):
+        pd.testing.assert_frame_equal(from_parquet_bytes(to_parquet_bytes(frame)), frame, check_freq=False)
+
+
+def test_floats_are_plain_and_the_rest_compressed() -> None:
+    frame = _frame("UTC").assign(symbol="AAA").set_index("symbol", append=True)
+    meta = pq.ParquetFile(io.BytesIO(to_parquet_bytes(frame))).metadata.row_group(0)
+    codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
+    assert codecs == {"sma_5": "UNCOMPRESSED", "rsi_14": "UNCOMPRESSED", "x": "UNCOMPRESSED",
+                      "timestamp": "ZSTD", "symbol": "ZSTD"}
