@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -221,16 +222,38 @@ def test_a_weekly_panel_holds_what_each_members_weekly_dataset_holds(client: Tes
     assert again["cached"] is True and again["panel"]["id"] == panel["panel"]["id"]
 
 
-def test_a_panel_whose_object_was_lost_is_computed_and_stored_again(client: TestClient, create_feature) -> None:
-    ctx = client.app.state.ctx
+def _stored_panel(client: TestClient, create_feature) -> tuple[dict, dict, Callable[[], pd.DataFrame]]:
+    """An RSI panel of PG and KO, and a reader of its values through the data route."""
     feature = create_feature(client, "technical.rsi", {"period": 14})
     first = post_panel(client, feature["id"], symbols=["PG", "KO"], **SHORT)
+    data = f"/api/v1/features/{feature['id']}/panels/{first['panel']['id']}/data"
+    return feature, first, lambda: pd.read_parquet(io.BytesIO(client.get(data, params={"format": "parquet"}).content))
+
+
+def test_a_panel_whose_object_was_lost_is_computed_and_stored_again(client: TestClient, create_feature) -> None:
+    ctx = client.app.state.ctx
+    feature, first, read = _stored_panel(client, create_feature)
+    expected = read()
     key = ctx.objects.key_of(first["panel"]["storage_uri"])
-    expected = ctx.objects.get(key)
     ctx.objects.delete(key)
     again = post_panel(client, feature["id"], symbols=["PG", "KO"], **SHORT)
+    assert again["cached"] is False and again["panel"]["id"] == first["panel"]["id"] and ctx.objects.exists(key)
+    pd.testing.assert_frame_equal(read(), expected)
+
+
+def test_a_panel_whose_piece_was_lost_is_a_miss_that_stores_the_piece_again(client: TestClient, create_feature) -> None:
+    """The panel's object is a view over its pieces: a hit must find every piece it names."""
+    ctx = client.app.state.ctx
+    feature, first, read = _stored_panel(client, create_feature)
+    expected = read()
+    (ko,) = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "KO"}).json()
+    ctx.objects.delete(ctx.objects.key_of(ko["storage_uri"]))
+    data = f"/api/v1/features/{feature['id']}/panels/{first['panel']['id']}/data"
+    assert client.get(data, params={"format": "parquet"}).status_code == 404  # says to generate the panel again
+    again = post_panel(client, feature["id"], symbols=["PG", "KO"], **SHORT)
     assert again["cached"] is False and again["panel"]["id"] == first["panel"]["id"]
-    assert pd.read_parquet(io.BytesIO(ctx.objects.get(key))).equals(pd.read_parquet(io.BytesIO(expected)))
+    assert {p["symbol"]: p["cached"] for p in again["pieces"]} == {"KO": False, "PG": True}
+    pd.testing.assert_frame_equal(read(), expected)
 
 
 def test_async_panel_is_a_task_with_one_batch_of_members_per_worker(client: TestClient, create_feature) -> None:
@@ -358,10 +381,12 @@ def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes
     assert kept["id"] == panel["id"] and kept["universe_id"] is None and kept["lineage"]["universe"]["name"] == name
 
     key = ctx.objects.key_of(panel["storage_uri"])
-    assert key.endswith(f"/panels/{panel['version_hash']}.parquet") and ctx.objects.get(key)
+    assert key.endswith(f"/panels/{panel['version_hash']}.pieces.json") and ctx.objects.get(key)
+    (piece,) = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "KO"}).json()
     assert client.delete(f"/api/v1/features/{feature['id']}").status_code == 204
     assert client.get(f"/api/v1/features/{feature['id']}/panels").status_code == 404
     assert key not in ctx.objects.list(key.rsplit("/", 1)[0])
+    assert not ctx.objects.exists(ctx.objects.key_of(piece["storage_uri"]))
 
 
 def test_a_panel_through_celery_fans_out_in_batches_of_members_and_matches_talib(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alphaforge.features.panels import MadePiece, _arrays, _stack
+from alphaforge.features.panel_store import frame_arrays, stack_arrays, to_frame
 from alphaforge.marketdata.bars import Timeframe, fingerprint
 from alphaforge.storage.parquet import from_parquet_bytes, head_of_parquet, index_and_columns, to_parquet_bytes
 
@@ -38,7 +38,7 @@ def test_stacked_pieces_equal_pandas_concat_and_sort() -> None:
     symbols = ["MSFT", "AAPL", "MSFT", "KO"]
     expected = pd.concat([f.assign(symbol=s).set_index("symbol", append=True) for f, s in zip(frames, symbols)]).sort_index()
     stored = [index_and_columns(to_parquet_bytes(f)) for f in frames]
-    for stacked in (_stack(stored, symbols), _stack([_arrays(None, MadePiece("h", "u", f)) for f in frames], symbols)):
+    for stacked in (to_frame(stack_arrays(stored, symbols)), to_frame(stack_arrays([frame_arrays(f) for f in frames], symbols))):
         pd.testing.assert_frame_equal(stacked, expected, check_index_type=False)
         assert stacked.index.names == ["timestamp", "symbol"]
 

@@ -323,10 +323,13 @@ def dataset_records(ctx: Context, dataset: FeatureDataset) -> list[dict[str, Any
     return bounded_records(dataset.row_count, JSON_MAX_ROWS, lambda: dataset_parquet(ctx, dataset), "the dataset")
 
 
-def stored_object(ctx: Context, uri: str, whose: str, remedy: str) -> bytes:
-    """A stored dataset's or panel's bytes; a 404 saying how to make them again when lost."""
+def stored_object(
+    ctx: Context, uri: str, whose: str, remedy: str, read: Callable[[], bytes] | None = None
+) -> bytes:
+    """A stored dataset's or panel's bytes (``read``: how, when not the object at ``uri``
+    itself); a 404 saying how to make them again when lost."""
     try:
-        return ctx.objects.get(ctx.objects.key_of(uri))
+        return read() if read is not None else ctx.objects.get(ctx.objects.key_of(uri))
     except ObjectNotFound:
         raise NotFound(f"{whose} stored object is gone; {remedy}") from None
 

@@ -17,8 +17,9 @@ The rules:
   universe, the clipped spells and each piece's dataset version hash (which covers that
   member's bars fingerprint and every other source). It is known before anything is
   computed, so a hit is answered without a task.
-- The Parquet object is written before its row is committed, and (feature, hash) is unique,
-  so concurrent identical requests end with one row and one object.
+- The panel's object is a manifest over its stored pieces (``panel_store``: a view, read as
+  the pieces stacked); it is written after the pieces and before its row is committed, and
+  (feature, hash) is unique, so concurrent identical requests end with one row and one object.
 - A cross-sectional feature (``per_symbol`` False) has no pieces of its own: its panel is
   its input feature's panel over the same request (itself planned, cached and stored as
   any panel), transformed per date. Its version hash covers the definition, the input
@@ -40,32 +41,23 @@ from sqlalchemy import select, update
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.features.definitions import NOT_FOUND
-from alphaforge.features import generation
+from alphaforge.features import generation, panel_store
 from alphaforge.features.generation import (
     HASH_SCHEMA,
-    PREVIEW_ROWS,
     Definition,
     NoBarsInRange,
     insert_or_get,
     load_definition,
     plan_dataset,
     preview_records,
-    read_frame,
 )
 from alphaforge.hashing import content_hash, utc_iso
-from alphaforge.marketdata.bars import frame_to_records
 from alphaforge.marketdata.pit import PitSeries
 from alphaforge.marketdata.provider import SeriesState
 from alphaforge.plugins.features import FeaturePlugin, required_bar_fields
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.plugins.features.cross_sectional import CrossSectionalFeature
 from alphaforge.schemas.features import FeatureGenerateRequest, FeaturePanelRequest
-from alphaforge.storage.parquet import (
-    head_of_parquet,
-    index_and_columns,
-    panel_arrays,
-    to_parquet_bytes,
-)
 from alphaforge.storage.tables import Feature, FeaturePanel
 from alphaforge.universes.definitions import member_spells
 
@@ -100,12 +92,16 @@ class Piece:
 
 @dataclass(frozen=True)
 class MadePiece:
-    """A piece's stored dataset as its generation returned it (``frame``: when computed in
-    this process; else read from ``storage_uri``)."""
+    """A piece's stored dataset as its generation returned it (``frame``: when computed or
+    read in this process; else read from ``storage_uri`` when needed)."""
 
     version_hash: str
     storage_uri: str
+    rows: int
+    columns: list[str]
     frame: pd.DataFrame | None = None
+    #: Computed by this request (not found stored).
+    computed: bool = False
 
 
 Spell = tuple[str, datetime, datetime]
@@ -163,14 +159,14 @@ class PanelResult:
     @property
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
-            self._frame = read_frame(self._ctx, self.panel.storage_uri)
+            self._frame = panel_store.read_frame(self._ctx, self.panel.storage_uri)
         return self._frame
 
-    def arrays(self) -> tuple[np.ndarray, pd.Categorical, dict[str, np.ndarray]]:
+    def arrays(self) -> panel_store.PanelArrays:
         """UTC nanosecond stamps, symbols and float64 columns, row for row (pooled training
         joins several panels' columns without a DataFrame per panel)."""
         if self._frame is None:
-            return panel_arrays(self._ctx.objects.get(self._ctx.objects.key_of(self.panel.storage_uri)))
+            return panel_store.read_arrays(self._ctx, self.panel.storage_uri)
         index = self._frame.index
         stamps = pd.DatetimeIndex(index.get_level_values(TIMESTAMP)).as_unit("ns").asi8
         symbols = pd.Categorical(index.get_level_values(SYMBOL))
@@ -185,7 +181,7 @@ class PanelResult:
             known = _PREVIEWS.get(uri)
         if known is not None:  # an object's key is its content hash: what it holds never changes
             return known
-        records = frame_to_records(head_of_parquet(self._ctx.objects.get(self._ctx.objects.key_of(uri)), PREVIEW_ROWS))
+        records = panel_store.preview(self._ctx, uri)
         remember_preview(uri, records)
         return records
 
@@ -307,7 +303,9 @@ def build_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelReques
         return hit
     made = generation.generate_pieces(ctx, plan.pieces_feature_id, plan.piece_requests())
     pieces = {
-        (r.symbol, utc_iso(r.start_date)): MadePiece(m.dataset.version_hash, m.dataset.storage_uri, m.frame)
+        (r.symbol, utc_iso(r.start_date)): MadePiece(m.dataset.version_hash, m.dataset.storage_uri,
+                                                     m.dataset.row_count, list(m.dataset.columns), m.frame,
+                                                     computed=m.frame is not None)
         for r, m in zip(plan.piece_requests(), made, strict=True) if m is not None
     }
     return assemble_panel(ctx, task_request(plan), pieces)
@@ -331,25 +329,35 @@ def assemble_panel(ctx: Context, request: dict[str, Any], made: dict[tuple[str, 
     existing, hit = _stored(ctx, feature_id, version_hash)
     if hit is not None:
         _remember_key(ctx, hit.panel, request["request_key"])
+        # Stored already (a concurrent request, or a view whose lost piece was just stored
+        # again): an answer is a hit only when none of its pieces had to be computed.
+        hit.cached = not any(m.computed for m in made.values())
         return hit
 
-    with_rows = [p for p in pieces if p.version_hash is not None]
-    arrays = [_arrays(ctx, made[piece.key()]) for piece in with_rows]
-    frame = _stack(arrays, [p.symbol for p in with_rows])
-    symbols = sorted({p.symbol for p in with_rows})
-    return _store(ctx, request, frame, symbols, lineage, version_hash, existing)
+    with_rows = [(p.symbol, made[p.key()]) for p in pieces if p.version_hash is not None]
+    members = [panel_store.Member(symbol, m.storage_uri, m.rows) for symbol, m in with_rows]
+    frames = [m.frame for _, m in with_rows]
+    # Computed in this process (a training's panel): its values are at hand, not read back.
+    frame = None if any(f is None for f in frames) else panel_store.stack_frames(frames, [s for s, _ in with_rows])
+    definition = load_definition(ctx, feature_id)
+    uri = panel_store.put_view(ctx, _key_stem(definition, version_hash), members, with_rows[0][1].columns)
+    symbols = sorted({s for s, _ in with_rows})
+    return _record(ctx, request, uri, sum(m.rows for m in members), with_rows[0][1].columns, symbols, lineage,
+                   version_hash, existing, frame)
 
 
-def _store(
-    ctx: Context, request: dict[str, Any], frame: pd.DataFrame, symbols: list[str], lineage: dict[str, Any],
-    version_hash: str, existing: FeaturePanel | None,
+def _key_stem(definition: Definition, version_hash: str) -> str:
+    return f"{definition.storage_prefix}/panels/{version_hash}"
+
+
+def _record(
+    ctx: Context, request: dict[str, Any], uri: str, row_count: int, columns: list[str], symbols: list[str],
+    lineage: dict[str, Any], version_hash: str, existing: FeaturePanel | None, frame: pd.DataFrame | None,
 ) -> PanelResult:
-    """Write the panel's object, then its row (or find the one a concurrent request wrote;
-    a row found again under a new request key remembers that key)."""
+    """The panel's row, committed after its object was written (or the one a concurrent
+    request wrote; a row found again under a new request key remembers that key)."""
     feature_id = uuid.UUID(request["feature_id"])
     body = FeaturePanelRequest.model_validate(request["body"])
-    definition = load_definition(ctx, feature_id)
-    uri = ctx.objects.put(f"{definition.storage_prefix}/panels/{version_hash}.parquet", to_parquet_bytes(frame))
     row = existing or insert_or_get(
         ctx,
         FeaturePanel(
@@ -362,8 +370,8 @@ def _store(
             version_hash=version_hash,
             request_key=request.get("request_key"),
             storage_uri=uri,
-            row_count=len(frame),
-            columns=list(frame.columns),
+            row_count=row_count,
+            columns=columns,
             lineage=lineage,
         ),
         lambda: _find(ctx, feature_id, version_hash),
@@ -420,35 +428,9 @@ def _assemble_cross_section(ctx: Context, request: dict[str, Any], made: dict[tu
         return hit
     groups = None if plugin.group_field() is None else _group_labels(source.frame.index, series)
     frame = plugin.compute_panel(source.frame, groups)
-    return _store(ctx, request, frame, list(source.panel.symbols), lineage, version_hash, existing)
-
-
-Arrays = tuple[np.ndarray, dict[str, np.ndarray]]
-
-
-def _arrays(ctx: Context, piece: MadePiece) -> Arrays:
-    """A piece's UTC nanosecond stamps and columns (computed here, or read from its object)."""
-    if piece.frame is None:
-        return index_and_columns(ctx.objects.get(ctx.objects.key_of(piece.storage_uri)))
-    frame = piece.frame
-    stamps = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
-    return stamps, {c: frame[c].to_numpy(dtype="float64") for c in frame.columns}
-
-
-def _stack(pieces: list[Arrays], symbols: list[str]) -> pd.DataFrame:
-    """The pieces as one frame indexed (timestamp UTC, symbol), sorted by timestamp then
-    symbol: arrays joined once and one index built (a frame per piece costs more than its data)."""
-    stamps = np.concatenate([s for s, _ in pieces])
-    names = sorted(set(symbols))
-    codes = np.concatenate([np.full(len(s), names.index(sym), dtype=np.int64) for (s, _), sym in zip(pieces, symbols, strict=True)])
-    order = np.lexsort((codes, stamps))
-    index = pd.MultiIndex.from_arrays(
-        [pd.DatetimeIndex(stamps[order], tz="UTC").as_unit("ns"), pd.Index(names).take(codes[order])],
-        names=[TIMESTAMP, SYMBOL],
-    )
-    columns = list(pieces[0][1])
-    values = {c: np.concatenate([cols[c] for _, cols in pieces])[order] for c in columns}
-    return pd.DataFrame(values, index=index, columns=columns)
+    uri = panel_store.put_frame(ctx, _key_stem(definition, version_hash), frame)
+    return _record(ctx, request, uri, len(frame), list(frame.columns), list(source.panel.symbols), lineage,
+                   version_hash, existing, frame)
 
 
 def _cross_section_lineage(
@@ -521,9 +503,10 @@ def get_panel(ctx: Context, feature_id: uuid.UUID, panel_id: uuid.UUID) -> Featu
 
 
 def panel_parquet(ctx: Context, panel: FeaturePanel) -> bytes:
-    """The stored object itself: columns timestamp, symbol and the feature's outputs."""
+    """One Parquet file: columns timestamp, symbol and the feature's outputs."""
     return generation.stored_object(ctx, panel.storage_uri, "the panel's", f"generate the panel again "
-                                    f"(POST /api/v1/features/{panel.feature_id}/panels)")
+                                    f"(POST /api/v1/features/{panel.feature_id}/panels)",
+                                    read=lambda: panel_store.parquet(ctx, panel.storage_uri))
 
 
 def panel_records(ctx: Context, panel: FeaturePanel) -> list[dict[str, Any]]:
@@ -635,7 +618,7 @@ def _stored(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> tuple[Fea
 
 
 def _read_stored(ctx: Context, existing: FeaturePanel) -> PanelResult | None:
-    """A hit whose values are read when asked for (None: its object was lost)."""
-    if not ctx.objects.exists(ctx.objects.key_of(existing.storage_uri)):
+    """A hit whose values are read when asked for (None: its object, or a piece it names, was lost)."""
+    if not panel_store.all_stored(ctx, existing.storage_uri):
         return None
     return PanelResult(ctx, existing, cached=True)

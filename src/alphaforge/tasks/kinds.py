@@ -107,7 +107,8 @@ def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
         {
             "symbol": body.symbol, "from": utc_iso(body.start_date),
             "dataset": None if m is None else
-            {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri},
+            {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri,
+             "rows": m.dataset.row_count, "columns": list(m.dataset.columns)},
             "cached": m is not None and m.frame is None,
         }
         for body, m in zip(bodies, made, strict=True)
@@ -126,7 +127,8 @@ def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
         raise InvalidInput(f"{len(failed)} of the panel's {len(outcomes)} generation tasks failed; the first: {message}")
     pieces = [p for o in outcomes for p in o["result"]["pieces"]]
     made = {
-        (p["symbol"], p["from"]): MadePiece(p["dataset"]["version_hash"], p["dataset"]["storage_uri"])
+        (p["symbol"], p["from"]): MadePiece(p["dataset"]["version_hash"], p["dataset"]["storage_uri"],
+                                            p["dataset"]["rows"], p["dataset"]["columns"], computed=not p["cached"])
         for p in pieces if p["dataset"] is not None
     }
     result = assemble_panel(ctx, request, made)
