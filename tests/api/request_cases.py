@@ -131,6 +131,7 @@ VALID |= {
     ("GET", "/api/v1/models/out-of-fold"): Request(query={"uri": _EVALUATION_URI["out_of_fold_uri"], "format": "json"}),
     ("POST", "/api/v1/evaluations"): Request(body=_EVALUATION),
     ("POST", "/api/v1/evaluations/async"): Request(body=_EVALUATION),
+    ("GET", "/api/v1/features/{feature_id}/datasets"): Request({"feature_id": F}, {"symbol": "GSPC", "timeframe": "1d"}),
 }
 
 
