@@ -265,16 +265,22 @@ def run_trials_overhead(ctx: Any, n_trials: int, repeats: int) -> dict[str, Any]
     name = tuner.create_study(ctx, warm, f"bench-{uuid.uuid4().hex}")
     tuner.run_trials_on(ctx, warm, name, data, folds)
     tuner.tune_result(ctx, warm, name)
+    storage = tuner._storage(ctx)
+    space = tuner.resolve_plan(request).space
     samples = []
     for _ in range(repeats):
+        # Optuna alone on the same storage, sampler and space (ask, suggest ridge's 2 parameters,
+        # tell): the floor alphaforge's bookkeeping is compared with, side by side.
+        alone = time_once(lambda: optuna_alone(storage, space, n_trials))
         name = tuner.create_study(ctx, request, f"bench-{uuid.uuid4().hex}")
         with trial_parts(ctx) as acc:
             total = time_once(lambda name=name: tuner.run_trials_on(ctx, request, name, data, folds))
         result = tuner.tune_result(ctx, request, name)
         if result.n_complete != n_trials:
             raise AssertionError(f"ridge study: {result.n_complete} of {n_trials} trials complete")
-        samples.append({"total_s": total, **acc})
-    per = {k: _median([s[k] for s in samples]) / n_trials * 1e3 for k in ("total_s", "model_s", "mlflow_s")}
+        samples.append({"total_s": total, "optuna_alone_s": alone, **acc})
+    per = {k: _median([s[k] for s in samples]) / n_trials * 1e3
+           for k in ("total_s", "model_s", "mlflow_s", "optuna_alone_s")}
     return {
         "n_rows": int(len(data.y)), "n_columns": int(data.X.shape[1]), "n_trials": n_trials, "repeats": repeats,
         "samples": [{k: round(v, 4) for k, v in s.items()} for s in samples],
@@ -283,7 +289,24 @@ def run_trials_overhead(ctx: Any, n_trials: int, repeats: int) -> dict[str, Any]
         "model_ms_per_trial": per["model_s"],
         "mlflow_ms_per_trial": per["mlflow_s"],
         "rest_ms_per_trial": per["total_s"] - per["model_s"] - per["mlflow_s"],
+        "optuna_alone_ms_per_trial": per["optuna_alone_s"],
+        # what alphaforge adds per trial beyond the model and Optuna's own bookkeeping
+        "beyond_optuna_ms_per_trial": per["total_s"] - per["model_s"] - per["optuna_alone_s"],
     }
+
+
+def optuna_alone(storage: Any, space: dict[str, Any], n_trials: int) -> None:
+    """A fresh study of ``n_trials`` with alphaforge's sampler: ask, sample ``space``, tell."""
+    import optuna
+
+    from alphaforge.tuning import search_space, tuner
+
+    study = optuna.create_study(storage=storage, sampler=tuner._trial_seeded_tpe(SEED),
+                                study_name=f"bench-alone-{uuid.uuid4().hex}", direction="minimize")
+    for i in range(n_trials):
+        trial = study.ask()
+        search_space.sample(trial, space)
+        study.tell(trial, float(i % 7))
 
 
 def bench_bookkeeping(n_trials: int, repeats: int, tpe_repeats: int, ridge_trials: int, ridge_repeats: int,
@@ -345,7 +368,8 @@ def bench_bookkeeping(n_trials: int, repeats: int, tpe_repeats: int, ridge_trial
             log(f"run_trials ml.ridge ({row['n_rows']} rows x {row['n_columns']}), {backend}: "
                 f"{row['ms_per_trial']:.1f} ms/trial ({row['trials_per_s']:.1f} trials/s): model "
                 f"{row['model_ms_per_trial']:.1f}, MLflow {row['mlflow_ms_per_trial']:.1f}, rest "
-                f"{row['rest_ms_per_trial']:.1f} ms")
+                f"{row['rest_ms_per_trial']:.1f} ms; Optuna alone {row['optuna_alone_ms_per_trial']:.1f} ms, beyond "
+                f"it and the model {row['beyond_optuna_ms_per_trial']:.1f} ms")
         if pg is None:
             out["run_trials"]["postgresql"] = {"skipped": pg_skip}
     finally:
@@ -668,16 +692,20 @@ def report(result: dict[str, Any]) -> str:
         rows = []
         for backend, r in bk["run_trials"].items():
             if "skipped" in r:
-                rows.append([backend, "-", "-", "-", "-", "-"])
+                rows.append([backend, "-", "-", "-", "-", "-", "-", "-"])
                 continue
             rows.append([backend, r["trials_per_s"], r["ms_per_trial"], r["model_ms_per_trial"],
-                         r["mlflow_ms_per_trial"], r["rest_ms_per_trial"]])
+                         r["mlflow_ms_per_trial"], r["rest_ms_per_trial"], r.get("optuna_alone_ms_per_trial"),
+                         r.get("beyond_optuna_ms_per_trial")])
         first = next((r for r in bk["run_trials"].values() if "n_rows" in r), None)
         if first:
             out.append(f"\n   alphaforge run_trials_on, ml.ridge on {first['n_rows']} rows x {first['n_columns']} "
                        f"columns, 5 folds, pruner none, MLflow child run per trial (median of {first['repeats']} x "
                        f"{first['n_trials']} trials):")
-            out.append(table(rows, ["backend", "trials/s", "ms/trial", "model ms", "MLflow ms", "rest ms"]))
+            out.append(table(rows, ["backend", "trials/s", "ms/trial", "model ms", "MLflow ms", "rest ms",
+                                    "Optuna alone ms", "beyond Optuna+model ms"]))
+            out.append("   (MLflow ms: time in tracker.log_trial, on a background thread since issue 17, so not on "
+                       "the trial's path; Optuna alone: ask + ridge's 2 suggests + tell, same storage and sampler)")
         out.append(f"   load at start/end of section: {bk['loadavg_1_5_15']}")
         out.append("")
     par = result.get("parallel")

@@ -23,7 +23,9 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, NotFound
 from alphaforge.schemas.tuning import StudyPage, StudyRead, TrialPage, TrialRead
 from alphaforge.tuning import studies
-from alphaforge.tuning.tuner import CONFIG, PARENT_RUN, STOP_REASON, SURPLUS, RESULT, trial_read
+from alphaforge.tuning.tuner import (
+    CONFIG, MLFLOW_RUNS, PARENT_RUN, RESULT, STOP_REASON, SURPLUS, mlflow_runs, trial_read,
+)
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -229,7 +231,7 @@ def list_trials(
     t, v = m.TrialModel.__table__, m.TrialValueModel.__table__
     with _storage(ctx).engine.connect() as conn:
         _name_of(conn, study_id)
-        fixed = _fixed_params(conn, study_id)
+        fixed, runs = _fixed_params_and_runs(conn, study_id)
         where = [t.c.study_id == study_id, ~_surplus(t.c.trial_id)]
         wanted = [TrialState[s] for s in states]
         if wanted:
@@ -246,19 +248,23 @@ def list_trials(
         results, params = _results(conn, ids), _params(conn, ids)
     items: list[TrialRead] = [
         trial_read(r.number, r.state.name, r.value, _seconds(r.datetime_start, r.datetime_complete),
-                   results.get(r.trial_id), params.get(r.trial_id, {}), fixed)
+                   results.get(r.trial_id), params.get(r.trial_id, {}), fixed, runs)
         for r in rows
     ]
     after = offset + len(items)
     return TrialPage(items=items, total=total, limit=limit, offset=offset, next_offset=after if after < total else None)
 
 
-def _fixed_params(conn: Any, study_id: int) -> dict[str, Any]:
-    from sqlalchemy import select
+def _fixed_params_and_runs(conn: Any, study_id: int) -> tuple[dict[str, Any], dict[int, str]]:
+    """The study's fixed parameters and its trials' MLflow child runs (``tuner.mlflow_runs``)."""
+    from sqlalchemy import or_, select
 
     a = _tables().StudyUserAttributeModel.__table__
-    raw = conn.execute(select(a.c.value_json).where(a.c.study_id == study_id, a.c.key == CONFIG)).scalar_one_or_none()
-    return ((json.loads(raw) if raw else {}).get("request") or {}).get("fixed_params") or {}
+    attrs = {r.key: json.loads(r.value_json) for r in conn.execute(
+        select(a.c.key, a.c.value_json).where(a.c.study_id == study_id, or_(a.c.key == CONFIG, a.c.key.startswith(
+            f"{MLFLOW_RUNS}:"))))}
+    fixed = ((attrs.get(CONFIG) or {}).get("request") or {}).get("fixed_params") or {}
+    return fixed, mlflow_runs(attrs)
 
 
 def _surplus(trial_id: ColumnElement[Any]) -> ColumnElement[bool]:

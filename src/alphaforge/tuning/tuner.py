@@ -106,6 +106,8 @@ RESULT = "result"
 SURPLUS = "surplus"
 #: The request that created the study and when (what ``GET /studies`` summarises from).
 CONFIG = "alphaforge"
+#: Prefix of the study attributes mapping trial numbers to MLflow child runs (``_TrialLogger``).
+MLFLOW_RUNS = "mlflow_runs"
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,8 @@ def study_result(ctx: Context, request: TuneRequest, study_name: str) -> tuple[T
     attrs = study.user_attrs
     parent = attrs.get(PARENT_RUN)
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
-    reads = [_trial_read(t, plan.fixed) for t in trials]
+    runs = mlflow_runs(attrs)
+    reads = [_trial_read(t, plan.fixed, runs) for t in trials]
     counts = {s: sum(1 for r in reads if r.state == s) for s in ("COMPLETE", "PRUNED", "FAIL")}
     stop_reason = attrs.get(STOP_REASON, "n_trials")
     totals = {"n_trials": sum(counts.values()), "n_complete": counts["COMPLETE"], "n_pruned": counts["PRUNED"],
@@ -341,15 +344,25 @@ def run_trials_on(
     progress: Progress = no_progress,
 ) -> None:
     """``run_trials`` on data already assembled (AutoML assembles once for every candidate)."""
-    from optuna.trial import TrialState
-
     plan = resolve_plan(request)
     study = _load(ctx, request, study_name)
     parent = study.user_attrs.get(PARENT_RUN)
     if STARTED_AT not in study.user_attrs:
         study.set_user_attr(STARTED_AT, time.time())
     started = float(study.user_attrs.get(STARTED_AT, time.time()))
+    with _TrialLogger(ctx, study, plan, parent) as mlflow_log:
+        _trial_loop(ctx, request, study, plan, data, folds, progress, started, mlflow_log)
+
+
+def _trial_loop(
+    ctx: Context, request: TuneRequest, study: optuna.Study, plan: _Plan, data: trainer.AnyData,
+    folds: trainer.AnyFolds, progress: Progress, started: float, mlflow_log: _TrialLogger,
+) -> None:
+    from optuna.trial import TrialState
+
+    study_name = study.study_name
     while True:
+        mlflow_log.check()  # an earlier trial's MLflow run failed: stop as that trial would have
         trials = study.get_trials(deepcopy=False)
         reason = _stop_reason(study, trials, request, plan.objective, started)
         if reason == "cancelled":  # by another worker's task: this shard was cancelled too
@@ -363,8 +376,7 @@ def run_trials_on(
             break
         try:
             outcome = _evaluate(ctx, trial, plan, request, data, folds, study_name)
-            if parent:
-                outcome.mlflow_run_id = ctx.tracker.log_trial(_trial_run(parent, study_name, plan, trial.number, outcome))
+            mlflow_log.submit(trial.number, outcome)
             trial.set_user_attr(RESULT, outcome.attrs())
         except BaseException as exc:
             trial.set_user_attr(RESULT, {"error": f"interrupted: {type(exc).__name__}: {exc}"[:2000]})
@@ -387,6 +399,55 @@ def run_trials_on(
             raise
 
 
+class _TrialLogger:
+    """Logs each trial's MLflow child run on a background thread, while the next trials run.
+
+    A child run costs three writes to MLflow's store (create, log_batch, terminate): about as
+    much as Optuna's own bookkeeping of a trial, and nothing the next trial waits for. Its
+    run id cannot be in the trial's result attribute (written before the trial is told), so
+    the ids are written once, when the loop ends, as the study attribute
+    ``mlflow_runs:<uuid>`` ({trial number: run id}; one per ``run_trials`` call, so workers
+    never overwrite each other's) and merged by the readers (``mlflow_runs``).
+    """
+
+    def __init__(self, ctx: Context, study: optuna.Study, plan: _Plan, parent: str | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ctx, self.study, self.plan, self.parent = ctx, study, plan, parent
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlflow-trials") if parent else None
+        self.futures: dict[int, Any] = {}
+
+    def submit(self, number: int, outcome: _Outcome) -> None:
+        """Log trial ``number``'s child run, after the ones before it."""
+        if self.pool is not None and self.parent is not None:
+            run = _trial_run(self.parent, self.study.study_name, self.plan, number, outcome)
+            self.futures[number] = self.pool.submit(self.ctx.tracker.log_trial, run)
+
+    def check(self) -> None:
+        """Raise the error of a child run that failed (MLflow unavailable: a 503)."""
+        for future in self.futures.values():
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def __enter__(self) -> _TrialLogger:
+        return self
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        if self.pool is None:
+            return
+        self.pool.shutdown(wait=True)
+        ids = {str(n): f.result() for n, f in self.futures.items() if f.exception() is None}
+        if ids:
+            self.study.set_user_attr(f"{MLFLOW_RUNS}:{uuid.uuid4().hex}", ids)
+        if error is None:
+            self.check()
+
+
+def mlflow_runs(study_attrs: dict[str, Any]) -> dict[int, str]:
+    """{trial number: MLflow child run id} from a study's ``mlflow_runs:*`` attributes."""
+    return {int(n): run for key, ids in study_attrs.items() if key.startswith(f"{MLFLOW_RUNS}:") for n, run in ids.items()}
+
+
 @dataclass
 class _Outcome:
     state: Literal["COMPLETE", "PRUNED", "FAIL"]
@@ -395,13 +456,12 @@ class _Outcome:
     folds: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] | None = None
     error: str | None = None
-    mlflow_run_id: str | None = None
     out_of_fold_uri: str | None = None
     net_sharpe: float | None = None
 
     def attrs(self) -> dict[str, Any]:
         return {"params": self.params, "folds": self.folds, "summary": self.summary, "error": self.error,
-                "mlflow_run_id": self.mlflow_run_id, "out_of_fold_uri": self.out_of_fold_uri,
+                "out_of_fold_uri": self.out_of_fold_uri,
                 "net_sharpe": self.net_sharpe}
 
 
@@ -435,9 +495,11 @@ def _evaluate(
             # Wilcoxon pairs each fold's own score with the best trial's; the median rule
             # compares the score so far (see tuning.pruning).
             reported = scores.get(plan.objective.fold_metric) if wilcoxon else outcome.score
+            if request.pruner == "none":
+                continue  # nothing reads the reports: no write per fold (the folds are in the result)
             if reported is not None and np.isfinite(reported):
                 trial.report(float(reported), fold.index)
-            if request.pruner != "none" and fold.index < len(folds) - 1 and trial.should_prune():
+            if fold.index < len(folds) - 1 and trial.should_prune():
                 if wilcoxon and outcome.score is not None:
                     # Optuna gives a pruned trial its last reported value: make that the score so
                     # far, at a step past the folds (never paired: only complete trials are "best").
@@ -515,16 +577,17 @@ def _trials_since_best(trials: list[FrozenTrial], objective: Objective) -> int |
     return sum(1 for t in finished if t.number > best[1])
 
 
-def _trial_read(t: FrozenTrial, fixed: dict[str, Any]) -> TrialRead:
+def _trial_read(t: FrozenTrial, fixed: dict[str, Any], runs: dict[int, str]) -> TrialRead:
     duration = t.duration.total_seconds() if t.duration is not None else None
-    return trial_read(t.number, t.state.name, t.value, duration, t.user_attrs.get(RESULT), t.params, fixed)
+    return trial_read(t.number, t.state.name, t.value, duration, t.user_attrs.get(RESULT), t.params, fixed, runs)
 
 
 def trial_read(
     number: int, state: str, value: float | None, duration_s: float | None, result: dict[str, Any] | None,
-    params: dict[str, Any], fixed: dict[str, Any],
+    params: dict[str, Any], fixed: dict[str, Any], runs: dict[int, str],
 ) -> TrialRead:
-    """One trial as the API shows it, from its stored parts (a FrozenTrial's or a page's rows)."""
+    """One trial as the API shows it, from its stored parts (a FrozenTrial's or a page's rows)
+    and the study's MLflow child runs (``mlflow_runs``)."""
     result = result or {}
     return TrialRead(
         number=number,
@@ -536,7 +599,7 @@ def trial_read(
         metrics=result.get("summary"),
         duration_s=duration_s,
         error=result.get("error"),
-        mlflow_run_id=result.get("mlflow_run_id"),
+        mlflow_run_id=result.get("mlflow_run_id") or runs.get(number),
         out_of_fold_uri=result.get("out_of_fold_uri"),
         net_sharpe=result.get("net_sharpe") if state == "COMPLETE" else None,
     )
