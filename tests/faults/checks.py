@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from alphaforge.storage.tables import BarSeries, FeatureDataset
+from alphaforge.features import panel_store
+from alphaforge.storage.tables import BarSeries, FeatureDataset, FeaturePanel
 
 RSI = {"type": "technical", "plugin_key": "technical.rsi"}
 RANGE_2010 = {"symbol": "GSPC", "start_date": "2010-01-01", "end_date": "2011-01-01"}
@@ -36,12 +37,15 @@ def assert_no_internals(response: httpx.Response, forbidden: list[str]) -> None:
 
 
 def assert_nothing_half_written(ctx: Any, *, bars: bool = True) -> dict[str, int]:
-    """No dataset (or bar series) row points at an object that is not stored, and no
-    dataset identity (feature, version hash) is stored twice. Returns row counts."""
+    """No dataset, panel (with every piece it names) or bar series row points at an object
+    that is not stored, and no dataset identity (feature, version hash) is stored twice.
+    Returns row counts."""
     with ctx.db.session() as session:
         datasets = list(session.scalars(select(FeatureDataset)))
+        panels = list(session.scalars(select(FeaturePanel)))
         series = list(session.scalars(select(BarSeries))) if bars else []
     missing = [d.storage_uri for d in datasets if not ctx.objects.exists(ctx.objects.key_of(d.storage_uri))]
+    missing += [p.storage_uri for p in panels if not panel_store.all_stored(ctx, p.storage_uri)]
     missing += [s.storage_uri for s in series if not ctx.objects.exists(ctx.objects.key_of(s.storage_uri))]
     assert missing == [], f"rows point at objects that are not stored: {missing}"
     identities = Counter((d.feature_id, d.version_hash) for d in datasets)

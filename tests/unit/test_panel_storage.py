@@ -89,3 +89,35 @@ def test_pooled_join_equals_pandas_inner_join_with_and_without_identical_rows() 
                          join="inner").sort_index()
     assert len(joined) == len(panel) - len(panel.index[::7])
     pd.testing.assert_frame_equal(joined, expected, check_index_type=False)
+
+
+def test_a_views_preview_is_the_first_rows_of_its_pieces_stacked(tmp_path: Path) -> None:
+    """Pieces starting on different dates, one symbol in two spells, some first rows not
+    recorded: the preview reads only the heads that can hold a first row, and equals the head
+    of the whole panel."""
+    from types import SimpleNamespace
+
+    from alphaforge.features import panel_store
+    from alphaforge.features.generation import PREVIEW_ROWS, preview_records
+    from alphaforge.storage.object_store import ObjectStore
+
+    ctx = SimpleNamespace(objects=ObjectStore((tmp_path / "objects").as_uri()))
+    starts = ["2020-01-06", "2020-01-06", "2020-01-03", "2020-03-02", "2020-01-06", "2020-01-08", "2020-01-06"]
+    symbols = ["MSFT", "AAPL", "KO", "MSFT", "PG", "XOM", "JNJ"]
+    frames = [_piece(10 + i, 40, start) for i, start in enumerate(starts)]
+    expected = preview_records(panel_store.stack_frames(frames, symbols))
+    assert len(expected) == PREVIEW_ROWS
+    for known in (set(range(len(frames))), {0, 2, 3, 5}, set()):
+        members = [
+            panel_store.Member(sym, ctx.objects.put(f"p/{i}.parquet", to_parquet_bytes(f)), len(f),
+                               panel_store.first_row(f) if i in known else None)
+            for i, (f, sym) in enumerate(zip(frames, symbols))
+        ]
+        uri = panel_store.put_view(ctx, f"v{len(known)}", members, ["a", "b"])
+        read: list[str] = []
+        get = ctx.objects.get
+        ctx.objects.get = lambda key, get=get: read.append(key) or get(key)
+        assert panel_store.preview(ctx, uri) == expected
+        del ctx.objects.get
+        if known == set(range(len(frames))):  # KO, then the four of 2020-01-06 (10 rows by then): XOM, MSFT's 2nd unread
+            assert sorted(read) == sorted([f"v{len(known)}{panel_store.MANIFEST_SUFFIX}"] + [f"p/{i}.parquet" for i in (2, 1, 6, 0, 4)])

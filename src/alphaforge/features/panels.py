@@ -102,6 +102,8 @@ class MadePiece:
     frame: pd.DataFrame | None = None
     #: Computed by this request (not found stored).
     computed: bool = False
+    #: UTC nanoseconds of its first row, when known (``panel_store.preview`` reads fewer heads).
+    first: int | None = None
 
 
 Spell = tuple[str, datetime, datetime]
@@ -305,7 +307,8 @@ def build_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelReques
     pieces = {
         (r.symbol, utc_iso(r.start_date)): MadePiece(m.dataset.version_hash, m.dataset.storage_uri,
                                                      m.dataset.row_count, list(m.dataset.columns), m.frame,
-                                                     computed=m.frame is not None)
+                                                     computed=m.frame is not None,
+                                                     first=panel_store.first_row(m.frame))
         for r, m in zip(plan.piece_requests(), made, strict=True) if m is not None
     }
     return assemble_panel(ctx, task_request(plan), pieces)
@@ -335,7 +338,7 @@ def assemble_panel(ctx: Context, request: dict[str, Any], made: dict[tuple[str, 
         return hit
 
     with_rows = [(p.symbol, made[p.key()]) for p in pieces if p.version_hash is not None]
-    members = [panel_store.Member(symbol, m.storage_uri, m.rows) for symbol, m in with_rows]
+    members = [panel_store.Member(symbol, m.storage_uri, m.rows, m.first) for symbol, m in with_rows]
     frames = [m.frame for _, m in with_rows]
     # Computed in this process (a training's panel): its values are at hand, not read back.
     frame = None if any(f is None for f in frames) else panel_store.stack_frames(frames, [s for s, _ in with_rows])

@@ -97,6 +97,7 @@ def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
 def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
     """One batch of a panel's pieces: each member's dataset (a hit, or computed and stored)."""
     from alphaforge.features.generation import generate_pieces
+    from alphaforge.features.panel_store import first_row
     from alphaforge.hashing import utc_iso
     from alphaforge.schemas.features import FeatureGenerateRequest
 
@@ -108,7 +109,7 @@ def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
             "symbol": body.symbol, "from": utc_iso(body.start_date),
             "dataset": None if m is None else
             {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri,
-             "rows": m.dataset.row_count, "columns": list(m.dataset.columns)},
+             "rows": m.dataset.row_count, "columns": list(m.dataset.columns), "first": first_row(m.frame)},
             "cached": m is not None and m.frame is None,
         }
         for body, m in zip(bodies, made, strict=True)
@@ -128,7 +129,8 @@ def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     pieces = [p for o in outcomes for p in o["result"]["pieces"]]
     made = {
         (p["symbol"], p["from"]): MadePiece(p["dataset"]["version_hash"], p["dataset"]["storage_uri"],
-                                            p["dataset"]["rows"], p["dataset"]["columns"], computed=not p["cached"])
+                                            p["dataset"]["rows"], p["dataset"]["columns"], computed=not p["cached"],
+                                            first=p["dataset"]["first"])
         for p in pieces if p["dataset"] is not None
     }
     result = assemble_panel(ctx, request, made)
