@@ -90,7 +90,7 @@ class TuneRequest(CrossValidated):
     signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
     top_k: int = Field(10, ge=1, le=100, description="Complete trials listed in the response's top_trials, best first")
     warm_start_from: int | None = Field(
-        None, ge=1, description="A study id (GET /api/v1/studies) of the same plugin: its best complete trials' "
+        None, ge=0, le=2**31 - 1, description="A study id (GET /api/v1/studies) of the same plugin: its best complete trials' "
         "parameters are the first trials of this study (they must lie in this study's search space)",
     )
     warm_start_trials: int = Field(5, ge=1, le=100, description="How many of its best trials warm_start_from enqueues")

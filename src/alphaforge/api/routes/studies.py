@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
 
 from alphaforge.api.deps import CtxDep
 from alphaforge.api.security import ADMIN, READ
@@ -12,7 +14,8 @@ from alphaforge.tuning import catalog
 
 router = APIRouter(prefix="/studies", tags=["tuning"])
 
-StudyId = int
+#: Optuna's study id (an int4 column on PostgreSQL).
+StudyId = Annotated[int, Path(ge=0, le=2**31 - 1)]
 
 
 @router.get("", response_model=StudyPage, dependencies=[READ])
