@@ -21,10 +21,12 @@ GSPC = {"symbol": "GSPC", "start_date": "2010-01-01", "end_date": "2019-01-01"}
 FORMULAS = {"ma_ratio": "mean( close , 5 )/close", "vol20": "std(close / ref(close, 1) - 1, 20)"}
 
 
-def _create(client: TestClient, parameters: dict, name: str = "expression") -> dict:
+def _create(
+    client: TestClient, parameters: dict, name: str = "expression", plugin_key: str = "automated.expression",
+) -> dict:
     response = client.post(
         "/api/v1/features",
-        json={"name": name, "type": "automated", "plugin_key": "automated.expression", "parameters": parameters},
+        json={"name": name, "type": plugin_key.split(".")[0], "plugin_key": plugin_key, "parameters": parameters},
     )
     assert response.status_code == 201, response.text
     return response.json()
@@ -226,3 +228,77 @@ def test_bad_inputs_are_a_422_naming_them(client: TestClient, parameters: dict, 
         "name": "bad", "type": "automated", "plugin_key": "automated.expression", "parameters": parameters,
     })
     assert response.status_code == 422 and says in response.json()["detail"], response.text
+
+
+def _generated(client: TestClient, feature: dict) -> tuple[dict, pd.Series]:
+    body = client.post(f"/api/v1/features/{feature['id']}/generate", json=GSPC)
+    assert body.status_code == 200, body.text
+    dataset = body.json()["dataset"]
+    return dataset, _dataset(client, dataset)["value"]
+
+
+def test_a_feature_named_by_id_equals_it_by_key_and_talib_and_follows_its_edits(client: TestClient) -> None:
+    rsi = _create(client, {"period": 14}, plugin_key="technical.rsi")
+    by_id = _create(client, {"expression": "rsi14 / 100", "features": {"rsi14": {"feature_id": rsi["id"]}}})
+    by_key = _create(client, {"expression": "rsi14 / 100", "features": {"rsi14": {
+        "plugin_key": "technical.rsi", "parameters": {"period": 14}}}})
+    dataset, stored = _generated(client, by_id)
+    _, keyed = _generated(client, by_key)
+    raw = sp500.load()
+    raw.index = pd.DatetimeIndex(raw.index).tz_localize("UTC")
+
+    def talib_rsi(period: int) -> pd.Series:
+        values = pd.Series(talib.RSI(raw["Close"].to_numpy(), timeperiod=period) / 100, index=raw.index)
+        return _in_range(values, GSPC["start_date"], GSPC["end_date"])
+
+    pd.testing.assert_series_equal(stored, keyed, check_exact=True)
+    np.testing.assert_allclose(stored.to_numpy(), talib_rsi(14).to_numpy(), rtol=1e-12)
+    assert not stored.isna().any()  # the reference's warm-up came from before the range
+    assert dataset["lineage"]["input_features"]["rsi14"]["parameters"] == {"period": 14, "column": "close"}
+
+    # An edit of the referenced definition is a new version of the expression's dataset.
+    patched = client.patch(f"/api/v1/features/{rsi['id']}", json={"parameters": {"period": 21}})
+    assert patched.status_code == 200, patched.text
+    edited, values = _generated(client, by_id)
+    assert edited["version_hash"] != dataset["version_hash"] and edited["id"] != dataset["id"]
+    np.testing.assert_allclose(values.to_numpy(), talib_rsi(21).to_numpy(), rtol=1e-12)
+
+
+def _refusal(response: object, says: str, field: str) -> None:
+    assert response.status_code == 422 and says in response.json()["detail"], response.text  # type: ignore[attr-defined]
+    assert response.json()["field"] == field, response.text  # type: ignore[attr-defined]
+
+
+def test_a_feature_named_by_id_is_refused_unless_it_can_be_an_input(client: TestClient) -> None:
+    macd = _create(client, {}, plugin_key="technical.macd")
+    ranked = _create(client, {"feature_id": macd["id"], "column": "macd"}, plugin_key="cross_sectional.rank")
+
+    def create(reference: dict) -> object:
+        return client.post("/api/v1/features", json={
+            "name": "bad", "type": "automated", "plugin_key": "automated.expression",
+            "parameters": {"expression": "x", "features": {"x": reference}},
+        })
+
+    where = "parameters.features.x.feature_id"
+    _refusal(create({"feature_id": "00000000-0000-0000-0000-000000000000"}),
+             "names no feature (00000000-0000-0000-0000-000000000000)", where)
+    _refusal(create({"feature_id": ranked["id"]}), "a cross-sectional feature (cross_sectional.rank)", where)
+    _refusal(create({"feature_id": macd["id"]}), "name `column`, one of feature", "parameters.features.x.column")
+    _refusal(create({"feature_id": macd["id"], "column": "signal"}), "['macd', 'macd_signal', 'macd_hist']",
+             "parameters.features.x.column")
+
+    # Itself, directly or through another expression that names it: refused on edit.
+    inner = _create(client, {"expression": "x * 2", "features": {"x": {"feature_id": macd["id"], "column": "macd"}}})
+    outer = _create(client, {"expression": "y + 1", "features": {"y": {"feature_id": inner["id"]}}})
+    for target, reference in ((outer, outer), (inner, outer)):
+        response = client.patch(f"/api/v1/features/{target['id']}", json={"parameters": {
+            "expression": "x", "features": {"x": {"feature_id": reference["id"]}}}})
+        _refusal(response, "would make the feature its own input", where)
+
+
+def test_a_feature_named_by_id_and_deleted_since_is_a_422_on_generate(client: TestClient) -> None:
+    rsi = _create(client, {"period": 9}, plugin_key="technical.rsi")
+    feature = _create(client, {"expression": "r", "features": {"r": {"feature_id": rsi["id"]}}})
+    assert client.delete(f"/api/v1/features/{rsi['id']}").status_code == 204
+    response = client.post(f"/api/v1/features/{feature['id']}/generate", json=GSPC)
+    _refusal(response, f"names no feature ({rsi['id']})", "parameters.features.r.feature_id")

@@ -29,6 +29,48 @@ def resolve_plugin(plugin_key: str, category: str, parameters: dict[str, Any] | 
     return cls.from_parameters(parameters)
 
 
+def resolve_definition(
+    ctx: Context, plugin_key: str, category: str, parameters: dict[str, Any] | None,
+    chain: tuple[uuid.UUID, ...] = (),
+) -> FeaturePlugin:
+    """``resolve_plugin`` with the definitions it names by id bound (``chain``: the ids
+    it is reached from, its own first when it is stored)."""
+    return resolve_references(ctx, resolve_plugin(plugin_key, category, parameters), chain)
+
+
+def resolve_references(ctx: Context, plugin: FeaturePlugin, chain: tuple[uuid.UUID, ...] = ()) -> FeaturePlugin:
+    """``plugin`` reading each definition it names by id through that definition's plugin as
+    stored now (itself resolved, so references chain). A 422 naming the parameter for an id
+    that names no feature (never created, or deleted since), a cross-sectional one, or one
+    in ``chain`` (the feature would be its own input), also when found further down the chain."""
+    references = plugin.referenced_features()
+    if not references:
+        return plugin
+    bound: dict[uuid.UUID, FeaturePlugin] = {}
+    for alias, input_id in references.items():
+        where = f"parameters.features.{alias}.feature_id"
+        if input_id in chain:
+            raise InvalidInput(f"{where} {input_id} would make the feature its own input", field=where)
+        with ctx.db.session() as session:
+            row = session.get(Feature, input_id)
+            if row is None:
+                raise InvalidInput(
+                    f"{where} names no feature ({input_id}): it was never created or has been deleted; "
+                    "point it at an existing definition", field=where,
+                )
+            upstream = resolve_plugin(row.plugin_key, row.type, row.parameters)
+        if not upstream.per_symbol:
+            raise InvalidInput(
+                f"{where} names {input_id}, a cross-sectional feature ({upstream.key}): an input must be a "
+                "per-symbol feature", field=where,
+            )
+        try:
+            bound[input_id] = resolve_references(ctx, upstream, (*chain, input_id))
+        except InvalidInput as exc:  # point at this definition's parameter, not the nested one
+            raise InvalidInput(f"{where} names {input_id}, which cannot be read: {exc.message}", field=where) from None
+    return plugin.with_references(bound)
+
+
 def check_input_feature(ctx: Context, plugin: FeaturePlugin, feature_id: uuid.UUID | None = None) -> None:
     """A cross-sectional definition must name an existing feature, and no chain of inputs
     may lead back to ``feature_id`` (the definition being edited): a panel of it could
@@ -55,7 +97,7 @@ def check_input_feature(ctx: Context, plugin: FeaturePlugin, feature_id: uuid.UU
 
 
 def create_feature(ctx: Context, data: FeatureCreate) -> Feature:
-    check_input_feature(ctx, resolve_plugin(data.plugin_key, data.type, data.parameters))
+    check_input_feature(ctx, resolve_definition(ctx, data.plugin_key, data.type, data.parameters))
     feature = Feature(
         name=data.name,
         type=data.type,
@@ -88,10 +130,12 @@ def update_feature(ctx: Context, feature_id: uuid.UUID, data: FeatureUpdate) -> 
             ) from None
 
     def revise(feature: Feature, changes: dict[str, Any]) -> dict[str, Any]:
-        plugin = resolve_plugin(
+        plugin = resolve_definition(
+            ctx,
             changes.get("plugin_key", feature.plugin_key),
             changes.get("type", feature.type),
             changes.get("parameters", feature.parameters),
+            (feature.id,),
         )
         check_input_feature(ctx, plugin, feature.id)
         return {}

@@ -24,7 +24,7 @@ from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import Timeframe, describe_fields, frame_to_records, present_fields
 from alphaforge.plugins.features import FeaturePlugin, needs_full_history, required_bar_fields
 from alphaforge.schemas.features import FeatureGenerateRequest
-from alphaforge.features.definitions import NOT_FOUND, resolve_plugin
+from alphaforge.features.definitions import NOT_FOUND, resolve_definition
 from alphaforge.features.identity import identity_document
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.features.sources import PluginSources, gather_sources
@@ -385,14 +385,16 @@ def preview_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def load_definition(ctx: Context, feature_id: uuid.UUID) -> Definition:
-    """The feature row as a snapshot (404 when unknown)."""
+    """The feature row as a snapshot (404 when unknown), the definitions it names by id bound
+    as they are now (422 when one is gone)."""
     with ctx.db.session() as session:
         feature = session.get(Feature, feature_id)
         if feature is None:
             raise NotFound(NOT_FOUND)
-        plugin = resolve_plugin(feature.plugin_key, feature.type, feature.parameters)
+        key, category, parameters = feature.plugin_key, feature.type, feature.parameters
         prefix = ctx.objects.key_of(feature.storage_uri) if feature.storage_uri else f"features/{feature.id}"
-        return Definition(id=feature.id, plugin=plugin, storage_prefix=prefix)
+    plugin = resolve_definition(ctx, key, category, parameters, (feature_id,))
+    return Definition(id=feature_id, plugin=plugin, storage_prefix=prefix)
 
 
 def _find(ctx: Context, feature_id: uuid.UUID, version_hash: str) -> FeatureDataset | None:

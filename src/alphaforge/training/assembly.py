@@ -24,7 +24,7 @@ from alphaforge.schemas.features import FeatureGenerateRequest
 from alphaforge.schemas.models import DatasetSpec
 from alphaforge.features import generation
 from alphaforge.features.sources import gather_sources
-from alphaforge.features.definitions import resolve_plugin
+from alphaforge.features.definitions import resolve_plugin, resolve_references
 from alphaforge.hashing import utc_iso
 from alphaforge.storage.tables import Feature
 
@@ -136,7 +136,7 @@ def assemble_prediction_rows(
     extra_warmup = generation.FULL_HISTORY if history_rows is None else history_rows
     frames = []
     for feature in features:
-        plugin = feature.plugin()
+        plugin = resolve_references(ctx, feature.plugin(), (uuid.UUID(feature.feature_id),))
         if plugin.version != feature.plugin_version:
             raise InvalidInput(
                 f"feature plugin {feature.plugin_key} is now version {plugin.version}, the model was trained "

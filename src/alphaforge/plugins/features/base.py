@@ -8,6 +8,7 @@ columns, its warm-up and the libraries whose versions go into every dataset's ha
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -143,6 +144,16 @@ class FeaturePlugin(ABC):
         over the same bars and caches it under its own hash; ``lookback`` must include
         theirs."""
         return {}
+
+    def referenced_features(self) -> dict[str, uuid.UUID]:
+        """Stored feature definitions this one reads by id, by alias: its parameters name
+        only the ids, so the engine loads each and binds its plugin (``with_references``)
+        before ``input_features`` can answer."""
+        return {}
+
+    def with_references(self, plugins: Mapping[uuid.UUID, FeaturePlugin]) -> Self:
+        """This plugin reading ``plugins`` (by feature id) for its ``referenced_features``."""
+        return self
 
     @abstractmethod
     def compute(self, inputs: FeatureInputs) -> dict[str, np.ndarray]:

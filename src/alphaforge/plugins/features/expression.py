@@ -4,7 +4,8 @@ dict of named formulas that become the dataset's columns.
 Names a formula may read: the bar fields, and the inputs the definition declares under an
 alias of its own: ``macro`` series and ``fundamentals`` fields of the bars' symbol (each read
 as known at each bar: point in time), and other per-symbol ``features`` (a plugin key with
-its parameters; the engine computes and caches each as any input feature).
+its parameters, or ``feature_id``: a stored per-symbol definition, bound to its plugin when the
+definition is resolved; the engine computes and caches each as any input feature).
 
 The formulas are parsed by ``alphaforge.expressions`` (never evaluated as Python) when the
 definition is validated: a look-ahead (``ref(close, -1)``), a window that is not a positive
@@ -22,12 +23,13 @@ Cross-sectional operators (``cs_rank``...) need every symbol of a date: they bel
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from alphaforge.errors import InvalidInput
 from alphaforge.expressions import (
@@ -46,6 +48,7 @@ from alphaforge.expressions import (
 from alphaforge.marketdata.bars import BAR_COLUMNS
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import FeatureInputs, FeaturePlugin, feature_plugins
+from alphaforge.plugins.features.cross_sectional import _UUID
 from alphaforge.plugins.features.fundamental import FIELD_PATTERN
 from alphaforge.plugins.features.macro import SERIES_PATTERN
 
@@ -61,6 +64,29 @@ class FeatureInput(PluginParams):
     plugin_key: str = Field(max_length=100, description="a per-symbol feature plugin, e.g. technical.rsi")
     parameters: dict[str, Any] = Field(default_factory=dict)
     column: str | None = Field(None, max_length=100, description="which of its columns (left out: its only one)")
+
+
+class FeatureRef(PluginParams):
+    feature_id: str = Field(pattern=_UUID, description="id of a stored per-symbol feature definition")
+    column: str | None = Field(None, max_length=100, description="which of its columns (left out: its only one)")
+
+    @field_validator("feature_id")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        """One spelling per id, so the same reference always gives the same version hash."""
+        return str(uuid.UUID(value))
+
+
+def _input_kind(value: Any) -> str:
+    """An input naming ``feature_id`` is a reference to a stored definition; any other, a plugin key."""
+    named = value if isinstance(value, dict) else vars(value) if isinstance(value, PluginParams) else {}
+    return "id" if "feature_id" in named else "key"
+
+
+#: An input feature: a plugin by key with its parameters, or a stored definition by id.
+InputSpec = Annotated[
+    Annotated[FeatureInput, Tag("key")] | Annotated[FeatureRef, Tag("id")], Discriminator(_input_kind)
+]
 
 
 class ExpressionParams(PluginParams):
@@ -81,10 +107,11 @@ class ExpressionParams(PluginParams):
         None, max_length=MAX_INPUTS,
         description="alias -> fundamentals field of the bars' symbol, read as known at each bar, e.g. {\"eps\": \"eps\"}",
     )
-    features: dict[str, FeatureInput] | None = Field(
+    features: dict[str, InputSpec] | None = Field(
         None, max_length=MAX_INPUTS,
-        description="alias -> another per-symbol feature, e.g. {\"rsi\": {\"plugin_key\": \"technical.rsi\", "
-        "\"parameters\": {\"period\": 14}}}",
+        description="alias -> another per-symbol feature, by plugin key, e.g. {\"rsi\": {\"plugin_key\": "
+        "\"technical.rsi\", \"parameters\": {\"period\": 14}}}, or a stored definition by id, e.g. "
+        "{\"rsi\": {\"feature_id\": \"<uuid>\", \"column\": \"rsi\"}}",
     )
 
     @model_validator(mode="after")
@@ -133,7 +160,8 @@ class ExpressionParams(PluginParams):
                     raise ValueError(f"{kind}[{alias!r}]: {source!r} is not a valid name (pattern {pattern})")
                 aliases.append(alias)
         for alias, spec in (self.features or {}).items():
-            _input_plugin(alias, spec)
+            if isinstance(spec, FeatureInput):  # a reference is checked when the definition is resolved
+                _input_plugin(alias, spec)
             aliases.append(alias)
         for alias in aliases:
             if not _NAME.match(alias) or alias in BAR_FIELDS or alias in FUNCTIONS:
@@ -152,11 +180,16 @@ def _input_plugin(alias: str, spec: FeatureInput) -> tuple[FeaturePlugin, str]:
     if not plugin.per_symbol or isinstance(plugin, ExpressionFeature):
         raise ValueError(f"features[{alias!r}]: {spec.plugin_key} cannot be an input (per-symbol plugins only, "
                          "not another expression: write its formula here instead)")
+    return plugin, _input_column(alias, spec.plugin_key, plugin, spec.column)
+
+
+def _input_column(alias: str, what: str, plugin: FeaturePlugin, column: str | None) -> str:
+    """The column the alias reads: ``column``, or the input's only one."""
     columns = plugin.output_columns
-    column = spec.column if spec.column is not None else (columns[0] if len(columns) == 1 else None)
-    if column not in columns:
-        raise ValueError(f"features[{alias!r}]: name `column`, one of {spec.plugin_key}'s columns {columns}")
-    return plugin, column
+    chosen = column if column is not None else (columns[0] if len(columns) == 1 else None)
+    if chosen not in columns:
+        raise ValueError(f"features[{alias!r}]: name `column`, one of {what}'s columns {columns}")
+    return chosen
 
 
 @feature_plugins.register
@@ -168,14 +201,45 @@ class ExpressionFeature(FeaturePlugin):
                    "causal by construction")
     Params = ExpressionParams
     libraries: ClassVar[tuple[str, ...]] = ("numpy", "pandas")
+    #: The plugins of the definitions named by id (``with_references``), by feature id.
+    _references: Mapping[uuid.UUID, FeaturePlugin] = {}
+
+    def referenced_features(self) -> dict[str, uuid.UUID]:
+        return {alias: uuid.UUID(spec.feature_id) for alias, spec in (self.params.features or {}).items()  # type: ignore[attr-defined]
+                if isinstance(spec, FeatureRef)}
+
+    def with_references(self, plugins: Mapping[uuid.UUID, FeaturePlugin]) -> Self:
+        """A copy reading each referenced definition through its plugin; 422 when ``column``
+        is not one of that definition's output columns."""
+        bound = type(self)(self.params)
+        bound._references = dict(plugins)
+        for alias, spec in (self.params.features or {}).items():  # type: ignore[attr-defined]
+            if isinstance(spec, FeatureRef):
+                try:
+                    _input_column(alias, f"feature {spec.feature_id}", plugins[uuid.UUID(spec.feature_id)], spec.column)
+                except ValueError as exc:
+                    raise InvalidInput(str(exc), field=f"parameters.features.{alias}.column") from None
+        return bound
 
     @cached_property
     def _inputs(self) -> dict[str, tuple[FeaturePlugin, str]]:
-        return {alias: _input_plugin(alias, spec) for alias, spec in (self.params.features or {}).items()}  # type: ignore[attr-defined]
+        inputs = {}
+        for alias, spec in (self.params.features or {}).items():  # type: ignore[attr-defined]
+            if isinstance(spec, FeatureInput):
+                inputs[alias] = _input_plugin(alias, spec)
+                continue
+            plugin = self._references.get(uuid.UUID(spec.feature_id))
+            if plugin is None:
+                raise RuntimeError(f"features[{alias!r}] names feature {spec.feature_id}, not bound: resolve the "
+                                   "definition with features.definitions.resolve_definition")
+            inputs[alias] = (plugin, _input_column(alias, spec.feature_id, plugin, spec.column))
+        return inputs
 
     @cached_property
     def formulas(self) -> dict[str, Expr]:
-        names = BAR_FIELDS | set(self.params.macro or {}) | set(self.params.fundamentals or {}) | set(self._inputs)  # type: ignore[attr-defined]
+        """Parsed without the inputs' plugins (their aliases suffice), so a definition's
+        columns are known before its references are bound."""
+        names = BAR_FIELDS | set(self.params.macro or {}) | set(self.params.fundamentals or {}) | set(self.params.features or {})  # type: ignore[attr-defined]
         return {name: parse(text, fields=names) for name, text in self.params.expressions.items()}  # type: ignore[attr-defined]
 
     @property
