@@ -49,6 +49,16 @@ cache is warmed before anything is timed.
    unpruned study's per-fold scores (``replay_pruning``): Optuna's ``MedianPruner`` rule,
    and a per-step variant, with the folds each would have saved.
 
+4. listing: a study of 10,000 trials seeded straight into Optuna's tables (three bulk
+   inserts: running them would take minutes), read through ``tuning.catalog`` (what
+   ``GET /api/v1/studies/{id}/trials`` serves): first pages by number, by score, by state, a
+   page deep in the study, every trial page by page, the summary; beside Optuna's
+   ``Study.get_trials`` of all of them. Embedded and PostgreSQL; median of ``--repeats``.
+
+5. scale: a default ``ml.ridge`` tune of 1,000 trials on GSPC 1999-2018 (the tiny
+   dataset's 2 features) through the asynchronous path on PostgreSQL with 1 and 2 worker
+   processes (a 20-trial tune first starts each pool): wall time and trials/s.
+
 The cyclic GC is collected before, and off during, every timed sample of 1 and 3 (the
 tunes of 2 run in worker processes). Before timing, the bench waits (polling every 15 s,
 up to ``--max-wait`` s) for the 1-minute load average to drop below 0.7; the load at the
@@ -617,13 +627,142 @@ def bench_pruning(tmp: Path, n_trials: int, seeds: int) -> dict[str, Any]:
     return out
 
 
+# -- 4. listing a large study --------------------------------------------------------------
+
+
+def seed_study(ctx: Any, n_trials: int) -> int:
+    """A study of ``n_trials`` finished trials written into Optuna's tables with three bulk
+    inserts (running them would take minutes); its id. States 60/30/10 % complete / pruned /
+    failed, scores uniform in [0, 1), a result attribute like a real trial's."""
+    import json
+    import random
+
+    import optuna
+    from optuna.storages._rdb import models
+    from sqlalchemy import insert, select
+
+    from alphaforge.tuning import tuner
+
+    storage = tuner._storage(ctx)
+    study = optuna.create_study(storage=storage, study_name=f"bench-list-{uuid.uuid4().hex}")
+    rng = random.Random(SEED)
+    states = [rng.choices(("COMPLETE", "PRUNED", "FAIL"), (6, 3, 1))[0] for _ in range(n_trials)]
+    trials, values, attrs = (models.TrialModel.__table__, models.TrialValueModel.__table__,
+                             models.TrialUserAttributeModel.__table__)
+    with storage.engine.begin() as conn:
+        conn.execute(insert(trials), [{"number": n, "study_id": study._study_id, "state": optuna.trial.TrialState[st]}
+                                      for n, st in enumerate(states)])
+        ids = conn.execute(select(trials.c.trial_id).where(trials.c.study_id == study._study_id)
+                           .order_by(trials.c.number)).scalars().all()
+        conn.execute(insert(values), [{"trial_id": i, "objective": 0, "value": rng.random(),
+                                       "value_type": models.TrialValueModel.TrialValueType.FINITE}
+                                      for i, st in zip(ids, states) if st != "FAIL"])
+        folds = [{"fold": k, "mse": 1e-4, "mae": 1e-2} for k in range(5)]
+        conn.execute(insert(attrs), [{"trial_id": i, "key": tuner.RESULT,
+                                      "value_json": json.dumps({"params": {"alpha": 1.0}, "folds": folds})}
+                                     for i in ids])
+    return int(study._study_id)
+
+
+def bench_listing(tmp: Path, n_trials: int, repeats: int, pg: ScratchPostgres | None, pg_skip: str | None
+                  ) -> dict[str, Any]:
+    """``GET /studies/{id}/trials``' service function on a seeded study: a first page by
+    number, by score, filtered by state, the whole study page by page, and the summary; beside
+    Optuna's ``Study.get_trials`` (what a response listing every trial used to read)."""
+    import optuna
+
+    from alphaforge.bootstrap import start_context
+    from alphaforge.settings import Settings
+    from alphaforge.tuning import catalog, tuner
+
+    out: dict[str, Any] = {"n_trials": n_trials, "repeats": repeats, "backends": {}}
+    section_load(out, "start")
+    backends: dict[str, Any] = {"embedded": Settings(data_dir=tmp / "embedded")}
+    if pg is not None:
+        backends["postgresql"] = Settings(data_dir=tmp / "pg", database_url=pg.new_database())
+    else:
+        out["backends"]["postgresql"] = {"skipped": pg_skip}
+    for backend, settings in backends.items():
+        ctx = start_context(settings)
+        try:
+            study_id = seed_study(ctx, n_trials)
+            name = catalog.get_study(ctx, study_id).study_name
+
+            def walk(study_id: int = study_id) -> None:
+                offset: int | None = 0
+                while offset is not None:
+                    offset = catalog.list_trials(ctx, study_id, 1000, offset).next_offset
+
+            cases: dict[str, Callable[[], Any]] = {
+                "first page of 100, by number": lambda: catalog.list_trials(ctx, study_id, 100, 0),
+                "page of 100 at offset 9,000, by number": lambda: catalog.list_trials(ctx, study_id, 100, 9000),
+                "first page of 100, by score desc": lambda: catalog.list_trials(ctx, study_id, 100, 0, "score", "desc"),
+                "first page of 100, state PRUNED": lambda: catalog.list_trials(ctx, study_id, 100, 0, states=["PRUNED"]),
+                "every trial, pages of 1,000": walk,
+                "study summary": lambda: catalog.get_study(ctx, study_id),
+                "optuna Study.get_trials (all)": lambda: optuna.load_study(
+                    study_name=name, storage=tuner._storage(ctx)).get_trials(deepcopy=False),
+            }
+            row = {}
+            for label, call in cases.items():
+                call()  # warm: connections, statement caches
+                runs = [time_once(call) for _ in range(repeats)]
+                row[label] = {"median_ms": _median(runs) * 1e3, "runs_ms": [round(r * 1e3, 2) for r in runs]}
+                log(f"listing {n_trials:,} trials, {backend}: {label}: {_median(runs) * 1e3:.1f} ms")
+            out["backends"][backend] = row
+        finally:
+            ctx.close()
+    section_load(out, "end")
+    return out
+
+
+# -- 5. a 1,000-trial ridge study end to end -------------------------------------------------
+
+
+def bench_scale(tmp: Path, n_trials: int, pg: ScratchPostgres | None, pg_skip: str | None,
+                workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """A default ``ml.ridge`` tune (its default space, the median pruner) of ``n_trials`` on
+    GSPC 1999-2018 with the tiny dataset's 2 features, through the asynchronous path on
+    PostgreSQL, with 1 and then 2 worker processes: wall time (check -> the parent task's
+    SUCCESS) and trials/s. Each pool runs a 20-trial tune first (untimed: worker start-up)."""
+    from alphaforge.bootstrap import start_context
+    from alphaforge.schemas.models import DatasetSpec
+    from alphaforge.schemas.tuning import TuneRequest
+    from alphaforge.settings import Settings
+    from alphaforge.training.assembly import assemble_training_data
+
+    out: dict[str, Any] = {"n_trials": n_trials, "workers": list(workers), "runs": {}}
+    if pg is None:
+        return {**out, "skipped": pg_skip}
+    section_load(out, "start")
+    url = pg.new_database()
+    for n in workers:
+        ctx = start_context(Settings(data_dir=tmp / "scale", database_url=url, task_workers=n))
+        try:
+            ids = create_features(ctx, TINY_FEATURES)
+            request = TuneRequest(plugin_key="ml.ridge", n_trials=n_trials, seed=SEED, dataset=DatasetSpec(
+                feature_ids=ids, symbol=SYMBOL, start_date=START, end_date=END, target_horizon=HORIZON))
+            out["n_rows"] = int(len(assemble_training_data(ctx, request.dataset).y))
+            async_tune(ctx, request.model_copy(update={"n_trials": 20}))  # warm-up: the pool's workers start
+            r = async_tune(ctx, request)
+        finally:
+            ctx.close()
+        r["trials_per_s"] = r["n_trials"] / r["wall_s"]
+        r["trials_per_s_in_span"] = r["n_trials"] / r["trial_span_s"]
+        out["runs"][str(n)] = r
+        log(f"{n_trials}-trial ridge tune, {n} worker(s), PostgreSQL: wall {r['wall_s']:.1f} s = "
+            f"{r['trials_per_s']:.1f} trials/s (trials span {r['trial_span_s']:.1f} s, finalize {r['finalize_s']:.1f} s)")
+    section_load(out, "end")
+    return out
+
+
 # -- the benchmark ------------------------------------------------------------------------
 
 
 def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], trivial_trials_n: int, repeats: int,
         tpe_repeats: int, ridge_trials: int, ridge_repeats: int, parallel_trials: int, parallel_repeats: int,
         pruning_trials: int,
-        pruning_seeds: int) -> dict[str, Any]:
+        pruning_seeds: int, listing_trials: int = 10_000, scale_trials: int = 1000) -> dict[str, Any]:
     import lightgbm
     import mlflow
     import optuna
@@ -666,6 +805,10 @@ def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], triv
             result["parallel"] = bench_parallel(tmp / "parallel", parallel_trials, parallel_repeats)
         if "pruning" in sections:
             result["pruning"] = bench_pruning(tmp / "pruning", pruning_trials, pruning_seeds)
+        if "listing" in sections:
+            result["listing"] = bench_listing(tmp / "listing", listing_trials, repeats, pg, pg_skip)
+        if "scale" in sections:
+            result["scale"] = bench_scale(tmp / "scale", scale_trials, pg, pg_skip)
     finally:
         if pg is not None:
             pg.close()
@@ -746,6 +889,22 @@ def report(result: dict[str, Any]) -> str:
         out.append("   the median rule replayed on seed 0's unpruned study's per-fold scores (optuna = MedianPruner, "
                    "which compares the trial's best value over its steps; per_step = its value at the step):")
         out.append(table(rows, ["rule", "pruned", "folds run", "folds saved", "best trial survives"]))
+    li = result.get("listing")
+    if li:
+        labels = list(next((b for b in li["backends"].values() if "skipped" not in b), {}))
+        rows = [[label] + [f"{b[label]['median_ms']:.1f}" if "skipped" not in b else "-" for b in li["backends"].values()]
+                for label in labels]
+        out.append(f"\n4. a study of {li['n_trials']:,} trials (seeded into Optuna's tables), tuning.catalog, ms "
+                   f"(median of {li['repeats']}):")
+        out.append(table(rows, ["call", *li["backends"]]))
+    sc = result.get("scale")
+    if sc and "skipped" not in sc:
+        rows = [[n, r["wall_s"], r["trials_per_s"], r["trial_span_s"], r["trials_per_s_in_span"], r["finalize_s"],
+                 r["n_complete"]] for n, r in sc["runs"].items()]
+        out.append(f"\n5. a {sc['n_trials']}-trial ml.ridge tune (defaults) on {sc.get('n_rows')} rows, async path, "
+                   "PostgreSQL:")
+        out.append(table(rows, ["workers", "wall s", "trials/s", "trial span s", "trials/s in span", "finalize s",
+                                "complete"]))
     return "\n".join(out)
 
 
@@ -774,7 +933,7 @@ def summary_rows(result: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-SECTIONS = ("bookkeeping", "parallel", "pruning")
+SECTIONS = ("bookkeeping", "parallel", "pruning", "listing", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -791,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel-repeats", type=int, help="warm-pool tunes per worker count (default 3)")
     parser.add_argument("--pruning-trials", type=int, help="trials per pruning study (default 30)")
     parser.add_argument("--pruning-seeds", type=int, help="seeds per pruner, order rotating (default 5)")
+    parser.add_argument("--listing-trials", type=int, help="trials seeded into the listed study (default 10,000)")
+    parser.add_argument("--scale-trials", type=int, help="trials of the end-to-end ridge study (default 1,000)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the load average to drop")
     parser.add_argument("--max-wait", type=float, default=900.0,
                         help=f"longest wait (s) for the 1-minute load average < {LOAD_THRESHOLD} (default 900)")
@@ -805,6 +966,7 @@ def main(argv: list[str] | None = None) -> int:
         parallel_trials=args.parallel_trials or (4 if q else 24),
         parallel_repeats=args.parallel_repeats or (1 if q else 3),
         pruning_trials=args.pruning_trials or (8 if q else 30), pruning_seeds=args.pruning_seeds or (1 if q else 5),
+        listing_trials=args.listing_trials or (1000 if q else 10_000), scale_trials=args.scale_trials or (50 if q else 1000),
     )
     path = write_results(NAME, result, quick=q)
     print(report(result))
