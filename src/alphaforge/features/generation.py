@@ -9,7 +9,7 @@ identical requests end with one row and one object.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -371,9 +371,18 @@ def compute_frames(plugin: FeaturePlugin, jobs: list[Job]) -> list[pd.DataFrame]
         for name, array in values.items():
             if len(array) != len(bars):
                 raise RuntimeError(f"plugin {plugin.key} column {name} has {len(array)} rows for {len(bars)} bars")
-        frame = pd.DataFrame({c: np.asarray(values[c], dtype="float64") for c in columns}, index=bars.index)
-        frames.append(frame.iloc[len(frame) - in_range:])
+        frames.append(_in_range_frame(values, columns, bars.index, in_range))
     return frames
+
+
+def _in_range_frame(values: Mapping[str, Any], columns: list[str], index: pd.Index, in_range: int) -> pd.DataFrame:
+    """The last ``in_range`` rows as a frame over one (columns x rows) block, written
+    straight from the plugin's arrays: pandas consolidating a dict of columns copied every
+    value a second time (~20 % of a 157-column batch)."""
+    block = np.empty((len(columns), in_range), dtype="float64")
+    for at, name in enumerate(columns):
+        block[at] = np.asarray(values[name], dtype="float64")[len(index) - in_range:]
+    return pd.DataFrame(block.T, index=index[len(index) - in_range:], columns=columns, copy=False)
 
 
 def read_frame(ctx: Context, uri: str) -> pd.DataFrame:
