@@ -190,7 +190,9 @@ class LocalBarStore(BarProvider):
                     f"the stored {timeframe.value} bars of {symbol} are missing from the object store; "
                     f"ingest them again with POST /api/v1/market-data/{symbol}/bars"
                 ) from None
-            frame = from_parquet_bytes(data)[list(BAR_COLUMNS)]
+            frame = from_parquet_bytes(data)
+            if list(frame.columns) != list(BAR_COLUMNS):  # selecting them all anyway copied (2 ms a series)
+                frame = frame[list(BAR_COLUMNS)]
             self._cache[(symbol, timeframe.value)] = (fp, frame)
             return frame
         raise AssertionError("unreachable")
