@@ -498,7 +498,7 @@ def _evaluate(
             if request.pruner == "none":
                 continue  # nothing reads the reports: no write per fold (the folds are in the result)
             if reported is not None and np.isfinite(reported):
-                trial.report(float(reported), fold.index)
+                trial.report(float(reported), fold.index)  # the last fold's too: the study's record
             if fold.index < len(folds) - 1 and trial.should_prune():
                 if wilcoxon and outcome.score is not None:
                     # Optuna gives a pruned trial its last reported value: make that the score so
