@@ -17,7 +17,7 @@ import optuna
 import pytest
 from fastapi.testclient import TestClient
 
-from alphaforge.tuning import studies, tuner
+from alphaforge.tuning import studies, trial_records
 from conftest import bearer, post_features
 
 FEATURES = [("technical.rsi", {"period": 14}), ("statistical.returns", {})]
@@ -188,9 +188,9 @@ def seeded(client: TestClient) -> dict[str, Any]:
             {"trial_id": ids[n], "objective": 0, "value": v, "value_type": value_type}
             for n, v in enumerate(scores) if v is not None])
         conn.execute(insert(models.TrialUserAttributeModel.__table__), [
-            {"trial_id": ids[n], "key": tuner.RESULT, "value_json": json.dumps({"params": {"alpha": n}})}
+            {"trial_id": ids[n], "key": trial_records.RESULT, "value_json": json.dumps({"params": {"alpha": n}})}
             for n in range(SEEDED)] + [
-            {"trial_id": ids[n], "key": tuner.SURPLUS, "value_json": "true"} for n in range(SEEDED, SEEDED + 3)])
+            {"trial_id": ids[n], "key": trial_records.SURPLUS, "value_json": "true"} for n in range(SEEDED, SEEDED + 3)])
     return {"study_id": study._study_id, "states": states[:SEEDED], "scores": scores[:SEEDED]}
 
 

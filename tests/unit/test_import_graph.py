@@ -5,7 +5,8 @@ functions and under TYPE_CHECKING): no circle, no edge up a layer, and no privat
 Layers, bottom first: foundations (errors, settings, hashing, actor, logs) < storage, auth,
 marketdata, ingestion, plugins, evaluation, schemas, tracking, context (infrastructure and
 pure code)
-< features, training, tuning, tasks, universes (the domains) < api, cli, bootstrap (entry points). Domains may
+< features, training, tuning, tasks, universes (the domains) < api, cli, bootstrap, web (entry points);
+client (the HTTP client) stands apart: it speaks to the API over HTTP and imports no other layer. Domains may
 import each other (tuning uses training) as long as no circle forms.
 """
 
@@ -18,7 +19,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LOWER = {"errors", "settings", "hashing", "actor", "logs", "storage", "auth", "marketdata", "ingestion", "plugins",
          "evaluation", "schemas", "tracking", "context", "expressions"}
 DOMAINS = {"features", "training", "tuning", "tasks", "universes"}
-ENTRY = {"api", "cli", "bootstrap"}
+ENTRY = {"api", "cli", "bootstrap", "web"}
+#: Talks to a running service over HTTP only: it may import nothing of the service itself.
+CLIENT = "client"
 
 
 def _modules() -> dict[str, Path]:
@@ -87,7 +90,15 @@ def test_no_import_points_up_a_layer() -> None:
 
 def test_every_top_level_name_has_a_layer() -> None:
     names = {_layer(m) for m in _modules() if m != "alphaforge"}
-    assert names <= LOWER | DOMAINS | ENTRY | {"__main__"}, names - (LOWER | DOMAINS | ENTRY)
+    assert names <= LOWER | DOMAINS | ENTRY | {CLIENT, "__main__"}, names - (LOWER | DOMAINS | ENTRY | {CLIENT})
+
+
+def test_the_client_imports_nothing_of_the_service() -> None:
+    """A notebook's ``pip install alphaforge`` client must not drag the service in: the client
+    package imports only itself (the CLI entry point may import the client, not the reverse)."""
+    reaching = [f"{m} -> {t}" for m, targets in _graph().items() if _layer(m) == CLIENT
+                for t in targets if _layer(t) != CLIENT]
+    assert reaching == []
 
 
 def _private(name: str) -> bool:

@@ -294,7 +294,8 @@ class _Slot:
 
     def _finished(self, task_id: uuid.UUID) -> bool:
         """Did the task write its own outcome already (then it is only reporting back)?"""
-        from alphaforge.tasks.runner import FINISHED, status_of
+        from alphaforge.tasks.runner import status_of
+        from alphaforge.tasks.states import FINISHED
 
         try:
             return status_of(self.pool.ctx, task_id) in FINISHED

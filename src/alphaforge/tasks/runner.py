@@ -29,11 +29,10 @@ from alphaforge.tasks.progress import Cancelled
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
 from alphaforge.tasks.kinds import TASK_KINDS
+from alphaforge.tasks.states import FAILURE, FINISHED, PENDING, REVOKED, STARTED, SUCCESS
 
 log = logging.getLogger(__name__)
 
-PENDING, STARTED, SUCCESS, FAILURE, REVOKED = "PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"
-FINISHED = (SUCCESS, FAILURE, REVOKED)
 #: A task is run at most this many times (a redelivery after a worker died is the second).
 MAX_ATTEMPTS = 2
 #: Progress is written at most this often (cancel requests are read at the same pace).

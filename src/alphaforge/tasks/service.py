@@ -38,7 +38,8 @@ from alphaforge.errors import (
 )
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.tables import Task
-from alphaforge.tasks.runner import FAILURE, FINISHED, PENDING, REVOKED, STARTED, SUCCESS, reap_stale
+from alphaforge.tasks.runner import reap_stale
+from alphaforge.tasks.states import FAILURE, FINISHED, PENDING, REVOKED, STARTED, SUCCESS
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from alphaforge.context import Context
 from alphaforge.errors import NotFound
 from alphaforge.schemas.models import ModelCrossValidation
 from alphaforge.storage.tables import Task
-from alphaforge.tasks.runner import SUCCESS
+from alphaforge.tasks.states import SUCCESS
 from alphaforge.training import definitions
 
 #: Task kinds whose result names a model it trained (``model_id``).

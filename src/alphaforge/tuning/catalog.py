@@ -23,7 +23,7 @@ from alphaforge.context import Context
 from alphaforge.errors import Conflict, NotFound
 from alphaforge.schemas.tuning import StudyPage, StudyRead, TrialPage, TrialRead
 from alphaforge.tuning import studies
-from alphaforge.tuning.tuner import (
+from alphaforge.tuning.trial_records import (
     CONFIG, MLFLOW_RUNS, PARENT_RUN, RESULT, STOP_REASON, SURPLUS, mlflow_runs, trial_read,
 )
 
@@ -100,7 +100,7 @@ def _check_no_task_runs(ctx: Context, study_name: str) -> None:
     from sqlalchemy import select
 
     from alphaforge.storage.tables import Task
-    from alphaforge.tasks.runner import FINISHED
+    from alphaforge.tasks.states import FINISHED
 
     with ctx.db.session() as session:
         requests = session.scalars(
@@ -256,7 +256,7 @@ def list_trials(
 
 
 def _fixed_params_and_runs(conn: Any, study_id: int) -> tuple[dict[str, Any], dict[int, str]]:
-    """The study's fixed parameters and its trials' MLflow child runs (``tuner.mlflow_runs``)."""
+    """The study's fixed parameters and its trials' MLflow child runs (``trial_records.mlflow_runs``)."""
     from sqlalchemy import or_, select
 
     a = _tables().StudyUserAttributeModel.__table__

@@ -53,6 +53,9 @@ from alphaforge.schemas.tuning import TRIALS_INLINE_MAX, Overfitting, TrialRead,
 from alphaforge.evaluation import cv, panel
 from alphaforge.tuning import search_space
 from alphaforge.tuning import overfitting, studies
+from alphaforge.tuning.trial_records import (
+    CONFIG, MLFLOW_RUNS, PARENT_RUN, RESULT, STARTED_AT, STOP_REASON, SURPLUS, mlflow_runs, trial_read,
+)
 from alphaforge.training import out_of_fold, trainer
 from alphaforge.training import pooled
 from alphaforge.training.assembly import check_dataset_spec, describe_range
@@ -98,16 +101,6 @@ PRUNER_WARMUP_STEPS = 1
 WILCOXON_P_THRESHOLD = 0.15
 WILCOXON_STARTUP_STEPS = 2
 
-# Study and trial user attributes.
-PARENT_RUN = "mlflow_parent_run_id"
-STARTED_AT = "started_at"
-STOP_REASON = "stop_reason"
-RESULT = "result"
-SURPLUS = "surplus"
-#: The request that created the study and when (what ``GET /studies`` summarises from).
-CONFIG = "alphaforge"
-#: Prefix of the study attributes mapping trial numbers to MLflow child runs (``_TrialLogger``).
-MLFLOW_RUNS = "mlflow_runs"
 
 
 @dataclass(frozen=True)
@@ -443,11 +436,6 @@ class _TrialLogger:
             self.check()
 
 
-def mlflow_runs(study_attrs: dict[str, Any]) -> dict[int, str]:
-    """{trial number: MLflow child run id} from a study's ``mlflow_runs:*`` attributes."""
-    return {int(n): run for key, ids in study_attrs.items() if key.startswith(f"{MLFLOW_RUNS}:") for n, run in ids.items()}
-
-
 @dataclass
 class _Outcome:
     state: Literal["COMPLETE", "PRUNED", "FAIL"]
@@ -580,29 +568,6 @@ def _trials_since_best(trials: list[FrozenTrial], objective: Objective) -> int |
 def _trial_read(t: FrozenTrial, fixed: dict[str, Any], runs: dict[int, str]) -> TrialRead:
     duration = t.duration.total_seconds() if t.duration is not None else None
     return trial_read(t.number, t.state.name, t.value, duration, t.user_attrs.get(RESULT), t.params, fixed, runs)
-
-
-def trial_read(
-    number: int, state: str, value: float | None, duration_s: float | None, result: dict[str, Any] | None,
-    params: dict[str, Any], fixed: dict[str, Any], runs: dict[int, str],
-) -> TrialRead:
-    """One trial as the API shows it, from its stored parts (a FrozenTrial's or a page's rows)
-    and the study's MLflow child runs (``mlflow_runs``)."""
-    result = result or {}
-    return TrialRead(
-        number=number,
-        state=state,  # type: ignore[arg-type]
-        params=result.get("params") or {**params, **fixed},
-        score=value if state in ("COMPLETE", "PRUNED") else None,
-        folds_evaluated=len(result.get("folds") or []),
-        folds=result.get("folds") or [],
-        metrics=result.get("summary"),
-        duration_s=duration_s,
-        error=result.get("error"),
-        mlflow_run_id=result.get("mlflow_run_id") or runs.get(number),
-        out_of_fold_uri=result.get("out_of_fold_uri"),
-        net_sharpe=result.get("net_sharpe") if state == "COMPLETE" else None,
-    )
 
 
 # -- Optuna and MLflow plumbing ----------------------------------------------------------

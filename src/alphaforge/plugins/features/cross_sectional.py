@@ -33,13 +33,13 @@ from alphaforge.plugins.features.cross_section import (
     apply_cross_section,
 )
 
-_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 GROUP = "_group"
 
 
 class CrossSectionParams(PluginParams):
     feature_id: str | None = Field(
-        None, pattern=_UUID, description="id of the feature definition to transform (required to create one)"
+        None, pattern=UUID_PATTERN, description="id of the feature definition to transform (required to create one)"
     )
     column: str | None = Field(
         None, min_length=1, max_length=100,
@@ -150,7 +150,7 @@ class CrossSectionDemean(CrossSectionalFeature):
 
 class CrossSectionExpressionParams(PluginParams):
     feature_id: str | None = Field(
-        None, pattern=_UUID, description="id of the feature definition whose columns the expression reads (required)"
+        None, pattern=UUID_PATTERN, description="id of the feature definition whose columns the expression reads (required)"
     )
     expression: str = Field(
         "cs_rank(value)", min_length=1, max_length=2_000,

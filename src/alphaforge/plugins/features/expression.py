@@ -48,7 +48,7 @@ from alphaforge.expressions import (
 from alphaforge.marketdata.bars import BAR_COLUMNS
 from alphaforge.plugins.base import PluginParams
 from alphaforge.plugins.features.base import FeatureInputs, FeaturePlugin, feature_plugins
-from alphaforge.plugins.features.cross_sectional import _UUID
+from alphaforge.plugins.features.cross_sectional import UUID_PATTERN
 from alphaforge.plugins.features.fundamental import FIELD_PATTERN
 from alphaforge.plugins.features.macro import SERIES_PATTERN
 
@@ -67,7 +67,7 @@ class FeatureInput(PluginParams):
 
 
 class FeatureRef(PluginParams):
-    feature_id: str = Field(pattern=_UUID, description="id of a stored per-symbol feature definition")
+    feature_id: str = Field(pattern=UUID_PATTERN, description="id of a stored per-symbol feature definition")
     column: str | None = Field(None, max_length=100, description="which of its columns (left out: its only one)")
 
     @field_validator("feature_id")
