@@ -242,6 +242,9 @@ def test_study_page_charts_scores_by_trial_and_parameter_importance(
     assert scores["complete"] == 6 and scores["best so far"] == 6
     assert [t["n"] for t in plotted(tab, "study-importance")] == [1]  # one sampled parameter: alpha
     assert seeded.study_name in view_text(tab) and "alpha" in tab.page.inner_text("#study-importance")
+    # optuna-dashboard addresses a study by its storage id, the id the studies routes use
+    href = tab.page.get_attribute("#optuna-dashboard", "href")
+    assert href == f"http://127.0.0.1:8080/dashboard/studies/{seeded.study_id}"
     screenshot(tab, "study", tmp_path, record_property)
 
 

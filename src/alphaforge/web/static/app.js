@@ -7,6 +7,7 @@
 const API = "/api/v1";
 const KEY_STORE = "alphaforge.apiKey";
 const MLFLOW_STORE = "alphaforge.mlflowUi";
+const DASHBOARD_STORE = "alphaforge.optunaDashboard";
 const POLL_MS = 2000;
 const view = document.getElementById("view");
 let pollTimer = null;
@@ -177,17 +178,27 @@ async function modelsPage() {
   ], await api("/models?limit=1000"), "No models yet.");
 }
 
-function mlflowLink(runId) {
-  const base = (localStorage.getItem(MLFLOW_STORE) || "http://127.0.0.1:5000").replace(/\/+$/, "");
-  const anchor = h("a", { href: `${base}/#/runs/${runId}`, target: "_blank", rel: "noopener", id: "mlflow-run" },
-    `MLflow run ${runId}`);
-  const input = h("input", { value: base, size: 28, "aria-label": "MLflow UI address",
-    title: "Where MLflow's UI runs (mlflow ui --backend-store-uri …); kept in this browser" });
+/** A link into another tool's own UI (MLflow's, optuna-dashboard) at an address the user can
+ * change, kept in this browser: those tools run apart from alphaforge, wherever one starts them. */
+function toolLink(id, text, store, fallback, path, what) {
+  const base = (localStorage.getItem(store) || fallback).replace(/\/+$/, "");
+  const anchor = h("a", { href: `${base}${path}`, target: "_blank", rel: "noopener", id }, text);
+  const input = h("input", { value: base, size: 28, "aria-label": `${what} address`, title: `Where ${what} runs; kept in this browser` });
   input.addEventListener("change", () => {
-    localStorage.setItem(MLFLOW_STORE, input.value.trim());
-    anchor.href = `${input.value.trim().replace(/\/+$/, "")}/#/runs/${runId}`;
+    localStorage.setItem(store, input.value.trim());
+    anchor.href = `${input.value.trim().replace(/\/+$/, "")}${path}`;
   });
   return h("span", { class: "row" }, anchor, h("span", { class: "muted" }, "at"), input);
+}
+
+function mlflowLink(runId) {
+  return toolLink("mlflow-run", `MLflow run ${runId}`, MLFLOW_STORE, "http://127.0.0.1:5000", `/#/runs/${runId}`,
+    "MLflow's UI (mlflow ui --backend-store-uri …)");
+}
+
+function dashboardLink(studyId) {
+  return toolLink("optuna-dashboard", "Open in optuna-dashboard", DASHBOARD_STORE, "http://127.0.0.1:8080",
+    `/dashboard/studies/${studyId}`, "optuna-dashboard (optuna-dashboard <storage URL>)");
 }
 
 async function modelPage(id) {
@@ -295,6 +306,7 @@ async function studyDetail(study) {
   const params = Object.entries(importance.importances);
   return [
     h("h2", {}, `${study.study_name}: ${study.metric || "score"} by trial`),
+    dashboardLink(study.study_id),
     h("div", { class: "card" }, chart("study-scores", [
       byState("COMPLETE", "#1f5fbf"), byState("PRUNED", "#e0884a"),
       { type: "scatter", mode: "lines", name: "best so far", x: bestSoFar.map((p) => p[0]), y: bestSoFar.map((p) => p[1]), line: { shape: "hv", color: "#1e7b34" } },
