@@ -205,6 +205,36 @@ class Tracker:
             raise
         return run_id
 
+    def log_trials(self, runs: list[TrialRun]) -> list[str]:
+        """Log several trials as finished child runs, as ``log_trial`` logs each; their run ids,
+        in order.
+
+        On a database store (``sqlite:``, ``postgresql:`` ...) the runs are written in one
+        transaction: the rows MLflow's ``create_run``, ``log_batch`` and ``set_terminated`` write
+        for each (the run, its tags with ``mlflow.runName``, params, metrics and latest metrics),
+        checked by MLflow's own validation, inserted a table at a time. Through MLflow's API a
+        child run cost three transactions of MLflow's ORM (about 30 ms of CPU here), more than a
+        cheap trial; a batch costs about a millisecond a run. Any other store (an HTTP server)
+        gets ``log_trial`` per run.
+        """
+        if not runs:
+            return []
+        client, experiment_id = self._connect()
+        store = _database_store(client)
+        if store is None:
+            return [self.log_trial(run) for run in runs]
+        rows, ids = _TrialRows(), []
+        try:
+            experiment = store.get_experiment(experiment_id)
+            if experiment.lifecycle_stage != "active":
+                raise self._unavailable(f"experiment {self.experiment!r} is deleted")
+            for run in runs:
+                ids.append(rows.add(store, run, experiment.experiment_id, experiment.artifact_location))
+            rows.insert(store.engine)
+        except _backend_errors() as exc:
+            raise self._unavailable("logging trial runs failed", exc) from exc
+        return ids
+
     def finish_study(
         self, run_id: str, metrics: Mapping[str, float | int | None], tags: Mapping[str, str], status: str = "FINISHED"
     ) -> None:
@@ -296,6 +326,81 @@ class Tracker:
             "mlflow at %s: %s%s", redact_uri(self.tracking_uri), message, detail
         )
         return DependencyUnavailable("mlflow", message)
+
+
+def _database_store(client: MlflowClient) -> Any:
+    """The client's ``SqlAlchemyStore`` when its tracking URI is a database, else None."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = client._tracking_client.store
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+class _TrialRows:
+    """The rows of finished child runs, as MLflow's SQL store writes them (``Tracker.log_trials``)."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.tags: list[dict[str, Any]] = []
+        self.params: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.latest: list[dict[str, Any]] = []
+
+    def add(self, store: Any, run: TrialRun, experiment_id: str, artifact_location: str) -> str:
+        """Add one run (validated as ``log_batch`` validates its data); its new id."""
+        import uuid
+
+        from mlflow.entities import RunStatus, SourceType
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+        from mlflow.utils.uri import append_to_uri_path
+        from mlflow.utils.validation import (
+            _validate_batch_log_data, _validate_batch_log_limits, _validate_param_keys_unique, _validate_run_id,
+        )
+
+        params = _param_entities(run.params)
+        now = int(time.time() * 1000)
+        metrics = [m for i, fold in enumerate(run.fold_metrics) for m in _metric_entities("fold_", fold, now, i)]
+        metrics += _metric_entities("", run.metrics, now)
+        tags = _tag_entities({"run_type": "tuning_trial", **run.tags, MLFLOW_PARENT_RUN_ID: run.parent_run_id,
+                              MLFLOW_RUN_NAME: run.run_name})
+        metrics, params, tags = _validate_batch_log_data(metrics, params, tags)
+        _validate_batch_log_limits(metrics, params, tags)
+        _validate_param_keys_unique(params)
+        run_id = uuid.uuid4().hex
+        _validate_run_id(run_id)
+        self.runs.append({
+            "run_uuid": run_id, "name": run.run_name, "source_type": SourceType.to_string(SourceType.UNKNOWN),
+            "source_name": "", "entry_point_name": "", "user_id": "unknown",
+            "status": RunStatus.to_string(RunStatus.FAILED if run.failed else RunStatus.FINISHED),
+            "start_time": now, "end_time": now, "deleted_time": None, "source_version": "",
+            "lifecycle_stage": "active", "experiment_id": int(experiment_id),
+            "artifact_uri": append_to_uri_path(artifact_location, run_id, SqlAlchemyStore.ARTIFACTS_FOLDER_NAME),
+        })
+        self.tags += [{"key": t.key, "value": t.value, "run_uuid": run_id} for t in tags]
+        self.params += [{"key": p.key, "value": p.value, "run_uuid": run_id} for p in params]
+        latest: dict[str, dict[str, Any]] = {}
+        for m in dict.fromkeys(metrics):  # MLflow drops a repeated metric of a batch
+            is_nan, value = store.sanitize_metric_value(m.value)
+            row = {"key": m.key, "value": value, "timestamp": m.timestamp, "step": m.step, "is_nan": is_nan,
+                   "run_uuid": run_id}
+            self.metrics.append(row)
+            held = latest.get(m.key)
+            if held is None or (row["step"], row["timestamp"], row["value"]) > (held["step"], held["timestamp"], held["value"]):
+                latest[m.key] = row
+        self.latest += latest.values()
+        return run_id
+
+    def insert(self, engine: Any) -> None:
+        """Every row, in one transaction (the runs first: the rest point at them)."""
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+        from sqlalchemy import insert
+
+        with engine.begin() as conn:
+            for model, rows in ((SqlRun, self.runs), (SqlTag, self.tags), (SqlParam, self.params),
+                                (SqlMetric, self.metrics), (SqlLatestMetric, self.latest)):
+                if rows:
+                    conn.execute(insert(model.__table__), rows)
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from alphaforge.errors import DependencyUnavailable
 
 if TYPE_CHECKING:
-    from optuna.storages import RDBStorage
+    from optuna.storages import BaseStorage, RDBStorage
 
 #: Seconds a SQLite writer waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -113,3 +113,13 @@ def _ensure_schema(url: str) -> None:
         pass  # another process created it between the check and the insert
     finally:
         engine.dispose()
+
+
+def trial_storage(url: str) -> BaseStorage:
+    """A storage for running trials of studies at ``url`` in this process (``run_trials``): Optuna's
+    own cached storage over the (cached) ``storage(url)``, with this process's running trials
+    written once, when they end (``BufferedTrialStorage``). One per ``run_trials`` call: its
+    cache of the study's trials lives as long as the call."""
+    from alphaforge.tuning.trial_buffer import BufferedTrialStorage
+
+    return BufferedTrialStorage(storage(url))

@@ -100,6 +100,11 @@ PRUNER_WARMUP_STEPS = 1
 #: 3rd (0.125), chosen by bench/tuning.py's pruning section (see the README's figures).
 WILCOXON_P_THRESHOLD = 0.15
 WILCOXON_STARTUP_STEPS = 2
+#: Seconds between two reads of a study's stop reason by a worker running its trials (the
+#: other workers' cancel, early stopping or timeout is seen within this delay).
+STOP_READ_S = 0.5
+#: Seconds the MLflow thread gathers ended trials before writing their child runs together.
+MLFLOW_BATCH_S = 0.25
 
 
 
@@ -338,11 +343,13 @@ def run_trials_on(
 ) -> None:
     """``run_trials`` on data already assembled (AutoML assembles once for every candidate)."""
     plan = resolve_plan(request)
-    study = _load(ctx, request, study_name)
-    parent = study.user_attrs.get(PARENT_RUN)
-    if STARTED_AT not in study.user_attrs:
+    study = _load(ctx, request, study_name, running=True)
+    attrs = study.user_attrs
+    parent = attrs.get(PARENT_RUN)
+    if STARTED_AT not in attrs:
         study.set_user_attr(STARTED_AT, time.time())
-    started = float(study.user_attrs.get(STARTED_AT, time.time()))
+        attrs = study.user_attrs
+    started = float(attrs.get(STARTED_AT, time.time()))
     with _TrialLogger(ctx, study, plan, parent) as mlflow_log:
         _trial_loop(ctx, request, study, plan, data, folds, progress, started, mlflow_log)
 
@@ -354,10 +361,17 @@ def _trial_loop(
     from optuna.trial import TrialState
 
     study_name = study.study_name
+    recorded: str | None = None  # the study's stop reason, as last read
+    read_at = -np.inf
     while True:
         mlflow_log.check()  # an earlier trial's MLflow run failed: stop as that trial would have
         trials = study.get_trials(deepcopy=False)
-        reason = _stop_reason(study, trials, request, plan.objective, started)
+        if recorded is None and time.monotonic() - read_at >= STOP_READ_S:
+            # Another worker's stop (cancel, early stopping, timeout) is read at most every
+            # STOP_READ_S: a query per trial cost more than a cheap trial's model.
+            read_at = time.monotonic()
+            recorded = study.user_attrs.get(STOP_REASON)
+        reason = _stop_reason(study, trials, request, plan.objective, started, recorded)
         if reason == "cancelled":  # by another worker's task: this shard was cancelled too
             raise Cancelled()
         if reason is not None:
@@ -395,43 +409,77 @@ def _trial_loop(
 class _TrialLogger:
     """Logs each trial's MLflow child run on a background thread, while the next trials run.
 
-    A child run costs three writes to MLflow's store (create, log_batch, terminate): about as
-    much as Optuna's own bookkeeping of a trial, and nothing the next trial waits for. Its
-    run id cannot be in the trial's result attribute (written before the trial is told), so
-    the ids are written once, when the loop ends, as the study attribute
-    ``mlflow_runs:<uuid>`` ({trial number: run id}; one per ``run_trials`` call, so workers
-    never overwrite each other's) and merged by the readers (``mlflow_runs``).
+    The thread writes whatever trials have ended since its last write, at most every
+    ``MLFLOW_BATCH_S``, in one call (``Tracker.log_trials``: one transaction on a database
+    store). Through MLflow's API a child run cost three transactions of MLflow's ORM, more CPU
+    than a cheap trial, and on two cores the thread's work is the next trials' wait. A run id
+    cannot be in the trial's result attribute (written before the trial is told), so the ids are
+    written once, when the loop ends, as the study attribute ``mlflow_runs:<uuid>`` ({trial
+    number: run id}; one per ``run_trials`` call, so workers never overwrite each other's) and
+    merged by the readers (``mlflow_runs``).
     """
 
     def __init__(self, ctx: Context, study: optuna.Study, plan: _Plan, parent: str | None) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
+        import threading
 
         self.ctx, self.study, self.plan, self.parent = ctx, study, plan, parent
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlflow-trials") if parent else None
-        self.futures: dict[int, Any] = {}
+        self.ids: dict[int, str] = {}
+        self.error: BaseException | None = None
+        self._queue: queue.SimpleQueue[tuple[int, TrialRun] | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._write, name="mlflow-trials", daemon=True) if parent else None
+        if self._thread is not None:
+            self._thread.start()
 
     def submit(self, number: int, outcome: _Outcome) -> None:
         """Log trial ``number``'s child run, after the ones before it."""
-        if self.pool is not None and self.parent is not None:
-            run = _trial_run(self.parent, self.study.study_name, self.plan, number, outcome)
-            self.futures[number] = self.pool.submit(self.ctx.tracker.log_trial, run)
+        if self._thread is not None and self.parent is not None:
+            self._queue.put((number, _trial_run(self.parent, self.study.study_name, self.plan, number, outcome)))
 
     def check(self) -> None:
         """Raise the error of a child run that failed (MLflow unavailable: a 503)."""
-        for future in self.futures.values():
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+        if self.error is not None:
+            raise self.error
+
+    def _write(self) -> None:
+        import queue
+
+        done = False
+        while not done:
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            done = first is None
+            if not done:
+                self._closing.wait(MLFLOW_BATCH_S)  # let the trials of the next moments join this write
+            while not done:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+            if batch and self.error is None:
+                try:
+                    ids = self.ctx.tracker.log_trials([run for _, run in batch])
+                except BaseException as exc:  # noqa: BLE001 - raised in the trial loop (check)
+                    self.error = exc
+                else:
+                    self.ids.update({number: run_id for (number, _), run_id in zip(batch, ids)})
 
     def __enter__(self) -> _TrialLogger:
         return self
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
-        if self.pool is None:
+        if self._thread is None:
             return
-        self.pool.shutdown(wait=True)
-        ids = {str(n): f.result() for n, f in self.futures.items() if f.exception() is None}
-        if ids:
-            self.study.set_user_attr(f"{MLFLOW_RUNS}:{uuid.uuid4().hex}", ids)
+        self._queue.put(None)
+        self._closing.set()
+        self._thread.join()
+        if self.ids:
+            self.study.set_user_attr(f"{MLFLOW_RUNS}:{uuid.uuid4().hex}", {str(n): r for n, r in sorted(self.ids.items())})
         if error is None:
             self.check()
 
@@ -530,23 +578,31 @@ def _fold_scores(
 
 
 def _stop_reason(
-    study: optuna.Study, trials: list[FrozenTrial], request: TuneRequest, objective: Objective, started: float
+    study: optuna.Study, trials: list[FrozenTrial], request: TuneRequest, objective: Objective, started: float,
+    recorded: str | None,
 ) -> str | None:
-    """Why no further trial should start (recorded on the study for the other workers), or None."""
-    reason = study.user_attrs.get(STOP_REASON)
-    if reason:
-        return str(reason)
+    """Why no further trial should start (recorded on the study for the other workers), or None;
+    ``recorded``: the study's stop reason attribute as read."""
+    if recorded:
+        return str(recorded)
     if sum(1 for t in trials if t.state.name != "WAITING") >= request.n_trials:  # enqueued ones are still to run
         return "n_trials"
     if request.patience is not None:
         since = _trials_since_best(trials, objective)
         if since is not None and since >= request.patience:
-            study.set_user_attr(STOP_REASON, "early_stopping")
-            return "early_stopping"
+            return _record_stop(study, "early_stopping")
     if request.timeout_s is not None and time.time() - started >= request.timeout_s:
-        study.set_user_attr(STOP_REASON, "timeout")
-        return "timeout"
+        return _record_stop(study, "timeout")
     return None
+
+
+def _record_stop(study: optuna.Study, reason: str) -> str:
+    """Record why the study stops, unless another worker did first (its reason stands)."""
+    earlier = study.user_attrs.get(STOP_REASON)
+    if earlier:
+        return str(earlier)
+    study.set_user_attr(STOP_REASON, reason)
+    return reason
 
 
 def _trials_since_best(trials: list[FrozenTrial], objective: Objective) -> int | None:
@@ -575,7 +631,9 @@ def _storage(ctx: Context) -> optuna.storages.RDBStorage:
     return studies.storage(ctx.settings.resolved_optuna_storage_url)
 
 
-def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
+def _load(ctx: Context, request: TuneRequest, study_name: str, running: bool = False) -> optuna.Study:
+    """The study with the request's sampler and pruner; ``running``: on a storage of its own
+    that writes each trial of this process once, when it ends (``studies.trial_storage``)."""
     import optuna
 
     from alphaforge.tuning.pruning import FoldMedianPruner
@@ -592,8 +650,9 @@ def _load(ctx: Context, request: TuneRequest, study_name: str) -> optuna.Study:
     else:
         pruner = FoldMedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_STEPS)
     try:
+        storage = studies.trial_storage(ctx.settings.resolved_optuna_storage_url) if running else _storage(ctx)
         return optuna.load_study(
-            study_name=study_name, storage=_storage(ctx), sampler=_trial_seeded_tpe(request.seed), pruner=pruner
+            study_name=study_name, storage=storage, sampler=_trial_seeded_tpe(request.seed), pruner=pruner
         )
     except KeyError:
         raise NotFound(f"no tuning study named {study_name!r}") from None
@@ -603,18 +662,23 @@ def _trial_seeded_tpe(seed: int) -> optuna.samplers.BaseSampler:
     """TPE whose randomness comes from ``(seed, trial number)``, whichever process runs the trial."""
     import optuna
 
-    def seeded(number: int) -> optuna.samplers.TPESampler:
+    def seeded(number: int, search_space: Any = None) -> optuna.samplers.TPESampler:
         digest = hashlib.sha256(f"alphaforge.tune:{seed}:{number}".encode()).digest()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=int.from_bytes(digest[:4], "big"), constant_liar=True)
+            tpe = optuna.samplers.TPESampler(seed=int.from_bytes(digest[:4], "big"), constant_liar=True)
+        if search_space is not None:
+            # The study's intersection search space, kept across trials as one TPESampler keeps
+            # it (it reads only the trials finished since): a fresh one per trial re-read them all.
+            tpe._search_space = search_space
+        return tpe
 
     class TrialSeededTPE(optuna.samplers.BaseSampler):
         def __init__(self) -> None:
             self._tpe = seeded(0)
 
         def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-            self._tpe = seeded(trial.number)
+            self._tpe = seeded(trial.number, self._tpe._search_space)
             self._tpe.before_trial(study, trial)
 
         def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
