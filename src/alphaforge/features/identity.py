@@ -15,10 +15,11 @@ from alphaforge.plugins.features import FeaturePlugin
 
 def identity_document(
     schema: str, plugin: FeaturePlugin, symbol: str, timeframe: str, bars: pd.DataFrame,
-    span: dict[str, Any], sources: dict[str, Any],
+    span: dict[str, Any], sources: dict[str, Any], bars_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """``span`` says which bars (e.g. start, end and warm-up); ``sources`` holds the other
-    inputs' lineage entries (macro, fundamentals, news, input features)."""
+    inputs' lineage entries (macro, fundamentals, news, input features);
+    ``bars_fingerprint``: ``fingerprint(bars)``, when the bar provider knew it already."""
     return {
         "schema": schema,
         "plugin_key": plugin.key,
@@ -28,6 +29,6 @@ def identity_document(
         "symbol": symbol,
         "timeframe": timeframe,
         **span,
-        "source_fingerprint": fingerprint(bars),
+        "source_fingerprint": bars_fingerprint or fingerprint(bars),
         **sources,
     }

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 
-from alphaforge.marketdata.bars import Timeframe
+from alphaforge.marketdata.bars import Timeframe, fingerprint
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,25 @@ class SeriesState:
     fields: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class BarRequest:
+    """One ``get_bars`` call's arguments (``get_bars_many`` takes many)."""
+
+    symbol: str
+    timeframe: Timeframe
+    start: datetime
+    end: datetime
+    warmup: int = 0
+
+
+@dataclass(frozen=True)
+class BarWindow:
+    """Bars a request asked for and their fingerprint (``bars.fingerprint``)."""
+
+    bars: pd.DataFrame
+    fingerprint: str
+
+
 class BarProvider(ABC):
     """Where bars come from. Implementations: the local bar store, an HTTP service."""
 
@@ -46,6 +66,17 @@ class BarProvider(ABC):
         ``symbol`` is already normalized; ``start``/``end`` are UTC-aware. An unknown symbol
         gives an empty frame; a symbol that lacks the timeframe raises ``InvalidInput``.
         """
+
+    def get_bars_many(self, requests: Sequence[BarRequest]) -> list[BarWindow]:
+        """``get_bars`` of each request, in order, with the bars' fingerprint: a provider may
+        look its series up once for all of them (a panel's batch of pieces reads 64 members'
+        bars at a time) and remember fingerprints (ten features over one universe hash the
+        same windows ten times)."""
+        out = []
+        for r in requests:
+            bars = self.get_bars(r.symbol, r.timeframe, r.start, r.end, r.warmup)
+            out.append(BarWindow(bars, fingerprint(bars)))
+        return out
 
     @abstractmethod
     def list_series(self) -> list[SeriesInfo]:

@@ -43,7 +43,14 @@ class Bars:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Bars:
-        arrays = {c: np.ascontiguousarray(frame[c].to_numpy(dtype="float64")) for c in BAR_COLUMNS}
+        """Each column a contiguous array of its own. A stored series' frame is one float
+        block: transposed once, its rows are the columns (a Series per column cost ~0.5 ms a
+        call, paid per piece of a panel)."""
+        if list(frame.columns) == list(BAR_COLUMNS):
+            block = np.ascontiguousarray(frame.to_numpy(dtype="float64").T)
+            arrays = dict(zip(BAR_COLUMNS, block, strict=True))
+        else:
+            arrays = {c: np.ascontiguousarray(frame[c].to_numpy(dtype="float64")) for c in BAR_COLUMNS}
         return cls(timestamps=pd.DatetimeIndex(frame.index).as_unit("ns").asi8, **arrays)
 
     def column(self, name: str) -> np.ndarray:
