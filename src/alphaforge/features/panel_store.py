@@ -25,7 +25,7 @@ from alphaforge.context import Context
 from alphaforge.features.generation import PREVIEW_ROWS
 from alphaforge.marketdata.bars import frame_to_records
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
-from alphaforge.storage.parquet import head_of_parquet, index_and_columns, panel_arrays, to_parquet_bytes
+from alphaforge.storage.parquet import head_arrays, head_of_parquet, index_and_columns, panel_arrays, to_parquet_bytes
 
 MANIFEST_SUFFIX = ".pieces.json"
 MANIFEST_SCHEMA = "alphaforge.panel-pieces/1"
@@ -107,18 +107,19 @@ def preview(ctx: Context, uri: str) -> list[dict[str, Any]]:
     if not is_view(uri):
         return frame_to_records(head_of_parquet(ctx.objects.get(ctx.objects.key_of(uri)), PREVIEW_ROWS))
     order = sorted(members(ctx, uri), key=lambda m: (m.first is not None, m.first or 0, m.symbol))
-    heads: list[pd.DataFrame] = []
+    heads: list[PieceArrays] = []
     symbols: list[str] = []
     smallest: list[tuple[int, str]] = []  # the (timestamp, symbol) keys of the rows kept so far
     for m in order:
         if len(smallest) == PREVIEW_ROWS and m.first is not None and (m.first, m.symbol) > smallest[-1]:
             break
-        head = head_of_parquet(ctx.objects.get(ctx.objects.key_of(m.storage_uri)), PREVIEW_ROWS)
+        head = head_arrays(ctx.objects.get(ctx.objects.key_of(m.storage_uri)), PREVIEW_ROWS)
         heads.append(head)
         symbols.append(m.symbol)
-        stamps = pd.DatetimeIndex(head.index).as_unit("ns").asi8
-        smallest = sorted(smallest + [(int(t), m.symbol) for t in stamps])[:PREVIEW_ROWS]
-    return frame_to_records(stack_frames(heads, symbols).head(PREVIEW_ROWS))
+        smallest = sorted(smallest + [(int(t), m.symbol) for t in head[0]])[:PREVIEW_ROWS]
+    stamps, labels, columns = stack_arrays(heads, symbols)
+    first = (stamps[:PREVIEW_ROWS], labels[:PREVIEW_ROWS], {c: v[:PREVIEW_ROWS] for c, v in columns.items()})
+    return frame_to_records(to_frame(first))
 
 
 def first_row(frame: pd.DataFrame | None) -> int | None:

@@ -153,9 +153,19 @@ def aggregate_weekly(daily: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-safe records: ISO timestamps, NaN as None."""
-    out = frame.reset_index()
-    ts_name = out.columns[0]
-    out[ts_name] = [t.isoformat() for t in out[ts_name]]
-    cleaned = out.astype(object).where(pd.notna(out), None)
-    return cleaned.to_dict(orient="records")
+    """JSON-safe records, one per row: the index level(s) first (the first, the timestamps, as
+    ISO text), then the columns; NaN as None. Built from plain lists: ``reset_index`` and a
+    masked copy cost ~5 ms for a 10-row preview, paid by every generate and panel answer."""
+    index = frame.index
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    names = [name if name is not None else ("index" if index.nlevels == 1 else f"level_{i}")
+             for i, name in enumerate(index.names)]
+    lists = [[t.isoformat() for t in levels[0]], *(_plain(level.tolist()) for level in levels[1:])]
+    lists += [_plain(frame.iloc[:, at].tolist()) for at in range(frame.shape[1])]
+    keys = names + frame.columns.tolist()
+    return [dict(zip(keys, row, strict=True)) for row in zip(*lists, strict=True)] if len(frame) else []
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    """Missing values (NaN, NaT, None, NA) as None."""
+    return [None if (v != v if isinstance(v, float) else pd.isna(v)) else v for v in values]
