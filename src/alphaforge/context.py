@@ -7,6 +7,7 @@ code can take a ``Context`` without the context depending on it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 import uuid
@@ -29,6 +30,12 @@ class Executor(Protocol):
     """Runs submitted tasks somewhere else (alphaforge.tasks.executors: embedded pool, Celery)."""
 
     def submit(self, task_id: uuid.UUID) -> None: ...
+
+    def watch_ends(self, notify: Callable[[], None]) -> Callable[[], None]:
+        """Call ``notify`` (from any thread) whenever a task this process supervises has
+        ended, until the returned function is called; a waiter then reads its row at once
+        instead of at its next poll. Executors whose tasks end elsewhere never call it."""
+        ...
 
     def close(self) -> None: ...
 

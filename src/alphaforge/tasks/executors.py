@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 
 from alphaforge.context import Context, Executor
 from alphaforge.errors import DependencyUnavailable
@@ -54,6 +55,8 @@ class EmbeddedExecutor:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._pool = None  # started at the first task: most processes never run one
+        self._watchers: dict[int, Callable[[], None]] = {}
+        self._watchers_lock = threading.Lock()
         self.reaper = Reaper(ctx)
         threading.Thread(target=_warm_up, name="fork-server-warm-up", daemon=True).start()
 
@@ -63,11 +66,33 @@ class EmbeddedExecutor:
 
         with self._lock:
             if self._pool is None:
-                self._pool = WorkerPool(self.ctx, self.ctx.settings.task_workers)
+                self._pool = WorkerPool(self.ctx, self.ctx.settings.task_workers, on_end=self._ended)
             return self._pool
 
     def submit(self, task_id: uuid.UUID) -> None:
         self.pool.submit(task_id)
+
+    def watch_ends(self, notify: Callable[[], None]) -> Callable[[], None]:
+        """A synchronous request learns that its task ended when the worker says so (a
+        parent task ends with its last child), not at its next poll of the row."""
+        token = id(notify)
+        with self._watchers_lock:
+            self._watchers[token] = notify
+
+        def stop() -> None:
+            with self._watchers_lock:
+                self._watchers.pop(token, None)
+
+        return stop
+
+    def _ended(self) -> None:
+        with self._watchers_lock:
+            watchers = list(self._watchers.values())
+        for notify in watchers:
+            try:
+                notify()
+            except Exception:  # noqa: BLE001 - a waiter gone away must not break the pool's slot
+                log.debug("a task-end watcher failed", exc_info=True)
 
     def close(self) -> None:
         self.reaper.close()
@@ -102,6 +127,10 @@ class CeleryExecutor:
             # The broker's address and error text go to the log, not to the client.
             log.warning("task queue: cannot enqueue task %s: %r", task_id, exc)
             raise DependencyUnavailable("task queue", "cannot enqueue the task; retry when the broker is back") from exc
+
+    def watch_ends(self, notify: Callable[[], None]) -> Callable[[], None]:
+        """Tasks end in ``alphaforge worker`` processes: waiters poll the row."""
+        return lambda: None
 
     def close(self) -> None:
         self.reaper.close()

@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Literal
@@ -82,9 +83,11 @@ class _Running:
 
 
 class WorkerPool:
-    def __init__(self, ctx: Context, size: int) -> None:
+    def __init__(self, ctx: Context, size: int, on_end: Callable[[], None] | None = None) -> None:
+        """``on_end``: called from a slot's thread after each task it ran has ended."""
         self.ctx = ctx
         self.size = max(1, size)
+        self._on_end = on_end
         self._queue: queue.Queue[tuple[uuid.UUID, threading.Event]] = queue.Queue()
         self._closed = threading.Event()
         self._mp = _context()
@@ -155,6 +158,8 @@ class _Slot:
                 self._stop_process()
                 self._give_up(task_id, exc)
             done.set()
+            if self.pool._on_end is not None:
+                self.pool._on_end()
         self._stop_process()
 
     def _run(self, task_id: uuid.UUID) -> None:
