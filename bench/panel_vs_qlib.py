@@ -335,7 +335,7 @@ def run_worker(command: Callable[[str], list[str]], prefix: str, result_file: st
 
 def af_env() -> dict[str, str]:
     """This environment less its ALPHAFORGE_* settings (a stray one would skew the run)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_")}
+    return {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFORGE_") or k == "ALPHAFORGE_BENCH_TMP"}
 
 
 def _run_qlib(python: str, provider_uri: Path, repeats: int, sample: list[str], keep: Path | None) -> dict[str, Any]:
