@@ -350,8 +350,11 @@ def run_trials_on(
         study.set_user_attr(STARTED_AT, time.time())
         attrs = study.user_attrs
     started = float(attrs.get(STARTED_AT, time.time()))
-    with _TrialLogger(ctx, study, plan, parent) as mlflow_log:
-        _trial_loop(ctx, request, study, plan, data, folds, progress, started, mlflow_log)
+    try:
+        with _TrialLogger(ctx, study, plan, parent) as mlflow_log:
+            _trial_loop(ctx, request, study, plan, data, folds, progress, started, mlflow_log)
+    finally:
+        study._storage.close()  # the connection it held while the trials ran
 
 
 def _trial_loop(
