@@ -53,9 +53,27 @@ def test_frames_outside_the_short_cut_keep_every_column_and_index() -> None:
         pd.testing.assert_frame_equal(from_parquet_bytes(to_parquet_bytes(frame)), frame, check_freq=False)
 
 
-def test_floats_are_plain_and_the_rest_compressed() -> None:
+def test_floats_are_plain_timestamps_delta_encoded_and_the_rest_compressed() -> None:
     frame = _frame("UTC").assign(symbol="AAA").set_index("symbol", append=True)
     meta = pq.ParquetFile(io.BytesIO(to_parquet_bytes(frame))).metadata.row_group(0)
     codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
     assert codecs == {"sma_5": "UNCOMPRESSED", "rsi_14": "UNCOMPRESSED", "x": "UNCOMPRESSED",
-                      "timestamp": "ZSTD", "symbol": "ZSTD"}
+                      "timestamp": "UNCOMPRESSED", "symbol": "ZSTD"}
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "DELTA_BINARY_PACKED" in encodings["timestamp"]
+    assert any("DICTIONARY" in e for e in encodings["symbol"])
+
+
+@pytest.mark.parametrize("tz", ["UTC", None, "America/New_York"])
+def test_float_frames_read_back_as_pyarrows_own_to_pandas(tz: str | None) -> None:
+    """``from_parquet_bytes`` builds float frames itself: the same frame, dtypes and index
+    as ``Table.to_pandas`` (the oracle), for our files and pyarrow's default ones."""
+    base = _frame(tz)
+    lacking = base.assign(x=np.nan)  # a field missing throughout (close-only bars): all nulls
+    for frame in (base, lacking, base[["rsi_14"]], base.iloc[:0]):
+        for data in (to_parquet_bytes(frame), _reference(frame)):
+            expected = pq.read_table(io.BytesIO(data)).to_pandas()
+            got = from_parquet_bytes(data)
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
+            assert got.index.dtype == expected.index.dtype and got.columns.dtype == expected.columns.dtype
+            assert got.index.name == expected.index.name and got.columns.name == expected.columns.name
