@@ -123,6 +123,27 @@ def test_a_member_has_rows_only_while_it_is_a_member(client: TestClient, create_
     pd.testing.assert_frame_equal(full.loc[stored.index], stored)
 
 
+def test_a_cold_panels_preview_is_its_first_rows_across_every_batch(client: TestClient, create_feature) -> None:
+    """The workers each preview their own batch and the panel keeps the first rows of those:
+    members joining on different days put the panel's first rows in both workers' batches."""
+    name = f"staggered {pd.Timestamp.now().value}"
+    joins = {"AAPL": "2008-01-04", "KO": "2008-01-02", "MSFT": "2008-01-08", "PG": "2008-01-03", "XOM": "2008-01-02"}
+    members = [{"symbol": s, "from": day} for s, day in joins.items()]
+    universe = client.post("/api/v1/universes", json={"name": name, "members": members})
+    assert universe.status_code == 201, universe.text
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    cold = post_panel(client, feature["id"], universe=universe.json()["id"], **SHORT)
+    assert cold["cached"] is False and len(cold["pieces"]) == 5
+
+    first = parquet(client, feature["id"], cold["panel"]["id"]).sort_index().head(10)
+    expected = [(t.isoformat(), s, v) for (t, s), v in zip(first.index, first["rsi"], strict=True)]
+    assert [(r["timestamp"], r["symbol"], r["rsi"]) for r in cold["preview"]] == expected
+    assert {s for _, s, _ in expected} == {"AAPL", "KO", "PG", "XOM"}  # MSFT joins after the first 10 rows
+    # A process that never saw the build reads the same rows from the pieces' heads.
+    panels._PREVIEWS.clear()
+    assert post_panel(client, feature["id"], universe=universe.json()["id"], **SHORT)["preview"] == cold["preview"]
+
+
 def test_adding_a_symbol_computes_only_that_symbol(client: TestClient, create_feature) -> None:
     feature = create_feature(client, "technical.rsi", {"period": 14})
     first = post_panel(client, feature["id"], symbols=["aapl", "KO"], **SHORT)

@@ -106,14 +106,35 @@ def preview(ctx: Context, uri: str) -> list[dict[str, Any]]:
     piece can hold one of them (10 reads of a 100-symbol panel instead of 100)."""
     if not is_view(uri):
         return frame_to_records(head_of_parquet(ctx.objects.get(ctx.objects.key_of(uri)), PREVIEW_ROWS))
-    order = sorted(members(ctx, uri), key=lambda m: (m.first is not None, m.first or 0, m.symbol))
+    return _preview([(m, None) for m in members(ctx, uri)], ctx)
+
+
+def batch_preview(ctx: Context, pieces: Sequence[tuple[Member, pd.DataFrame | None]]) -> list[dict[str, Any]]:
+    """``preview`` of a batch of pieces, from the values at hand (a piece's frame, None: read
+    its head). A panel's preview is the first rows of its batches' (``merge_previews``): the
+    task workers make them in parallel, and the panel's assembly reads no piece back."""
+    return _preview(pieces, ctx)
+
+
+def merge_previews(previews: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The first rows of several batches' previews: every panel row among the first
+    ``PREVIEW_ROWS`` is among the first of its own batch."""
+    rows = [row for rows in previews for row in rows]
+    return sorted(rows, key=lambda r: (pd.Timestamp(r[TIMESTAMP]), r[SYMBOL]))[:PREVIEW_ROWS]
+
+
+def _preview(pieces: Sequence[tuple[Member, pd.DataFrame | None]], ctx: Context) -> list[dict[str, Any]]:
+    order = sorted(pieces, key=lambda p: (p[0].first is not None, p[0].first or 0, p[0].symbol))
     heads: list[PieceArrays] = []
     symbols: list[str] = []
     smallest: list[tuple[int, str]] = []  # the (timestamp, symbol) keys of the rows kept so far
-    for m in order:
+    for m, frame in order:
         if len(smallest) == PREVIEW_ROWS and m.first is not None and (m.first, m.symbol) > smallest[-1]:
             break
-        head = head_arrays(ctx.objects.get(ctx.objects.key_of(m.storage_uri)), PREVIEW_ROWS)
+        if frame is None:
+            head = head_arrays(ctx.objects.get(ctx.objects.key_of(m.storage_uri)), PREVIEW_ROWS)
+        else:
+            head = frame_arrays(frame.iloc[:PREVIEW_ROWS])
         heads.append(head)
         symbols.append(m.symbol)
         smallest = sorted(smallest + [(int(t), m.symbol) for t in head[0]])[:PREVIEW_ROWS]

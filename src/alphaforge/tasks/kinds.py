@@ -97,14 +97,16 @@ def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
 def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
     """One batch of a panel's pieces: each member's dataset (a hit, or computed and stored)."""
     from alphaforge.features.generation import generate_pieces
-    from alphaforge.features.panel_store import first_row
+    from alphaforge.features.panel_store import Member, batch_preview, first_row
     from alphaforge.hashing import utc_iso
     from alphaforge.schemas.features import FeatureGenerateRequest
 
     bodies = [FeatureGenerateRequest.model_validate(b) for b in request["bodies"]]
     progress(0.0, f"generating {len(bodies)} symbols")
     made = generate_pieces(ctx, uuid.UUID(request["feature_id"]), bodies)
-    return {"pieces": [
+    stored = [(Member(body.symbol, m.dataset.storage_uri, m.dataset.row_count, first_row(m.frame)), m.frame)
+              for body, m in zip(bodies, made, strict=True) if m is not None]
+    return {"preview": batch_preview(ctx, stored), "pieces": [
         {
             "symbol": body.symbol, "from": utc_iso(body.start_date),
             "dataset": None if m is None else
@@ -118,7 +120,8 @@ def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
 
 def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     """Assemble the panel from its pieces' datasets; one failed batch fails the panel."""
-    from alphaforge.features.panels import MadePiece, assemble_panel
+    from alphaforge.features.panel_store import merge_previews
+    from alphaforge.features.panels import MadePiece, assemble_panel, remember_preview
     from alphaforge.schemas.features import FeaturePanelRead
 
     failed = [o for o in outcomes if o["status"] != "SUCCESS"]
@@ -134,6 +137,9 @@ def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
         for p in pieces if p["dataset"] is not None
     }
     result = assemble_panel(ctx, request, made)
+    previews = [o["result"].get("preview") for o in outcomes]
+    if "input" not in request and None not in previews:  # a view of these pieces: its first rows are its batches'
+        remember_preview(result.panel.storage_uri, merge_previews(previews))
     return {
         "panel": FeaturePanelRead.model_validate(result.panel).model_dump(mode="json"),
         "preview": result.preview,
