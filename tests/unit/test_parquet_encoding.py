@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alphaforge.storage.parquet import from_parquet_bytes, index_and_columns, to_parquet_bytes
+from alphaforge.storage.parquet import columns_with_values, from_parquet_bytes, index_and_columns, to_parquet_bytes
 
 
 def _frame(tz: str | None, n: int = 400) -> pd.DataFrame:
@@ -77,3 +77,23 @@ def test_float_frames_read_back_as_pyarrows_own_to_pandas(tz: str | None) -> Non
             pd.testing.assert_frame_equal(got, expected, check_exact=True)
             assert got.index.dtype == expected.index.dtype and got.columns.dtype == expected.columns.dtype
             assert got.index.name == expected.index.name and got.columns.name == expected.columns.name
+
+
+def test_the_columns_with_values_are_read_from_the_footer_or_not_at_all() -> None:
+    """A bar series' fields from its footer: the same as decoding it (``present_fields``),
+    and None (decode it) where NaNs were stored as values, which statistics cannot tell."""
+    from alphaforge.marketdata.bars import BAR_COLUMNS, present_fields
+
+    index = pd.date_range("2001-01-01", periods=300, freq="D", tz="UTC", name="timestamp")
+    rng = np.random.default_rng(3)
+    full = pd.DataFrame(rng.random((300, len(BAR_COLUMNS))), index=index, columns=list(BAR_COLUMNS))
+    close_only = full.assign(**{c: np.nan for c in BAR_COLUMNS if c != "close"})
+    gappy = full.assign(volume=np.where(rng.random(300) < 0.9, np.nan, full["volume"]))
+    for frame in (full, close_only, gappy, full.iloc[:0]):
+        found = columns_with_values(to_parquet_bytes(frame))
+        assert found is not None
+        assert tuple(c for c in BAR_COLUMNS if c in found) == present_fields(frame)
+    nan_values = pa.table({"close": pa.array(np.full(3, np.nan), from_pandas=False), "open": [1.0, 2.0, 3.0]})
+    buffer = io.BytesIO()
+    pq.write_table(nan_values, buffer)
+    assert columns_with_values(buffer.getvalue()) is None

@@ -109,6 +109,29 @@ def _read(data: bytes) -> pa.Table:
 _THREADED_READ_BYTES = 8 * 1024 * 1024
 
 
+def columns_with_values(data: bytes) -> set[str] | None:
+    """The columns holding a value other than null or NaN, from the file's footer alone (a
+    bar series' fields without decoding its bars). None when the statistics cannot tell
+    (none written, or a column of NaNs stored as values rather than nulls): decode it."""
+    meta = pq.ParquetFile(pa.BufferReader(data)).metadata
+    found: set[str] = set()
+    for group in range(meta.num_row_groups):
+        chunks = meta.row_group(group)
+        for at in range(chunks.num_columns):
+            chunk = chunks.column(at)
+            if chunk.num_values == 0:
+                continue
+            stats = chunk.statistics
+            if stats is None or not stats.has_null_count:
+                return None
+            if chunk.num_values - stats.null_count == 0:
+                continue
+            if not stats.has_min_max:  # min and max skip NaN: values, but perhaps only NaNs
+                return None
+            found.add(chunk.path_in_schema)
+    return found
+
+
 def index_and_columns(data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A stored frame with one datetime index as arrays (UTC nanoseconds, float64 columns),
     without building a DataFrame: stacking many small frames costs mostly that."""
