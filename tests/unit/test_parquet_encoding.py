@@ -49,7 +49,8 @@ def test_frames_outside_the_short_cut_keep_every_column_and_index() -> None:
     panel = pd.concat([base.assign(symbol=s) for s in ("AAA", "BBB")]).set_index("symbol", append=True).sort_index()
     non_contiguous = base.iloc[::2]
     int_named = base.set_axis([0, 1, 2], axis=1)
-    for frame in (mixed, panel, non_contiguous, int_named, base.iloc[:0]):
+    with_nat = base.set_axis(base.index.where(np.arange(50) != 3), axis=0)  # a missing timestamp stays missing
+    for frame in (mixed, panel, non_contiguous, int_named, with_nat, base.iloc[:0]):
         pd.testing.assert_frame_equal(from_parquet_bytes(to_parquet_bytes(frame)), frame, check_freq=False)
 
 

@@ -39,14 +39,16 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
         # small frame's conversion.
         return pa.Table.from_pandas(frame, preserve_index=True, nthreads=1)
     schema = _schema(tuple(frame.columns), frame.index.name, str(frame.index.dtype))
-    arrays = [pa.Array.from_pandas(block[i]) for i in range(block.shape[0])]  # NaN -> null, as from_pandas
-    return pa.Table.from_arrays([*arrays, pa.Array.from_pandas(frame.index)], schema=schema)
+    arrays = [pa.array(block[i], mask=np.isnan(block[i])) for i in range(block.shape[0])]  # NaN -> null, as from_pandas
+    stamps = pa.array(frame.index.asi8, type=schema.field(frame.index.name).type)  # no NaT: see _float_block
+    return pa.Table.from_arrays([*arrays, stamps], schema=schema)
 
 
 def _float_block(frame: pd.DataFrame) -> np.ndarray | None:
     """The frame's values as (columns, rows), C-contiguous, when the short cut applies."""
     columns = frame.columns.tolist()  # one conversion: iterating an Arrow-backed index is slow
     if not (isinstance(frame.index, pd.DatetimeIndex) and isinstance(frame.index.name, str) and columns
+            and not frame.index.hasnans
             and all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)
             and frame.index.name not in columns and all(d == np.float64 for d in frame.dtypes.tolist())):
         return None
