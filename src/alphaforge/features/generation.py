@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from alphaforge import actor
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
 from alphaforge.marketdata.bars import Timeframe, describe_fields, frame_to_records, present_fields
@@ -30,6 +31,7 @@ from alphaforge.features.definitions import NOT_FOUND, resolve_definition
 from alphaforge.features.identity import identity_document
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.features.sources import PluginSources, gather_sources
+from alphaforge.storage.db import utcnow
 from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeatureDataset, FeaturePanel
@@ -174,8 +176,8 @@ def _insert_all(ctx: Context, rows: list[FeatureDataset]) -> dict[str, FeatureDa
     committed some of the same identities first, row by row (each then finds the one already
     there, whose id is the one to answer with: the rolled-back rows never got one)."""
     try:
-        with ctx.db.session() as session:
-            session.add_all(rows)
+        with ctx.db.session() as session:  # one executemany: the unit of work cost ~0.1 ms a row
+            session.execute(insert(FeatureDataset), [{c: getattr(row, c) for c in _BULK_FIELDS} for row in rows])
         return {row.version_hash: row for row in rows}
     except IntegrityError:
         committed: dict[str, FeatureDataset] = {}
@@ -189,6 +191,8 @@ _DATASET_FIELDS = (
     "feature_id", "symbol", "timeframe", "start_date", "end_date", "version_hash", "storage_uri", "row_count",
     "columns", "source_fingerprint", "lineage",
 )
+#: What a bulk insert writes: the fields and what the row's defaults would be (``_encoded`` sets them).
+_BULK_FIELDS = (*_DATASET_FIELDS, "id", "created_at", "created_by")
 
 
 def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | None:
@@ -249,6 +253,9 @@ def _encoded(ctx: Context, plan: DatasetPlan, frame: pd.DataFrame) -> tuple[Feat
     key = f"{plan.definition.storage_prefix}/{plan.timeframe.value}/{plan.symbol}.{plan.version_hash}.parquet"
     data = to_parquet_bytes(frame)
     row = FeatureDataset(
+        id=uuid.uuid4(),
+        created_at=utcnow(),
+        created_by=actor.current(),
         feature_id=plan.definition.id,
         symbol=plan.symbol,
         timeframe=plan.timeframe.value,
