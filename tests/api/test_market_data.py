@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alphaforge.marketdata.bars import fingerprint
+from alphaforge.marketdata.local_store import _FrameCache
 
 GOOD_ROWS = [
     {"timestamp": "2020-01-02T00:00:00Z", "open": 10.0, "high": 11.0, "low": 9.5, "close": 10.5, "volume": 1000},
@@ -148,3 +149,22 @@ def test_fingerprint_in_response_matches_the_stored_bars(client: TestClient) -> 
     bars = client.get("/api/v1/market-data/FPT/bars").json()["bars"]
     frame = pd.DataFrame(bars).set_index(pd.DatetimeIndex([b["timestamp"] for b in bars]))
     assert fingerprint(frame) == response["fingerprint"]
+
+
+def test_the_bar_frames_a_process_keeps_are_bounded_and_reads_stay_right(
+    fresh_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for one series, reading two in turn keeps one frame in memory, and each
+    read still answers that series' own bars (read again from the store)."""
+    client = fresh_client
+    for symbol, shift in (("AAA", 0.0), ("BBB", 100.0)):
+        rows = [{**r, **{f: r[f] + shift for f in ("open", "high", "low", "close")}} for r in GOOD_ROWS]
+        upload = client.post(f"/api/v1/market-data/{symbol}/bars", files={"file": ("b.csv", _csv(rows), "text/csv")})
+        assert upload.status_code == 200, upload.text
+    cache = _FrameCache(limit=1)
+    monkeypatch.setattr(client.app.state.ctx.bars, "_cache", cache)
+    for _ in range(2):
+        for symbol, close in (("AAA", 10.5), ("BBB", 110.5)):
+            bars = client.get(f"/api/v1/market-data/{symbol}/bars").json()["bars"]
+            assert bars[0]["close"] == close and len(bars) == 3
+            assert len(cache) == 1 and cache.get((symbol, "1d")) is not None

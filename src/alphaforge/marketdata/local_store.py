@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,46 @@ class IngestResult:
     fingerprint: str
 
 
+#: What the bar frames a store keeps in memory may take (~200 KB per 20 years of daily bars).
+_CACHED_BYTES = 512 * 1024 * 1024
+
+
+class _FrameCache:
+    """(symbol, timeframe) -> (fingerprint, frame), the least recently used dropped first once
+    the frames take more than ``limit`` bytes: a process serving many symbols (the API, a
+    long-lived worker) holds the ones it reads most, not every series it ever read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[tuple[str, str], tuple[str, pd.DataFrame, int]] = OrderedDict()
+        self._bytes = 0
+        self._guard = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[str, pd.DataFrame] | None:
+        with self._guard:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0], entry[1]
+
+    def __setitem__(self, key: tuple[str, str], value: tuple[str, pd.DataFrame]) -> None:
+        fp, frame = value
+        size = len(frame) * (frame.shape[1] + 1) * 8
+        with self._guard:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._entries[key] = (fp, frame, size)
+            self._bytes += size
+            while self._bytes > self.limit and len(self._entries) > 1:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class LocalBarStore(BarProvider):
     def __init__(self, objects: ObjectStore, db: Database) -> None:
         self.objects = objects
@@ -68,7 +109,7 @@ class LocalBarStore(BarProvider):
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # (symbol, timeframe) -> (fingerprint, frame); validated against the catalog on read.
-        self._cache: dict[tuple[str, str], tuple[str, pd.DataFrame]] = {}
+        self._cache = _FrameCache(_CACHED_BYTES)
         # (symbol, timeframe, fingerprint) -> the bar fields that stored version holds.
         self._fields: dict[tuple[str, str, str], tuple[str, ...]] = {}
         # (symbol, timeframe, series fingerprint, first row, end row) -> that window's fingerprint;
