@@ -28,7 +28,8 @@ not the model, set the pace of a study of cheap trials.
 
 - **A read asks first what changed.** One light query lists the new and unfinished trials'
   ids, states and parameter counts; only those that differ from what this process holds (a
-  trial another worker ended or started, a new one) are read whole, with Optuna's query. A
+  trial another worker ended or started, a new one) are read whole (on PostgreSQL in one
+  statement, each trial's parts aggregated into arrays; elsewhere with Optuna's query). A
   sequential study's own trials never are: the process wrote them (a whole read took six
   queries and the trial's result attribute again, per trial). A running trial of another
   process is read again when its state or its parameters change (what TPE's constant liar
@@ -79,6 +80,33 @@ _PG_CREATE_TRIAL = (
     "SELECT count(*), %(study)s, 'RUNNING', %(start)s FROM trials WHERE study_id = %(study)s "
     "RETURNING trial_id, number"
 )
+#: Trials read whole in one statement (Optuna's read is six: the trials, then each table of
+#: their parts), each part aggregated into arrays in the order Optuna reads it.
+_PG_READ_TRIALS = """
+SELECT t.trial_id, t.number, t.state::text, t.datetime_start, t.datetime_complete,
+       p.names, p.internal, p.dists, v.objectives, v.stored, v.kinds,
+       u.keys, u.json, s.keys, s.json, i.steps, i.stored, i.kinds
+FROM trials t
+LEFT JOIN LATERAL (
+    SELECT array_agg(param_name ORDER BY param_id) AS names, array_agg(param_value ORDER BY param_id) AS internal,
+           array_agg(distribution_json ORDER BY param_id) AS dists
+    FROM trial_params WHERE trial_id = t.trial_id) p ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(objective) AS objectives, array_agg(value) AS stored, array_agg(value_type::text) AS kinds
+    FROM trial_values WHERE trial_id = t.trial_id) v ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(key) AS keys, array_agg(value_json) AS json
+    FROM trial_user_attributes WHERE trial_id = t.trial_id) u ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(key) AS keys, array_agg(value_json) AS json
+    FROM trial_system_attributes WHERE trial_id = t.trial_id) s ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(step) AS steps, array_agg(intermediate_value) AS stored,
+           array_agg(intermediate_value_type::text) AS kinds
+    FROM trial_intermediate_values WHERE trial_id = t.trial_id) i ON true
+WHERE t.study_id = %(study)s AND (t.trial_id > %(after)s OR t.trial_id = ANY(CAST(%(ids)s AS int[])))
+ORDER BY t.trial_id
+"""
 #: A finished trial's state, value(s), parameters, attributes and reports in one statement:
 #: nothing is written unless the trial was still RUNNING (the update returns no row).
 _PG_FINISH_TRIAL = """
@@ -412,8 +440,8 @@ class BufferedTrialStorage(_CachedStorage):
                 held = study.trials.get(number)
                 if held is None or held._trial_id != trial_id or held.state != state or len(held.params) != n_params:
                     stale.add(trial_id)
-            # Optuna's query, for the stale ones (and any trial created since the light query)
-            fetched = self._backend._get_trials(study_id, None, stale, max(stale)) if stale else []
+            # the stale ones whole (and any trial created since the light query)
+            fetched = self._read_whole(study_id, stale) if stale else []
             self._add_trials_to_cache(study_id, fetched)
             states = {trial_id: state for trial_id, _, state, _ in rows} | {t._trial_id: t.state for t in fetched}
             for trial_id, state in states.items():
@@ -422,6 +450,40 @@ class BufferedTrialStorage(_CachedStorage):
                     continue
                 study.last_finished_trial_id = max(study.last_finished_trial_id, trial_id)
                 study.unfinished_trial_ids.discard(trial_id)
+
+    def _read_whole(self, study_id: int, ids: set[int]) -> list[FrozenTrial]:
+        """Trials ``ids`` and any created after the last of them, as Optuna builds them
+        (``RDBStorage._build_frozen_trial_from_trial_model``); on PostgreSQL in one statement."""
+        if not self._postgres:
+            return self._backend._get_trials(study_id, None, ids, max(ids))
+        from optuna.storages._rdb import models
+
+        values_of = models.TrialValueModel.stored_repr_to_value
+        report_of = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
+        value_kind, report_kind = models.TrialValueModel.TrialValueType, models.TrialIntermediateValueModel.TrialIntermediateValueType
+        with self._driver() as conn:
+            rows = conn.execute(_PG_READ_TRIALS, {"study": study_id, "after": max(ids), "ids": sorted(ids)}).fetchall()
+        trials = []
+        for (trial_id, number, state, start, complete, p_names, p_internal, p_dists, v_objectives, v_stored, v_kinds,
+             u_keys, u_json, s_keys, s_json, i_steps, i_stored, i_kinds) in rows:
+            values: list[float] | None = None
+            if v_objectives:
+                values = [0.0] * len(v_objectives)
+                for objective, stored, kind in zip(v_objectives, v_stored, v_kinds):
+                    values[objective] = values_of(stored, value_kind[kind])
+            dists = {name: distributions.json_to_distribution(d) for name, d in zip(p_names or (), p_dists or ())}
+            trials.append(FrozenTrial(
+                number=number, state=TrialState[state], value=None, values=values, datetime_start=start,
+                datetime_complete=complete,
+                params={name: dists[name].to_external_repr(v) for name, v in zip(p_names or (), p_internal or ())},
+                distributions=dists,
+                user_attrs={k: json.loads(v) for k, v in zip(u_keys or (), u_json or ())},
+                system_attrs={k: json.loads(v) for k, v in zip(s_keys or (), s_json or ())},
+                intermediate_values={step: report_of(stored, report_kind[kind])
+                                     for step, stored, kind in zip(i_steps or (), i_stored or (), i_kinds or ())},
+                trial_id=trial_id,
+            ))
+        return trials
 
     def _changed(self, study_id: int, after: int, unfinished: list[int]) -> list[tuple[int, int, TrialState, int]]:
         """(trial id, number, state, parameter count) of the study's trials created after trial id
