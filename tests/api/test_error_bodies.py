@@ -21,6 +21,15 @@ def test_validation_errors_have_a_string_detail_naming_the_field(client: TestCli
     assert body["request_id"] == response.headers["x-request-id"]
 
 
+def test_a_body_with_many_bad_items_lists_the_first_errors_and_counts_them_all(client: TestClient) -> None:
+    members = [{"symbol": f"BAD SYMBOL {i}", "from": "2001-01-01"} for i in range(300)]
+    response = client.post("/api/v1/universes", json={"name": "many bad", "members": members})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert len(body["errors"]) == 50 and body["errors"][0]["loc"][:3] == ["body", "members", "0"]
+    assert "and 290 more (50 listed)" in body["detail"]
+
+
 def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"

@@ -44,15 +44,22 @@ def error_response(exc: AlphaforgeError) -> JSONResponse:
     return response
 
 
+#: Errors a 422 lists: a body of thousands of bad items answers with the first ones (and
+#: their count), not a reply as big as the request.
+MAX_LISTED_ERRORS = 50
+
+
 def validation_errors(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """A one-line summary naming each bad field, and the list without echoed input."""
+    """A one-line summary naming the first bad fields and how many there are, and the first
+    ``MAX_LISTED_ERRORS`` errors without echoed input."""
     items = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in errors
+        for e in errors[:MAX_LISTED_ERRORS]
     ]
     shown = "; ".join(f"{'.'.join(i['loc']) or 'request'}: {i['msg']}" for i in items[:10])
-    more = f"; and {len(items) - 10} more" if len(items) > 10 else ""
-    return f"invalid request: {shown}{more}", items
+    more = f"; and {len(errors) - 10} more" if len(errors) > 10 else ""
+    listed = f" ({MAX_LISTED_ERRORS} listed)" if len(errors) > MAX_LISTED_ERRORS else ""
+    return f"invalid request: {shown}{more}{listed}", items
 
 
 def install_error_handlers(app: FastAPI) -> None:
