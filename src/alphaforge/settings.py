@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     #: Request bodies over these sizes are refused (413) before they are read.
     max_upload_mb: float = 100.0
     max_json_mb: float = 10.0
+    #: Rows a predict answer may hold (a universe over years is millions: 422 above it).
+    max_predict_rows: int = Field(200_000, ge=1)
     #: Wall-clock limit of one task run (a request may ask for less), and the resident
     #: memory a worker process may use (0: no limit); a task over either ends FAILURE.
     task_time_limit_s: float = 6 * 3600.0

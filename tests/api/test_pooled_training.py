@@ -20,7 +20,7 @@ from skfolio.datasets import load_sp500_dataset
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
-from conftest import post_features
+from conftest import app_client, post_features
 
 START, END, HORIZON = "2012-01-01", "2020-01-01", 5
 FEATURES = [("technical.rsi", {"period": 14}), ("technical.roc", {"period": 20})]
@@ -166,6 +166,23 @@ def test_a_pooled_model_predicts_any_member(client: TestClient, ridge_run: dict)
     )
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == 20  # trading days of June 2019
+
+
+def test_a_universe_forecast_over_the_row_limit_is_a_422_and_one_under_it_answers(
+    client: TestClient, ridge_run: dict
+) -> None:
+    """Another app on the same database and store, allowing 30 rows: SP20 over June 2019
+    (20 members x 20 days) is refused with what to change; one member's 20 rows answer."""
+    settings = client.app.state.ctx.settings.model_copy(update={"max_predict_rows": 30})
+    june = {"start_date": "2019-06-01", "end_date": "2019-07-01"}
+    with app_client(settings) as small:
+        refused = small.post(f"/api/v1/models/{ridge_run['model_id']}/predict", json={"universe": "SP20", **june})
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        assert "over the 30 an answer may hold (ALPHAFORGE_MAX_PREDICT_ROWS)" in detail and "shorter range" in detail
+        one = small.post(f"/api/v1/models/{ridge_run['model_id']}/predict", json={"symbols": ["KO"], **june})
+        assert one.status_code == 200, one.text
+        assert len(one.json()["predictions"]) == 20 and set(one.json()["symbols"]) == {"KO"}
 
 
 def test_a_ranked_target_is_ranked_across_symbols_per_date(

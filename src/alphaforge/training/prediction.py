@@ -125,6 +125,7 @@ def _predict_panel(ctx: Context, model: Model, plugin: ModelPlugin, request: Pre
     parts: list[tuple[str, PredictResult]] = []
     panels = _cross_sectional_panels(ctx, model, request)
     _, spells = member_spells(ctx, request.universe, request.symbols, request.start_date, request.end_date)
+    limit, rows_so_far = ctx.settings.max_predict_rows, 0
     for symbol, start, end in spells:
         one = request.model_copy(update={"symbol": symbol, "universe": None, "symbols": None,
                                          "start_date": start, "end_date": end})
@@ -132,6 +133,13 @@ def _predict_panel(ctx: Context, model: Model, plugin: ModelPlugin, request: Pre
             parts.append((symbol, _predict(ctx, model, plugin, one, panels)))
         except NoCompleteRows:
             continue
+        rows_so_far += len(parts[-1][1].timestamps)
+        if rows_so_far > limit:  # refused as soon as it is known, not after every member
+            raise InvalidInput(
+                f"the forecasts of {len(parts)} of the {len(spells)} members' spells already number {rows_so_far} rows, "
+                f"over the {limit} an answer may hold (ALPHAFORGE_MAX_PREDICT_ROWS): ask for a shorter range or "
+                "fewer symbols", field="end_date",
+            )
     if not parts:
         raise InvalidInput(
             f"no member has {request.timeframe.value} bars with complete features in "
