@@ -42,10 +42,12 @@ cache is warmed before anything is timed.
    The speed-up compared with the target (>= 1.7) is median warm wall(1) / median warm wall(2).
 
 3. pruning: the synchronous ``tuner.tune`` (in this process) with each pruner of ``PRUNERS``
-   (none, the fold-wise median, Optuna's WilcoxonPruner at two p-thresholds), same n_trials
-   and space as 2, once per seed (``--pruning-seeds``, default 5; the pruners' order rotates):
-   per seed the wall time over no pruning's and each pruner's best score; the median ratio
-   is compared with the target (<= 0.70). Then the median rule is replayed on seed 0's
+   (none, the fold-wise median, the default fold-wise percentile, Optuna's WilcoxonPruner, the
+   fold-wise rule at 25 % from fold 2), same n_trials and space as 2, once per seed
+   (``--pruning-seeds``, default 5, from ``--pruning-seed-start``; the pruners' order rotates): per seed the wall time over no pruning's, the same for this
+   process's CPU time (all its threads: less swayed by other work on a shared machine), the
+   folds run and each pruner's best score; the median wall ratio is compared with the target
+   (<= 0.70). Then the median rule is replayed on seed 0's
    unpruned study's per-fold scores (``replay_pruning``): Optuna's ``MedianPruner`` rule,
    and a per-step variant, with the folds each would have saved.
 
@@ -535,7 +537,7 @@ def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) ->
     for values in running:
         stop = None
         if len(completed) >= tuner.PRUNER_STARTUP_TRIALS:
-            for step in range(tuner.PRUNER_WARMUP_STEPS, n_folds - 1):
+            for step in range(tuner.FOLD_RULES["median"][1], n_folds - 1):
                 median = statistics.median(c[step] for c in completed)
                 own = values[step] if rule == "per_step" else (min if minimize else max)(values[: step + 1])
                 if (own > median) if minimize else (own < median):
@@ -557,16 +559,20 @@ def replay_pruning(fold_scores: list[list[float]], minimize: bool, rule: str) ->
     }
 
 
-#: The pruners compared: (label, request's pruner, Wilcoxon p-threshold or None).
-PRUNERS: tuple[tuple[str, str, float | None], ...] = (
-    ("none", "none", None), ("median", "median", None),
-    ("wilcoxon p0.10", "wilcoxon", 0.10), ("wilcoxon p0.15", "wilcoxon", 0.15),
+#: The pruners compared: (label, request's pruner, tuner constants set for it). "percentile"
+#: is the default (the best 40 % from fold 1), "median" the default before; the last row is
+#: the fold-wise rule at 25 % from fold 2, which ran as few folds but lost the best in 2 of 5
+#: seeds when the default was chosen.
+PRUNERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("none", "none", {}), ("median", "median", {}), ("percentile", "percentile", {}),
+    ("wilcoxon p0.15", "wilcoxon", {"WILCOXON_P_THRESHOLD": 0.15}),
+    ("best 25% from fold 2", "percentile", {"FOLD_RULES": {"percentile": (25.0, 1), "median": (50.0, 1)}}),
 )
 #: Target of issue 17: a pruner's wall time <= this share of no pruning's.
 TARGET_PRUNING_RATIO = 0.70
 
 
-def bench_pruning(tmp: Path, n_trials: int, seeds: int) -> dict[str, Any]:
+def bench_pruning(tmp: Path, n_trials: int, seeds: int, seed_start: int = 0) -> dict[str, Any]:
     """Each pruner's synchronous tune (this process) on the same study, once per seed
     (0 .. seeds-1), the order of the pruners rotating from seed to seed; the wall-time ratio
     to no pruning per seed, and the best score of each."""
@@ -575,45 +581,53 @@ def bench_pruning(tmp: Path, n_trials: int, seeds: int) -> dict[str, Any]:
     from alphaforge.training.assembly import assemble_training_data
     from alphaforge.settings import Settings
 
-    out: dict[str, Any] = {"n_trials": n_trials, "seeds": list(range(seeds)),
+    out: dict[str, Any] = {"n_trials": n_trials, "seeds": list(range(seed_start, seed_start + seeds)),
                            "pruners": [label for label, _, _ in PRUNERS]}
     section_load(out, "start")
     ctx = start_context(Settings(data_dir=tmp, task_workers=1))
-    default_p = tuner.WILCOXON_P_THRESHOLD
+    defaults = {name: getattr(tuner, name) for _, _, constants in PRUNERS for name in constants}
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in PRUNERS}
     try:
         feature_ids = create_features(ctx, FEATURES)
         assemble_training_data(ctx, lgbm_request(feature_ids, n_trials, "none").dataset)  # warms the dataset cache
         tuner.tune(ctx, lgbm_request(feature_ids, 2, "none"))  # warm-up: imports, MLflow
         fold_scores_none: list[list[float]] = []
-        for seed in range(seeds):
+        for seed in out["seeds"]:
             order = PRUNERS[seed % len(PRUNERS):] + PRUNERS[: seed % len(PRUNERS)]
-            for label, pruner, p_threshold in order:
-                tuner.WILCOXON_P_THRESHOLD = p_threshold if p_threshold is not None else default_p
+            for label, pruner, constants in order:
+                for name, value in {**defaults, **constants}.items():
+                    setattr(tuner, name, value)
                 request = lgbm_request(feature_ids, n_trials, pruner, seed)
                 box: dict[str, Any] = {}
+                cpu0 = time.process_time()  # this process's CPU (all its threads): less swayed by others' load
                 wall = time_once(lambda request=request, box=box: box.update(r=tuner.tune(ctx, request)))
+                cpu = time.process_time() - cpu0
                 r = box["r"]
-                runs[label].append({"seed": seed, "wall_s": wall, "best_score": r.best_score, "best_trial": r.best_trial,
-                                    "n_pruned": r.n_pruned, "folds_evaluated": sum(t.folds_evaluated for t in r.trials)})
-                if pruner == "none" and seed == 0:
+                runs[label].append({"seed": seed, "wall_s": wall, "cpu_s": cpu, "load_1m": load_now()[0],
+                                    "best_score": r.best_score, "best_trial": r.best_trial, "n_pruned": r.n_pruned,
+                                    "folds_evaluated": sum(t.folds_evaluated for t in r.trials)})
+                if pruner == "none" and seed == seed_start:
                     fold_scores_none = fold_scores_of(ctx, r.study_name, r.metric)
                     out["metric"] = r.metric
-                log(f"seed {seed}, pruner {label}: {wall:.1f} s, best {r.metric} {r.best_score:.6g}, "
-                    f"{r.n_pruned} pruned")
+                log(f"seed {seed}, pruner {label}: {wall:.1f} s (CPU {cpu:.1f} s), best {r.metric} {r.best_score:.6g}, "
+                    f"{r.n_pruned} pruned, {runs[label][-1]['folds_evaluated']} folds, load {load_now()[0]}")
     finally:
-        tuner.WILCOXON_P_THRESHOLD = default_p
+        for name, value in defaults.items():
+            setattr(tuner, name, value)
         ctx.close()
     none = runs["none"]
     for label, _, _ in PRUNERS:
         rows = runs[label]
         ratios = [r["wall_s"] / n["wall_s"] for r, n in zip(rows, none)]
+        cpu_ratios = [r["cpu_s"] / n["cpu_s"] for r, n in zip(rows, none)]
         best_diff = [abs(r["best_score"] - n["best_score"]) / abs(n["best_score"]) for r, n in zip(rows, none)]
         out[label] = {
             "runs": rows,
             "wall_ratio_per_seed": ratios,
             "wall_ratio_median": _median(ratios),
             "wall_ratio_total": sum(r["wall_s"] for r in rows) / sum(n["wall_s"] for n in none),
+            "cpu_ratio_per_seed": cpu_ratios,
+            "cpu_ratio_median": _median(cpu_ratios),
             "best_score_rel_diff_per_seed": best_diff,
             "same_best_seeds": sum(d == 0 for d in best_diff),
             "n_pruned_median": _median([r["n_pruned"] for r in rows]),
@@ -764,7 +778,8 @@ def bench_scale(tmp: Path, n_trials: int, pg: ScratchPostgres | None, pg_skip: s
 def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], trivial_trials_n: int, repeats: int,
         tpe_repeats: int, ridge_trials: int, ridge_repeats: int, parallel_trials: int, parallel_repeats: int,
         pruning_trials: int,
-        pruning_seeds: int, listing_trials: int = 10_000, scale_trials: int = 1000) -> dict[str, Any]:
+        pruning_seeds: int, listing_trials: int = 10_000, scale_trials: int = 1000,
+        pruning_seed_start: int = 0) -> dict[str, Any]:
     import lightgbm
     import mlflow
     import optuna
@@ -806,7 +821,7 @@ def run(*, quick: bool, wait: bool, max_wait_s: float, sections: list[str], triv
         if "parallel" in sections:
             result["parallel"] = bench_parallel(tmp / "parallel", parallel_trials, parallel_repeats)
         if "pruning" in sections:
-            result["pruning"] = bench_pruning(tmp / "pruning", pruning_trials, pruning_seeds)
+            result["pruning"] = bench_pruning(tmp / "pruning", pruning_trials, pruning_seeds, pruning_seed_start)
         if "listing" in sections:
             result["listing"] = bench_listing(tmp / "listing", listing_trials, repeats, pg, pg_skip)
         if "scale" in sections:
@@ -877,12 +892,14 @@ def report(result: dict[str, Any]) -> str:
     if pr:
         rows = [[label, f"{pr[label]['wall_ratio_median']:.2f}", f"{pr[label]['wall_ratio_total']:.2f}",
                  ", ".join(f"{x:.2f}" for x in pr[label]["wall_ratio_per_seed"]),
+                 f"{pr[label]['cpu_ratio_median']:.2f}" if "cpu_ratio_median" in pr[label] else "-",
                  ", ".join(f"{r['best_score']:.5g}" for r in pr[label]["runs"]),
                  f"{pr[label]['same_best_seeds']}/{len(pr['seeds'])}", pr[label]["n_pruned_median"],
                  pr[label]["folds_evaluated_total"]] for label in pr["pruners"]]
         out.append(f"3. sync tune, ml.lightgbm, {pr['n_trials']} trials, seeds {pr['seeds']}: wall time / no pruning's "
                    f"(target <= {pr['target_ratio']}):")
-        out.append(table(rows, ["pruner", "ratio median", "ratio total", "per seed", "best per seed", "same best",
+        out.append(table(rows, ["pruner", "ratio median", "ratio total", "per seed", "CPU ratio median",
+                                "best per seed", "same best",
                                 "pruned (median)", "folds run"]))
         out.append(f"   load at start/end of section: {pr['loadavg_1_5_15']}")
         rows = [[r["rule"], r["n_pruned"], f"{r['folds_run']}/{r['folds_total']}",
@@ -952,6 +969,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel-repeats", type=int, help="warm-pool tunes per worker count (default 3)")
     parser.add_argument("--pruning-trials", type=int, help="trials per pruning study (default 30)")
     parser.add_argument("--pruning-seeds", type=int, help="seeds per pruner, order rotating (default 5)")
+    parser.add_argument("--pruning-seed-start", type=int, default=0, help="first seed of the pruning section (default 0)")
     parser.add_argument("--listing-trials", type=int, help="trials seeded into the listed study (default 10,000)")
     parser.add_argument("--scale-trials", type=int, help="trials of the end-to-end ridge study (default 1,000)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the load average to drop")
@@ -969,6 +987,7 @@ def main(argv: list[str] | None = None) -> int:
         parallel_repeats=args.parallel_repeats or (1 if q else 3),
         pruning_trials=args.pruning_trials or (8 if q else 30), pruning_seeds=args.pruning_seeds or (1 if q else 5),
         listing_trials=args.listing_trials or (1000 if q else 10_000), scale_trials=args.scale_trials or (50 if q else 1000),
+        pruning_seed_start=args.pruning_seed_start,
     )
     path = write_results(NAME, result, quick=q)
     print(report(result))

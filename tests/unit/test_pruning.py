@@ -1,4 +1,5 @@
-"""The fold-wise median pruner compares scores after the same folds."""
+"""The fold-wise pruner compares scores after the same folds: with the median, and with the
+tuner's default share (the best 40 % from the first fold on)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import optuna
 import pytest
 
 from alphaforge.tuning.pruning import FoldMedianPruner
+from alphaforge.tuning.tuner import FOLD_RULES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -54,3 +56,56 @@ def test_no_pruning_before_enough_completed_trials() -> None:
     trial.report(0.5, 0)
     trial.report(100.0, 1)
     assert not trial.should_prune()
+
+
+def _default_rule(n_startup_trials: int = 3) -> FoldMedianPruner:
+    """The tuner's default fold-wise rule (pruner="percentile") as configured."""
+    share, first_fold = FOLD_RULES["percentile"]
+    return FoldMedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=first_fold, percentile=share)
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_default_rule_keeps_only_the_best_40_percent_after_each_fold(direction: str) -> None:
+    sign = 1 if direction == "minimize" else -1
+    study = _study(_default_rule(), direction)
+    # after fold 1 the completed scores are 4.0, 5.0, 6.0: the best 40 % end at 4.8 (linear)
+    within_median = study.ask()
+    within_median.report(sign * 0.5, 0)
+    within_median.report(sign * 4.9, 1)  # better than the median (5.0), outside the best 40 %
+    assert within_median.should_prune()
+    median_study = _study(FoldMedianPruner(n_startup_trials=3, n_warmup_steps=1), direction)
+    kept_by_median = median_study.ask()
+    kept_by_median.report(sign * 0.5, 0)
+    kept_by_median.report(sign * 4.9, 1)
+    assert not kept_by_median.should_prune()
+    good = study.ask()
+    good.report(sign * 0.5, 0)
+    good.report(sign * 4.7, 1)
+    assert not good.should_prune()
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_default_rule_may_stop_a_trial_after_its_first_fold(direction: str) -> None:
+    sign = 1 if direction == "minimize" else -1
+    # after fold 0 the completed scores are 0.9, 1.0, 1.2: the best 40 % end at 0.98
+    bad = _study(_default_rule(), direction).ask()
+    bad.report(sign * 1.05, 0)
+    assert bad.should_prune()
+    good = _study(_default_rule(), direction).ask()
+    good.report(sign * 0.95, 0)
+    assert not good.should_prune()
+    # the median rule never stops a trial on its first fold
+    median = _study(FoldMedianPruner(n_startup_trials=3, n_warmup_steps=1), direction).ask()
+    median.report(sign * 100.0, 0)
+    assert not median.should_prune()
+
+
+def test_the_default_rule_waits_for_enough_completed_trials() -> None:
+    trial = _study(_default_rule(n_startup_trials=4)).ask()
+    trial.report(100.0, 0)
+    assert not trial.should_prune()
+
+
+def test_a_share_outside_0_to_100_is_refused() -> None:
+    with pytest.raises(ValueError):
+        FoldMedianPruner(percentile=0.0)

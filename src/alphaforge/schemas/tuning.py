@@ -80,12 +80,16 @@ class TuneRequest(CrossValidated):
     patience: int | None = Field(
         None, ge=1, le=1000, description="Early stopping: stop after this many finished trials without a better score"
     )
-    pruner: Literal["median", "wilcoxon", "none"] = Field(
-        "median",
-        description="median: stop a trial whose score so far is worse than the median of earlier trials at the same "
-        "fold; wilcoxon: Optuna's WilcoxonPruner, stop a trial whose per-fold scores a paired signed-rank test finds "
-        "worse than the best trial's on the same folds; none. Never with metric net_sharpe (its score is known only "
-        "after the last fold), never on the last fold",
+    pruner: Literal["percentile", "median", "wilcoxon", "none"] = Field(
+        "percentile",
+        description="percentile (the default): stop a trial whose score so far is outside the best 40% of the "
+        "completed trials' scores after the same fold, from the first fold on; median: stop it when worse than their "
+        "median, from the second fold on; wilcoxon: Optuna's WilcoxonPruner, stop a trial whose per-fold scores a "
+        "paired signed-rank test finds worse than the best trial's on the same folds (p < 0.15: from the third fold "
+        "on, so never with fewer than 4 folds); none. Fold-wise rules start once 5 trials completed. Never with "
+        "metric net_sharpe (its score is known only after the last fold), never on the last fold. The default was "
+        "measured (lightgbm, 30 trials, 5 folds, 5 seeds): 0.65x the wall time of no pruning with the same best "
+        "trial in every seed; median 0.77x, same best; wilcoxon 0.80x, another best in 3 of 5 seeds",
     )
     signal: SignalConfig = Field(default_factory=SignalConfig, description=SIGNAL_DESCRIPTION)
     top_k: int = Field(10, ge=1, le=100, description="Complete trials listed in the response's top_trials, best first")

@@ -8,6 +8,12 @@ before 2008) it beats every median, so no trial is ever pruned. This pruner comp
 score *at* the current step with the median of the completed trials' scores at that same
 step: the same folds on both sides.
 
+The same rule with a stricter share is the tuner's default (``pruner="percentile"``, see
+``tuner.FOLD_RULES``): the score at the step must be within the best 40 % of the completed
+trials' scores at that step (``numpy.percentile``, linear between scores), checked from the
+first fold on. On the benchmark's lightgbm study it ran 65 % of the folds against the median
+rule's 82 % and kept the same best trial as no pruning in each of 5 seeds.
+
 The completed trials are read once per trial (at its first check), not once per fold: each
 read is a query to the study's storage, and a trial that completes meanwhile in another
 worker would only join the comparison a few folds later.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
 import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
@@ -24,9 +31,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 
 class FoldMedianPruner(BasePruner):
-    def __init__(self, n_startup_trials: int = 5, n_warmup_steps: int = 1) -> None:
+    """``percentile``: the share (in %) of the completed trials' scores at the step, counted from
+    the best, that a trial must be within to go on: 50 is the median; 25 keeps only a trial in
+    the best quarter (``numpy.percentile``, linear between scores)."""
+
+    def __init__(self, n_startup_trials: int = 5, n_warmup_steps: int = 1, percentile: float = 50.0) -> None:
+        if not 0.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {percentile}")
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
+        self.percentile = percentile
         self._completed: tuple[int, list[FrozenTrial]] | None = None  # (trial number, completed trials)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -41,5 +55,10 @@ class FoldMedianPruner(BasePruner):
         others = [t.intermediate_values[step] for t in completed if step in t.intermediate_values]
         if not others:
             return False
-        median, value = statistics.median(others), trial.intermediate_values[step]
-        return value > median if study.direction == StudyDirection.MINIMIZE else value < median
+        minimize = study.direction == StudyDirection.MINIMIZE
+        if self.percentile == 50.0:
+            bound = statistics.median(others)
+        else:  # counted from the best: the low scores when minimising, the high ones when maximising
+            bound = float(np.percentile(others, self.percentile if minimize else 100.0 - self.percentile))
+        value = trial.intermediate_values[step]
+        return value > bound if minimize else value < bound
