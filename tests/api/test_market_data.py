@@ -168,3 +168,19 @@ def test_the_bar_frames_a_process_keeps_are_bounded_and_reads_stay_right(
             bars = client.get(f"/api/v1/market-data/{symbol}/bars").json()["bars"]
             assert bars[0]["close"] == close and len(bars) == 3
             assert len(cache) == 1 and cache.get((symbol, "1d")) is not None
+
+
+def test_weekly_bars_follow_a_restatement_of_their_daily_bars(fresh_client: TestClient) -> None:
+    """Weekly bars are aggregated once per stored daily version: a restated day shows at once."""
+    client = fresh_client
+    upload = client.post("/api/v1/market-data/WKLY/bars", files={"file": ("b.csv", _csv(GOOD_ROWS), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    first = client.get("/api/v1/market-data/WKLY/bars", params={"timeframe": "1w"}).json()["bars"]
+    assert first == client.get("/api/v1/market-data/WKLY/bars", params={"timeframe": "1w"}).json()["bars"]
+    # The week of 2020-01-02/03 closes on Friday the 3rd at 10.2; restated to 12.0 (high 12.5).
+    assert [b["close"] for b in first] == [10.2, 10.7]
+    restated = [{**GOOD_ROWS[1], "close": 12.0, "high": 12.5}]
+    upload = client.post("/api/v1/market-data/WKLY/bars", files={"file": ("b.csv", _csv(restated), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    after = client.get("/api/v1/market-data/WKLY/bars", params={"timeframe": "1w"}).json()["bars"]
+    assert [b["close"] for b in after] == [12.0, 10.7] and after[0]["high"] == 12.5

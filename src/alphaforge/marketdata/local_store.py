@@ -233,13 +233,26 @@ class LocalBarStore(BarProvider):
             bars, at = empty_frame(), (0, 0)
         else:
             if timeframe == Timeframe.WEEK:
-                frame = aggregate_weekly(frame)
+                frame = self._weekly(symbol, frame)
             index = frame.index
             lo = int(index.searchsorted(pd.Timestamp(start), side="left"))
             hi = int(index.searchsorted(pd.Timestamp(end), side="left"))
             at = (lo, lo) if hi <= lo else (max(0, lo - warmup), hi)
             bars = frame.iloc[at[0]:at[1]]
         return (bars, at) if where else bars
+
+    def _weekly(self, symbol: str, daily: pd.DataFrame) -> pd.DataFrame:
+        """The weekly bars of a daily series, aggregated once per stored version (~5 ms for
+        20 years, paid by every weekly read and every member of a weekly panel)."""
+        version = self._cache.get((symbol, Timeframe.DAY.value))
+        if version is None or version[1] is not daily:  # not the cached version: nothing to key it by
+            return aggregate_weekly(daily)
+        kept = self._cache.get((symbol, Timeframe.WEEK.value))
+        if kept is not None and kept[0] == version[0]:
+            return kept[1]
+        weekly = aggregate_weekly(daily)
+        self._cache[(symbol, Timeframe.WEEK.value)] = (version[0], weekly)
+        return weekly
 
     def list_series(self) -> list[SeriesInfo]:
         with self.db.session() as session:
