@@ -44,6 +44,16 @@ def test_put_get_exists_list_delete(store: ObjectStore) -> None:
     assert store.list("nothing-here") == []
 
 
+def test_exists_many_answers_each_key_in_order(store: ObjectStore) -> None:
+    """Many keys at once (concurrently on S3), each answered as ``exists`` answers it."""
+    keys = [f"many/{i:02d}.bin" for i in range(40)]
+    for key in keys[::3]:
+        store.put(key, b"x")
+    asked = keys + ["elsewhere/none.bin"]
+    assert store.exists_many(asked) == [store.exists(k) for k in asked] == [i % 3 == 0 for i in range(40)] + [False]
+    assert store.exists_many([]) == []
+
+
 def test_a_folder_is_no_object(store: ObjectStore) -> None:
     """A key that is only a prefix of others (a local folder) reads as missing, not as an outage."""
     store.put("folder/inner.bin", b"1")

@@ -130,13 +130,14 @@ def generate_pieces(
         except NoBarsInRange:
             plans.append(None)
     stored = _find_many(ctx, definition.id, [p.version_hash for p in plans if p is not None])
+    kept = set(_stored_objects(ctx, list(stored.values())))
     out: list[Piece | None] = [None] * len(plans)
     todo: list[tuple[int, DatasetPlan, FeatureDataset | None]] = []
     for at, plan in enumerate(plans):
         if plan is None:
             continue
         row = stored.get(plan.version_hash)
-        if row is not None and ctx.objects.exists(ctx.objects.key_of(row.storage_uri)):
+        if row is not None and row.version_hash in kept:
             out[at] = Piece(row, None)
         else:
             todo.append((at, plan, row))
@@ -158,6 +159,12 @@ def generate_pieces(
         _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
         out = [p if p is None else Piece(committed.get(p.dataset.version_hash, p.dataset), p.frame) for p in out]
     return out
+
+
+def _stored_objects(ctx: Context, rows: list[FeatureDataset]) -> list[str]:
+    """The version hashes of the rows whose objects are stored (a lost one is computed again)."""
+    found = ctx.objects.exists_many([ctx.objects.key_of(row.storage_uri) for row in rows])
+    return [row.version_hash for row, there in zip(rows, found, strict=True) if there]
 
 
 def _find_many(ctx: Context, feature_id: uuid.UUID, hashes: list[str]) -> dict[str, FeatureDataset]:

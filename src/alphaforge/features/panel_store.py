@@ -78,7 +78,7 @@ def all_stored(ctx: Context, uri: str) -> bool:
     key = ctx.objects.key_of(uri)
     if not ctx.objects.exists(key):
         return False
-    return not is_view(uri) or all(ctx.objects.exists(ctx.objects.key_of(m.storage_uri)) for m in members(ctx, uri))
+    return not is_view(uri) or all(ctx.objects.exists_many([ctx.objects.key_of(m.storage_uri) for m in members(ctx, uri)]))
 
 
 def read_arrays(ctx: Context, uri: str) -> PanelArrays:

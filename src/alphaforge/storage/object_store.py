@@ -20,6 +20,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +29,8 @@ import fsspec
 from alphaforge.errors import DependencyUnavailable, NotFound
 
 DEPENDENCY = "object store"
+#: Existence checks ``exists_many`` keeps in flight on S3.
+CONCURRENT_STATS = 16
 log = logging.getLogger(__name__)
 
 
@@ -146,6 +149,14 @@ class ObjectStore:
             if self.protocol == "file":  # one stat (fsspec's local exists builds an info dict: ~8 us a call)
                 return os.path.exists(self._path(key))
             return bool(self._call("exists", self._path(key)))
+
+    def exists_many(self, keys: list[str]) -> list[bool]:
+        """``exists`` of each key; on S3 up to ``CONCURRENT_STATS`` requests in flight (a panel
+        hit checks every piece it names: one HEAD after another cost a round trip each)."""
+        if self.protocol == "file" or len(keys) < 2:
+            return [self.exists(key) for key in keys]
+        with ThreadPoolExecutor(min(CONCURRENT_STATS, len(keys)), thread_name_prefix="object-stat") as pool:
+            return list(pool.map(self.exists, keys))
 
     def delete(self, key: str) -> None:
         with self._translate("delete", key):
