@@ -269,8 +269,12 @@ def test_a_panel_whose_piece_was_lost_is_a_miss_that_stores_the_piece_again(clie
     expected = read()
     (ko,) = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "KO"}).json()
     ctx.objects.delete(ctx.objects.key_of(ko["storage_uri"]))
+    # The download's stacked copy still holds every value; without it the lost piece is a 404.
+    pd.testing.assert_frame_equal(read(), expected)
+    ctx.objects.delete(panels.panel_store.stacked_key(ctx, first["panel"]["storage_uri"]))
     data = f"/api/v1/features/{feature['id']}/panels/{first['panel']['id']}/data"
-    assert client.get(data, params={"format": "parquet"}).status_code == 404  # says to generate the panel again
+    lost = client.get(data, params={"format": "parquet"})
+    assert lost.status_code == 404 and "generate the panel again" in lost.json()["detail"]
     again = post_panel(client, feature["id"], symbols=["PG", "KO"], **SHORT)
     assert again["cached"] is False and again["panel"]["id"] == first["panel"]["id"]
     assert {p["symbol"]: p["cached"] for p in again["pieces"]} == {"KO": False, "PG": True}
@@ -335,6 +339,36 @@ def test_json_and_parquet_forms_agree(client: TestClient, create_feature) -> Non
     as_json["timestamp"] = as_json["timestamp"].dt.as_unit("ns")
     pd.testing.assert_frame_equal(as_json.astype({"rsi": "float64"}), stored)
     assert as_json["rsi"].isna().sum() == 0  # warm-up came from before the range
+
+
+def test_a_panel_of_pieces_is_stacked_for_download_by_a_task_worker_once(
+    client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API process never reads and sorts every piece: a stack_panel task does, once;
+    later downloads read its stacked copy. A lost piece is a 404 saying what to do."""
+    feature = create_feature(client, "technical.rsi", {"period": 14})
+    panel = post_panel(client, feature["id"], symbols=["AAPL", "KO"], **SHORT)["panel"]
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("the API process stacked a panel")
+
+    monkeypatch.setattr(panels.panel_store, "read_frame", not_here)  # this process only; workers are others
+    first = parquet(client, feature["id"], panel["id"])
+    assert sorted(first.index.get_level_values("symbol").unique()) == ["AAPL", "KO"] and len(first) == panel["row_count"]
+    def stacked() -> list[dict]:
+        listed = client.get("/api/v1/tasks", params={"kind": "stack_panel", "limit": 500}).json()
+        return [t for t in listed if (t["result"] or {}).get("panel_id") == panel["id"]]
+
+    assert [t["status"] for t in stacked()] == ["SUCCESS"]
+    pd.testing.assert_frame_equal(parquet(client, feature["id"], panel["id"]), first)
+    assert len(stacked()) == 1
+
+    other = post_panel(client, feature["id"], symbols=["AAPL", "PG"], **SHORT)["panel"]
+    ctx = client.app.state.ctx
+    (piece,) = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "PG"}).json()
+    ctx.objects.delete(ctx.objects.key_of(piece["storage_uri"]))
+    lost = client.get(f"/api/v1/features/{feature['id']}/panels/{other['id']}/data", params={"format": "parquet"})
+    assert lost.status_code == 404 and "generate the panel again" in lost.json()["detail"]
 
 
 def test_json_over_the_row_cap_is_refused(client: TestClient, create_feature, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,10 +437,13 @@ def test_deleting_the_universe_keeps_its_panels_and_deleting_the_feature_removes
 
     key = ctx.objects.key_of(panel["storage_uri"])
     assert key.endswith(f"/panels/{panel['version_hash']}.pieces.json") and ctx.objects.get(key)
+    parquet(client, feature["id"], panel["id"])  # a download stacks a copy of the pieces
+    stacked = key.removesuffix(".pieces.json") + ".stacked.parquet"
+    assert ctx.objects.exists(stacked)
     (piece,) = client.get(f"/api/v1/features/{feature['id']}/versions", params={"symbol": "KO"}).json()
     assert client.delete(f"/api/v1/features/{feature['id']}").status_code == 204
     assert client.get(f"/api/v1/features/{feature['id']}/panels").status_code == 404
-    assert key not in ctx.objects.list(key.rsplit("/", 1)[0])
+    assert key not in ctx.objects.list(key.rsplit("/", 1)[0]) and not ctx.objects.exists(stacked)
     assert not ctx.objects.exists(ctx.objects.key_of(piece["storage_uri"]))
 
 

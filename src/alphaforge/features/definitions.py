@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.features import panel_objects
 from alphaforge.plugins.features import FeaturePlugin, feature_plugins
 from alphaforge.schemas.features import FeatureCreate, FeatureUpdate
 from alphaforge.storage.definitions import get_definition, list_definitions, requested_changes, update_definition
@@ -165,3 +166,5 @@ def delete_feature(ctx: Context, feature_id: uuid.UUID) -> None:
         still_used |= set(session.scalars(select(FeaturePanel.storage_uri).where(FeaturePanel.storage_uri.in_(uris))))
     for uri in sorted(uris - still_used):
         ctx.objects.delete(ctx.objects.key_of(uri))
+        if panel_objects.is_view(uri):  # and its stacked copy, when a download made one
+            ctx.objects.delete(panel_objects.stacked_key(ctx, uri))

@@ -395,12 +395,16 @@ def stored_object(
 def bounded_records(row_count: int, limit: int, read: Callable[[], bytes], what: str) -> list[dict[str, Any]]:
     """JSON records of stored values, refused (422) above ``limit`` rows: JSON of millions
     of rows is no way to move them."""
+    check_row_cap(row_count, limit, what)
+    return frame_to_records(from_parquet_bytes(read()))
+
+
+def check_row_cap(row_count: int, limit: int, what: str) -> None:
     if row_count > limit:
         raise InvalidInput(
             f"{what} has {row_count} rows, over the {limit} a JSON answer may hold: ask for format=parquet",
             field="format",
         )
-    return frame_to_records(from_parquet_bytes(read()))
 
 
 def compute_frame(

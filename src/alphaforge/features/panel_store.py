@@ -23,11 +23,12 @@ import pandas as pd
 
 from alphaforge.context import Context
 from alphaforge.features.generation import PREVIEW_ROWS
+from alphaforge.features.panel_objects import MANIFEST_SUFFIX, is_view, stacked_key
 from alphaforge.marketdata.bars import frame_to_records
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
+from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.storage.parquet import head_arrays, head_of_parquet, index_and_columns, panel_arrays, to_parquet_bytes
 
-MANIFEST_SUFFIX = ".pieces.json"
 MANIFEST_SCHEMA = "alphaforge.panel-pieces/1"
 
 #: UTC nanosecond stamps, symbols, float64 columns, row for row.
@@ -45,10 +46,6 @@ class Member:
     rows: int
     #: UTC nanoseconds of its first row (None: not known when the view was written).
     first: int | None = None
-
-
-def is_view(uri: str) -> bool:
-    return uri.endswith(MANIFEST_SUFFIX)
 
 
 def put_view(ctx: Context, key_stem: str, members: Sequence[Member], columns: list[str]) -> str:
@@ -93,11 +90,21 @@ def read_frame(ctx: Context, uri: str) -> pd.DataFrame:
     return to_frame(read_arrays(ctx, uri))
 
 
-def parquet(ctx: Context, uri: str) -> bytes:
-    """The panel as one Parquet file: columns timestamp, symbol and the feature's outputs."""
+def stored_parquet(ctx: Context, uri: str) -> bytes | None:
+    """The panel as one Parquet file (columns timestamp, symbol and the feature's outputs)
+    when stored: a computed panel's object, a view's stacked copy (None: not made yet)."""
     if not is_view(uri):
         return ctx.objects.get(ctx.objects.key_of(uri))
-    return to_parquet_bytes(read_frame(ctx, uri))
+    try:
+        return ctx.objects.get(stacked_key(ctx, uri))
+    except ObjectNotFound:
+        return None
+
+
+def stack(ctx: Context, uri: str) -> None:
+    """Write a view's stacked copy: every piece read, sorted and encoded (seconds for a big
+    panel: a task worker's job, not the API's)."""
+    ctx.objects.put(stacked_key(ctx, uri), to_parquet_bytes(read_frame(ctx, uri)))
 
 
 def preview(ctx: Context, uri: str) -> list[dict[str, Any]]:

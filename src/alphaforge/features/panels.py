@@ -32,6 +32,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from sqlalchemy import select, update
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
+from alphaforge.storage.object_store import ObjectNotFound
 from alphaforge.features.definitions import NOT_FOUND
 from alphaforge.features import generation, panel_store
 from alphaforge.features.generation import (
@@ -505,15 +507,34 @@ def get_panel(ctx: Context, feature_id: uuid.UUID, panel_id: uuid.UUID) -> Featu
     return panel
 
 
-def panel_parquet(ctx: Context, panel: FeaturePanel) -> bytes:
-    """One Parquet file: columns timestamp, symbol and the feature's outputs."""
-    return generation.stored_object(ctx, panel.storage_uri, "the panel's", f"generate the panel again "
-                                    f"(POST /api/v1/features/{panel.feature_id}/panels)",
-                                    read=lambda: panel_store.parquet(ctx, panel.storage_uri))
+def panel_parquet(ctx: Context, panel: FeaturePanel) -> bytes | None:
+    """The stored panel as one Parquet file (columns timestamp, symbol and the feature's
+    outputs); None when it is a view whose stacked copy ``stack_panel`` has yet to write."""
+    try:
+        return panel_store.stored_parquet(ctx, panel.storage_uri)
+    except ObjectNotFound:
+        raise NotFound(f"the panel's stored object is gone; {_remake(panel)}") from None
 
 
-def panel_records(ctx: Context, panel: FeaturePanel) -> list[dict[str, Any]]:
-    return generation.bounded_records(panel.row_count, JSON_MAX_ROWS, lambda: panel_parquet(ctx, panel), "the panel")
+def stack_panel(ctx: Context, feature_id: uuid.UUID, panel_id: uuid.UUID) -> None:
+    """Write a view's stacked copy (a task worker's job); a 404 saying how to make the panel
+    again when one of its pieces was lost."""
+    panel = get_panel(ctx, feature_id, panel_id)
+    if not panel_store.is_view(panel.storage_uri):
+        return
+    try:
+        panel_store.stack(ctx, panel.storage_uri)
+    except ObjectNotFound:
+        raise NotFound(f"a piece of the panel is gone from the object store; {_remake(panel)}") from None
+
+
+def panel_records(ctx: Context, panel: FeaturePanel, parquet: Callable[[], bytes]) -> list[dict[str, Any]]:
+    """JSON records of the panel's Parquet file (``parquet`` reads it), refused above the row cap."""
+    return generation.bounded_records(panel.row_count, JSON_MAX_ROWS, parquet, "the panel")
+
+
+def _remake(panel: FeaturePanel) -> str:
+    return f"generate the panel again (POST /api/v1/features/{panel.feature_id}/panels)"
 
 
 # -- internals --------------------------------------------------------------------------------

@@ -118,6 +118,15 @@ def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
     ]}
 
 
+def _stack_panel(ctx: Context, request: Json, progress: Progress) -> Json:
+    """A view's pieces written as one Parquet file, for its download."""
+    from alphaforge.features.panels import stack_panel
+
+    progress(0.0, "stacking the panel's pieces")
+    stack_panel(ctx, uuid.UUID(request["feature_id"]), uuid.UUID(request["panel_id"]))
+    return {"panel_id": request["panel_id"]}
+
+
 def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     """Assemble the panel from its pieces' datasets; one failed batch fails the panel."""
     from alphaforge.features.panel_store import merge_previews
@@ -196,6 +205,7 @@ TASK_KINDS: dict[str, TaskKind] = {
         TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
         TaskKind("generate_panel", _no_parent_work, finalize=_panel_result),
         TaskKind("generate_pieces", _generate_pieces),
+        TaskKind("stack_panel", _stack_panel),
         TaskKind("tune", _no_parent_work, finalize=_tune_result),
         TaskKind("tune_trials", _tune_trials, progress_to_parent=True),
         TaskKind("automl", _automl),

@@ -247,13 +247,24 @@ _STORED_DATA = responses(404) | {200: {"content": {
 
 
 @router.get("/{feature_id}/panels/{panel_id}/data", dependencies=[READ], responses=_STORED_DATA)
-def panel_data(
-    feature_id: uuid.UUID, panel_id: uuid.UUID, ctx: CtxDep, format: Literal["json", "parquet"] = "json",
+async def panel_data(
+    request: Request, feature_id: uuid.UUID, panel_id: uuid.UUID, ctx: CtxDep,
+    format: Literal["json", "parquet"] = "json",
 ) -> Response:
     """The stored panel: Parquet (columns timestamp, symbol and the feature's outputs), or
-    JSON records (refused with 422 above a row cap: ask for Parquet)."""
-    panel = panels.get_panel(ctx, feature_id, panel_id)
-    return _stored(format, lambda: panels.panel_parquet(ctx, panel), lambda: panels.panel_records(ctx, panel))
+    JSON records (refused with 422 above a row cap: ask for Parquet). A panel of per-symbol
+    pieces is stacked into one file by a task worker the first time it is asked for."""
+    panel = await run_in_threadpool(panels.get_panel, ctx, feature_id, panel_id)
+    if format == "json":
+        generation.check_row_cap(panel.row_count, panels.JSON_MAX_ROWS, "the panel")
+    data = await run_in_threadpool(panels.panel_parquet, ctx, panel)
+    if data is None:
+        await run_and_wait(request, ctx, "stack_panel", {"feature_id": str(feature_id), "panel_id": str(panel_id)})
+        data = await run_in_threadpool(panels.panel_parquet, ctx, panel)
+        if data is None:
+            raise NotFound(f"the panel's stacked copy is gone; ask again (GET /api/v1/features/{feature_id}/panels/{panel_id}/data)")
+    stored = data
+    return await run_in_threadpool(_stored, format, lambda: stored, lambda: panels.panel_records(ctx, panel, lambda: stored))
 
 
 @router.get("/{feature_id}/datasets/{dataset_id}/data", dependencies=[READ], responses=_STORED_DATA)
