@@ -54,7 +54,7 @@ import random
 import threading
 import time
 from collections.abc import Container, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -223,8 +223,9 @@ class BufferedTrialStorage(_CachedStorage):
         start = datetime.now()
         for attempt in range(1, CREATE_TRIES + 1):
             try:
-                with self._driver() as conn, conn.pipeline():
-                    with conn.transaction():
+                with self._driver() as conn:
+                    # pipelined where libpq can (14+): BEGIN, the lock, the insert and COMMIT in one exchange
+                    with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext(), conn.transaction():
                         conn.execute(_PG_LOCK_STUDY, {"study": study_id})
                         created = conn.execute(_PG_CREATE_TRIAL, {"study": study_id, "start": start})
                 row = created.fetchone()
