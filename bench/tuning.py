@@ -47,7 +47,7 @@ cache is warmed before anything is timed.
    (``--pruning-seeds``, default 5, from ``--pruning-seed-start``; the pruners' order rotates): per seed the wall time over no pruning's, the same for this
    process's CPU time (all its threads: less swayed by other work on a shared machine), the
    folds run and each pruner's best score; the median wall ratio is compared with the target
-   (<= 0.70). Then the median rule is replayed on seed 0's
+   (<= 0.70). Then the median rule is replayed on the first seed's
    unpruned study's per-fold scores (``replay_pruning``): Optuna's ``MedianPruner`` rule,
    and a per-step variant, with the folds each would have saved.
 
@@ -737,7 +737,7 @@ def bench_listing(tmp: Path, n_trials: int, repeats: int, pg: ScratchPostgres | 
 
 def bench_scale(tmp: Path, n_trials: int, pg: ScratchPostgres | None, pg_skip: str | None,
                 workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    """A default ``ml.ridge`` tune (its default space, the median pruner) of ``n_trials`` on
+    """A default ``ml.ridge`` tune (its default space and pruner) of ``n_trials`` on
     GSPC 1999-2018 with the tiny dataset's 2 features, through the asynchronous path on
     PostgreSQL, with 1 and then 2 worker processes: wall time (check -> the parent task's
     SUCCESS) and trials/s. Each pool runs a 20-trial tune first (untimed: worker start-up)."""
@@ -905,7 +905,7 @@ def report(result: dict[str, Any]) -> str:
         rows = [[r["rule"], r["n_pruned"], f"{r['folds_run']}/{r['folds_total']}",
                  f"{100 * r['fold_share_saved']:.0f}%",
                  "yes" if r["best_trial_survives"] else "NO"] for r in pr["replay_on_unpruned_study"].values()]
-        out.append("   the median rule replayed on seed 0's unpruned study's per-fold scores (optuna = MedianPruner, "
+        out.append("   the median rule replayed on the first seed's unpruned study's per-fold scores (optuna = MedianPruner, "
                    "which compares the trial's best value over its steps; per_step = its value at the step):")
         out.append(table(rows, ["rule", "pruned", "folds run", "folds saved", "best trial survives"]))
     li = result.get("listing")
