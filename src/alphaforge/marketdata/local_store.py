@@ -41,6 +41,8 @@ class _Unknown:
 _UNKNOWN = _Unknown()
 
 
+#: Series versions' states a store remembers (~300 bytes each).
+_STATES_KEPT = 50_000
 #: Window fingerprints a store remembers (~200 bytes each).
 _WINDOW_FINGERPRINTS_KEPT = 50_000
 
@@ -110,8 +112,9 @@ class LocalBarStore(BarProvider):
         self._locks_guard = threading.Lock()
         # (symbol, timeframe) -> (fingerprint, frame); validated against the catalog on read.
         self._cache = _FrameCache(_CACHED_BYTES)
-        # (symbol, timeframe, fingerprint) -> the bar fields that stored version holds.
-        self._fields: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        # (symbol, timeframe, fingerprint) -> that stored version's state (span and fields: both
+        # functions of its content); the oldest dropped first.
+        self._states: dict[tuple[str, str, str], SeriesState] = {}
         # (symbol, timeframe, series fingerprint, first row, end row) -> that window's fingerprint;
         # the oldest dropped first.
         self._window_fingerprints: dict[tuple[str, str, str, int, int], str] = {}
@@ -266,22 +269,29 @@ class LocalBarStore(BarProvider):
         return sorted(out + weekly, key=lambda s: (s.symbol, s.timeframe))
 
     def series_states(self, symbols: list[str], timeframe: Timeframe) -> dict[str, SeriesState]:
-        """One catalog query; a series' fields are read once per stored version (weekly bars
-        share their daily series' fingerprint: they are aggregated from it on read)."""
+        """Each series' fingerprint from one catalog query; its span and fields are read once
+        per stored version (a version's are functions of its content; decoding a hundred
+        spans' timestamps was half of a warm panel request's planning). Weekly bars share
+        their daily series' fingerprint: they are aggregated from it on read."""
         stored = _stored(timeframe)
         with self.db.session() as session:
             rows = session.execute(
-                select(BarSeries.symbol, BarSeries.fingerprint, BarSeries.first_bar, BarSeries.last_bar,
-                       BarSeries.storage_uri)
+                select(BarSeries.symbol, BarSeries.fingerprint)
                 .where(BarSeries.timeframe == stored.value, BarSeries.symbol.in_(symbols))
             ).all()
-        out = {}
-        for symbol, fp, first, last, uri in rows:
-            fields = self._fields.get((symbol, stored.value, fp))
-            if fields is None:
-                fields = self._fields[(symbol, stored.value, fp)] = self._stored_fields(symbol, stored, fp, uri)
-            out[symbol] = SeriesState(fp, first, last, fields)
-        return out
+            out = {symbol: self._states.get((symbol, stored.value, fp)) for symbol, fp in rows}
+            unknown = sorted(symbol for symbol, state in out.items() if state is None)
+            spans = session.execute(
+                select(BarSeries.symbol, BarSeries.fingerprint, BarSeries.first_bar, BarSeries.last_bar,
+                       BarSeries.storage_uri)
+                .where(BarSeries.timeframe == stored.value, BarSeries.symbol.in_(unknown))
+            ).all() if unknown else []
+        for symbol, fp, first, last, uri in spans:  # read in the same session: the version the first query saw
+            out[symbol] = self._states[(symbol, stored.value, fp)] = SeriesState(
+                fp, first, last, self._stored_fields(symbol, stored, fp, uri))
+            while len(self._states) > _STATES_KEPT:
+                self._states.pop(next(iter(self._states)))
+        return {symbol: state for symbol, state in out.items() if state is not None}
 
     def _stored_fields(self, symbol: str, timeframe: Timeframe, fp: str, uri: str) -> tuple[str, ...]:
         """The fields a stored version holds, from its object's footer when that tells (the

@@ -153,7 +153,10 @@ class ObjectStore:
     def exists_many(self, keys: list[str]) -> list[bool]:
         """``exists`` of each key; on S3 up to ``CONCURRENT_STATS`` requests in flight (a panel
         hit checks every piece it names: one HEAD after another cost a round trip each)."""
-        if self.protocol == "file" or len(keys) < 2:
+        if self.protocol == "file":  # one stat each, under one error translation
+            with self._translate("stat", f"{len(keys)} objects"):
+                return [os.path.exists(self._path(key)) for key in keys]
+        if len(keys) < 2:
             return [self.exists(key) for key in keys]
         with ThreadPoolExecutor(min(CONCURRENT_STATS, len(keys)), thread_name_prefix="object-stat") as pool:
             return list(pool.map(self.exists, keys))
