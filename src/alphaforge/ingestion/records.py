@@ -13,6 +13,7 @@ holds the GIL for long (the event loop keeps answering).
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ class CsvRecords:
 
     def __init__(self, source: str | Path | BinaryIO) -> None:
         self.source = source
+        self._lock = threading.Lock()
         self._columns = self._read_header()
 
     @property
@@ -71,10 +73,11 @@ class CsvRecords:
         return list(self._columns)
 
     def _rewind(self) -> str | Path | BinaryIO:
+        """The source from its start: a path as it is; a file through a view of its own
+        position (``_PassView``), as a reader abandoned mid-pass may still be reading ahead."""
         if isinstance(self.source, (str, Path)):
             return self.source
-        self.source.seek(0)
-        return self.source
+        return _PassView(self.source, self._lock)
 
     def _read_header(self) -> list[str]:
         """pandas' column names (duplicates renamed, empty ones ``Unnamed: i``)."""
@@ -126,6 +129,28 @@ class CsvRecords:
         finally:
             if reader is not None:
                 reader.close()
+
+
+class _PassView(io.RawIOBase):
+    """One pass's reads of a shared file: its own position, each read a seek and a read
+    under the file's lock. pyarrow's reader reads ahead on a thread that closing it does not
+    stop at once; reading the shared file's own position, an abandoned pass's last read-ahead
+    moved the next pass's (rows went missing)."""
+
+    def __init__(self, source: BinaryIO, lock: threading.Lock) -> None:
+        super().__init__()
+        self._source, self._lock, self._at = source, lock, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._lock:
+            self._source.seek(self._at)
+            data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
 
 
 def read_csv_upload(source: str | Path | BinaryIO | bytes) -> CsvRecords:
