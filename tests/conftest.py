@@ -292,3 +292,14 @@ def stored_training_frame(client: TestClient, model_id: str, start: str, end: st
     bars = client.get("/api/v1/market-data/GSPC/bars", params={"start": start, "end": end}).json()["bars"]
     closes = pd.Series({pd.Timestamp(b["timestamp"]): b["close"] for b in bars})
     return X, (closes.shift(-horizon) / closes - 1.0).reindex(X.index)
+
+
+@pytest.fixture(scope="session")
+def closes() -> pd.DataFrame:
+    """skfolio's own copy of the SP20 closes (UTC): an independent read of the data the
+    service bundles, for expected values."""
+    from skfolio.datasets import load_sp500_dataset
+
+    frame = load_sp500_dataset()
+    frame.index = pd.DatetimeIndex(frame.index).tz_localize("UTC")
+    return frame

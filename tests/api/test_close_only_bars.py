@@ -13,21 +13,12 @@ import pandas as pd
 import pytest
 import talib
 from fastapi.testclient import TestClient
-from skfolio.datasets import load_sp500_dataset
 
 from alphaforge.features.generation import read_frame
 
 SP20 = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
         "PG", "RRC", "UNH", "WMT", "XOM"]
 AAPL_2020 = {"symbol": "AAPL", "timeframe": "1d", "start_date": "2020-01-01", "end_date": "2021-01-01"}
-
-
-@pytest.fixture(scope="module")
-def closes() -> pd.DataFrame:
-    """skfolio's loader: an independent read of the data the service bundled."""
-    frame = load_sp500_dataset()
-    frame.index = pd.DatetimeIndex(frame.index).tz_localize("UTC")
-    return frame
 
 
 def test_the_sp20_series_are_bundled_close_only(client: TestClient, closes: pd.DataFrame) -> None:

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import talib
 from fastapi.testclient import TestClient
-from skfolio.datasets import load_sp500_dataset
 from test_tasks import wait_for
 from test_tasks_celery import celery_client, celery_settings, redis_url  # noqa: F401 - fixtures
 
@@ -27,13 +26,6 @@ SP20 = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY
         "PG", "RRC", "UNH", "WMT", "XOM"]
 RANGE = {"start_date": "2005-01-01", "end_date": "2022-12-29"}
 SHORT = {"start_date": "2008-01-01", "end_date": "2014-01-01"}
-
-
-@pytest.fixture(scope="module")
-def closes() -> pd.DataFrame:
-    frame = load_sp500_dataset()
-    frame.index = pd.DatetimeIndex(frame.index).tz_localize("UTC")
-    return frame
 
 
 def rsi(closes: pd.DataFrame, symbol: str, start: str, end: str) -> pd.Series:

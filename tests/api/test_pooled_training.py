@@ -16,7 +16,6 @@ import pytest
 import talib
 from fastapi.testclient import TestClient
 from scipy import stats
-from skfolio.datasets import load_sp500_dataset
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
@@ -25,13 +24,6 @@ from conftest import app_client, post_features
 START, END, HORIZON = "2012-01-01", "2020-01-01", 5
 FEATURES = [("technical.rsi", {"period": 14}), ("technical.roc", {"period": 20})]
 CV = {"method": "expanding", "n_splits": 3, "test_size": 0.15}
-
-
-@pytest.fixture(scope="module")
-def closes() -> pd.DataFrame:
-    frame = load_sp500_dataset()
-    frame.index = pd.DatetimeIndex(frame.index).tz_localize("UTC")
-    return frame
 
 
 @pytest.fixture(scope="module")

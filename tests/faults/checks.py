@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from alphaforge.features import panel_store
+from alphaforge.features import dataset_objects, panel_store
 from alphaforge.storage.tables import BarSeries, FeatureDataset, FeaturePanel
 
 RSI = {"type": "technical", "plugin_key": "technical.rsi"}
@@ -44,7 +44,7 @@ def assert_nothing_half_written(ctx: Any, *, bars: bool = True) -> dict[str, int
         datasets = list(session.scalars(select(FeatureDataset)))
         panels = list(session.scalars(select(FeaturePanel)))
         series = list(session.scalars(select(BarSeries))) if bars else []
-    missing = [d.storage_uri for d in datasets if not ctx.objects.exists(ctx.objects.key_of(d.storage_uri))]
+    missing = [d.storage_uri for d, there in zip(datasets, dataset_objects.exists_many(ctx, [d.storage_uri for d in datasets])) if not there]
     missing += [p.storage_uri for p in panels if not panel_store.all_stored(ctx, p.storage_uri)]
     missing += [s.storage_uri for s in series if not ctx.objects.exists(ctx.objects.key_of(s.storage_uri))]
     assert missing == [], f"rows point at objects that are not stored: {missing}"

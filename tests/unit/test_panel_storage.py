@@ -110,7 +110,7 @@ def test_a_views_preview_is_the_first_rows_of_its_pieces_stacked(tmp_path: Path)
     for known in (set(range(len(frames))), {0, 2, 3, 5}, set()):
         members = [
             panel_store.Member(sym, ctx.objects.put(f"p/{i}.parquet", to_parquet_bytes(f)), len(f),
-                               panel_store.first_row(f) if i in known else None)
+                               f.index[0].value if i in known else None)  # UTC nanoseconds of its first row
             for i, (f, sym) in enumerate(zip(frames, symbols))
         ]
         uri = panel_store.put_view(ctx, f"v{len(known)}", members, ["a", "b"])

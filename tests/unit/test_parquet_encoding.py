@@ -98,3 +98,20 @@ def test_the_columns_with_values_are_read_from_the_footer_or_not_at_all() -> Non
     buffer = io.BytesIO()
     pq.write_table(nan_values, buffer)
     assert columns_with_values(buffer.getvalue()) is None
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
+def test_a_piece_written_from_its_arrays_holds_what_pyarrow_writes_for_its_frame(tz: str) -> None:
+    """A computed piece goes to Parquet from its (columns x rows) block without a DataFrame;
+    the file must hold what pyarrow's own conversion of that frame holds (NaN as null), and
+    a piece with a missing timestamp takes the frame path and keeps it missing."""
+    from alphaforge.features.generation import Values
+
+    frame = _frame(tz)
+    values = Values(frame.index, list(frame.columns), np.ascontiguousarray(frame.to_numpy().T))
+    ours, theirs = pq.read_table(io.BytesIO(values.parquet())), pq.read_table(io.BytesIO(_reference(frame)))
+    assert ours.equals(theirs, check_metadata=True)
+    pd.testing.assert_frame_equal(values.frame(), frame)
+    with_nat = frame.index.where(np.arange(len(frame)) != 3)
+    missing = Values(with_nat, values.columns, values.block)
+    pd.testing.assert_frame_equal(from_parquet_bytes(missing.parquet()), frame.set_axis(with_nat, axis=0), check_freq=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from alphaforge.context import Context
 from alphaforge.errors import InvalidInput, NotFound
-from alphaforge.features import panel_objects
+from alphaforge.features import dataset_objects, panel_objects
 from alphaforge.plugins.features import FeaturePlugin, feature_plugins
 from alphaforge.schemas.features import FeatureCreate, FeatureUpdate
 from alphaforge.storage.definitions import get_definition, list_definitions, requested_changes, update_definition
@@ -161,10 +161,16 @@ def delete_feature(ctx: Context, feature_id: uuid.UUID) -> None:
         session.delete(feature)
     if not uris:
         return
-    with ctx.db.session() as session:
-        still_used = set(session.scalars(select(FeatureDataset.storage_uri).where(FeatureDataset.storage_uri.in_(uris))))
-        still_used |= set(session.scalars(select(FeaturePanel.storage_uri).where(FeaturePanel.storage_uri.in_(uris))))
-    for uri in sorted(uris - still_used):
+    objects = {dataset_objects.object_uri(uri) for uri in uris}
+    bundles = sorted({dataset_objects.object_uri(uri) for uri in uris if dataset_objects.split(uri)[1] is not None})
+    with ctx.db.session() as session:  # another definition stored under the same prefix may name the same objects
+        still_used = set(session.scalars(select(FeatureDataset.storage_uri).where(FeatureDataset.storage_uri.in_(objects))))
+        still_used |= set(session.scalars(select(FeaturePanel.storage_uri).where(FeaturePanel.storage_uri.in_(objects))))
+        for at in range(0, len(bundles), 100):
+            parts = or_(*(FeatureDataset.storage_uri.startswith(b + dataset_objects.PART, autoescape=True)
+                          for b in bundles[at:at + 100]))
+            still_used |= {dataset_objects.object_uri(u) for u in session.scalars(select(FeatureDataset.storage_uri).where(parts))}
+    for uri in sorted(objects - still_used):
         ctx.objects.delete(ctx.objects.key_of(uri))
         if panel_objects.is_view(uri):  # and its stacked copy, when a download made one
             ctx.objects.delete(panel_objects.stacked_key(ctx, uri))

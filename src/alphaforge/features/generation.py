@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -27,13 +26,14 @@ from alphaforge.marketdata.bars import Timeframe, describe_fields, frame_to_reco
 from alphaforge.marketdata.provider import BarRequest, BarWindow
 from alphaforge.plugins.features import FeaturePlugin, needs_full_history, required_bar_fields
 from alphaforge.schemas.features import FeatureGenerateRequest
+from alphaforge.features import dataset_objects
 from alphaforge.features.definitions import NOT_FOUND, resolve_definition
 from alphaforge.features.identity import identity_document
 from alphaforge.hashing import content_hash, utc_iso
 from alphaforge.features.sources import PluginSources, gather_sources
 from alphaforge.storage.db import utcnow
 from alphaforge.storage.object_store import ObjectNotFound
-from alphaforge.storage.parquet import from_parquet_bytes, to_parquet_bytes
+from alphaforge.storage.parquet import float_block_to_parquet, from_parquet_bytes, to_parquet_bytes
 from alphaforge.storage.tables import Feature, FeatureDataset, FeaturePanel
 
 PREVIEW_ROWS = 10
@@ -107,13 +107,56 @@ def cached_dataset(ctx: Context, feature_id: uuid.UUID, request: FeatureGenerate
     return None if existing is None else _read_stored(ctx, existing)
 
 
+_NAT = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class Values:
+    """Computed values as the plugin gave them: a (columns x rows) float64 block over its
+    timestamps. A batch of pieces is stored and previewed from these arrays; the DataFrame
+    is made only when asked for (making one per piece cost more than encoding it)."""
+
+    index: pd.DatetimeIndex
+    columns: list[str]
+    block: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.block.T, index=self.index, columns=self.columns, copy=False)
+
+    def first(self) -> int | None:
+        """The first timestamp in UTC nanoseconds (None: no rows)."""
+        return None if len(self.index) == 0 else int(self.index[:1].as_unit("ns").asi8[0])
+
+    def head(self, rows: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The first ``rows`` rows: UTC nanosecond stamps and float64 columns."""
+        stamps = self.index[:rows].as_unit("ns").asi8
+        return stamps, {c: self.block[at, :rows] for at, c in enumerate(self.columns)}
+
+    def bundles(self) -> bool:
+        """Can these values be a bundle's part (``float_blocks_to_parquet``'s layout, rows)?"""
+        name = self.index.name
+        return (isinstance(self.index, pd.DatetimeIndex) and isinstance(name, str) and name not in self.columns
+                and len(set(self.columns)) == len(self.columns) and len(self.index) > 0
+                and not (self.index.asi8 == _NAT).any())
+
+    def parquet(self) -> bytes:
+        """The values as a file of their own."""
+        if self.bundles():
+            return float_block_to_parquet(self.index, self.columns, self.block)
+        return to_parquet_bytes(self.frame())
+
+
 @dataclass
 class Piece:
     """One dataset of a batch: its row, and its values when computed here (None: a hit,
     read by whoever needs it)."""
 
     dataset: FeatureDataset
-    frame: pd.DataFrame | None
+    values: Values | None
+
+    @property
+    def frame(self) -> pd.DataFrame | None:
+        return None if self.values is None else self.values.frame()
 
 
 def generate_pieces(
@@ -141,29 +184,59 @@ def generate_pieces(
             out[at] = Piece(row, None)
         else:
             todo.append((at, plan, row))
-    frames = compute_frames(definition.plugin, [(p.bars, p.in_range, p.timeframe.value, p.sources) for _, p, _ in todo])
+    computed = compute_values(definition.plugin, [(p.bars, p.in_range, p.timeframe.value, p.sources) for _, p, _ in todo])
+    uris = _store_values(ctx, [plan for _, plan, _ in todo], computed)  # every object stored before any row names it
     new: list[FeatureDataset] = []
-    with ThreadPoolExecutor(_CONCURRENT_WRITES, thread_name_prefix="piece-write") as writes:
-        written = []
-        for (at, plan, row), frame in zip(todo, frames, strict=True):
-            fresh, write = _encoded(ctx, plan, frame)
-            written.append(writes.submit(write))
-            if row is None:
-                new.append(fresh)
-                row = fresh
-            out[at] = Piece(row, frame)
-        for done in written:  # every object stored before any row names it
-            done.result()
+    moved: list[FeatureDataset] = []
+    for (at, plan, row), values, uri in zip(todo, computed, uris, strict=True):
+        if row is None:
+            row = _new_row(ctx, plan, values, uri)
+            new.append(row)
+        elif row.storage_uri != uri:  # its object was lost: the row now names the one just stored
+            row.storage_uri = uri
+            moved.append(row)
+        out[at] = Piece(row, values)
+    _repoint(ctx, moved)
     if new:
         committed = _insert_all(ctx, new)
         _set_storage_uri_once(ctx, definition.id, ctx.objects.uri(definition.storage_prefix))
-        out = [p if p is None else Piece(committed.get(p.dataset.version_hash, p.dataset), p.frame) for p in out]
+        out = [p if p is None else Piece(committed.get(p.dataset.version_hash, p.dataset), p.values) for p in out]
     return out
+
+
+def _store_values(ctx: Context, plans: list[DatasetPlan], computed: list[Values]) -> list[str]:
+    """Write computed pieces; each one's URI. The pieces of one timeframe and column layout
+    (every piece of a panel's batch) go into one bundle; a piece alone into its own object."""
+    uris: list[str | None] = [None] * len(plans)
+    groups: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
+    for at, (plan, values) in enumerate(zip(plans, computed, strict=True)):
+        if values.bundles():
+            groups.setdefault((plan.timeframe.value, tuple(values.columns), str(values.index.dtype)), []).append(at)
+    for (timeframe, _, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        first = plans[members[0]]
+        hashes = [plans[at].version_hash for at in members]
+        key = f"{first.definition.storage_prefix}/{timeframe}/bundle-{content_hash(hashes)}.parquet"
+        parts = [(computed[at].index, computed[at].columns, computed[at].block) for at in members]
+        for at, uri in zip(members, dataset_objects.put_bundle(ctx, key, parts), strict=True):
+            uris[at] = uri
+    for at, uri in enumerate(uris):
+        if uri is None:
+            uris[at] = ctx.objects.put(_own_key(plans[at]), computed[at].parquet())
+    return [uri for uri in uris if uri is not None]
+
+
+def _repoint(ctx: Context, rows: list[FeatureDataset]) -> None:
+    """Point rows whose object was lost at the object their values were stored in again."""
+    if rows:
+        with ctx.db.session() as session:
+            session.execute(update(FeatureDataset), [{"id": row.id, "storage_uri": row.storage_uri} for row in rows])
 
 
 def _stored_objects(ctx: Context, rows: list[FeatureDataset]) -> list[str]:
     """The version hashes of the rows whose objects are stored (a lost one is computed again)."""
-    found = ctx.objects.exists_many([ctx.objects.key_of(row.storage_uri) for row in rows])
+    found = dataset_objects.exists_many(ctx, [row.storage_uri for row in rows])
     return [row.version_hash for row, there in zip(rows, found, strict=True) if there]
 
 
@@ -205,7 +278,7 @@ _BULK_FIELDS = (*_DATASET_FIELDS, "id", "created_at", "created_by")
 def _read_stored(ctx: Context, existing: FeatureDataset) -> GenerateResult | None:
     """A hit, or None when its object was lost (then it is computed and stored again)."""
     try:
-        return GenerateResult(existing, read_frame(ctx, existing.storage_uri), cached=True)
+        return GenerateResult(existing, dataset_objects.read_frame(ctx, existing.storage_uri), cached=True)
     except ObjectNotFound:
         return None
 
@@ -238,28 +311,26 @@ def plan_dataset(
 
 
 def _compute_and_store(ctx: Context, plan: DatasetPlan, existing: FeatureDataset | None) -> GenerateResult:
-    frame = compute_frame(plan.definition.plugin, plan.bars, plan.in_range, plan.timeframe.value, plan.sources)
-    fresh, write = _encoded(ctx, plan, frame)
-    write()
-    row = existing or insert_or_get(ctx, fresh, lambda: _find(ctx, plan.definition.id, plan.version_hash))
+    (values,) = compute_values(plan.definition.plugin, [(plan.bars, plan.in_range, plan.timeframe.value, plan.sources)])
+    uri = ctx.objects.put(_own_key(plan), values.parquet())
+    if existing is not None and existing.storage_uri != uri:  # it was a bundle's part: it now has its own object
+        existing.storage_uri = uri
+        _repoint(ctx, [existing])
+    row = existing or insert_or_get(ctx, _new_row(ctx, plan, values, uri),
+                                    lambda: _find(ctx, plan.definition.id, plan.version_hash))
     _set_storage_uri_once(ctx, plan.definition.id, ctx.objects.uri(plan.definition.storage_prefix))
-    return GenerateResult(row, frame, cached=False)
+    return GenerateResult(row, values.frame(), cached=False)
 
 
-#: Object writes a batch of pieces keeps in flight: a write mostly waits (on the file
-#: system's journal when other processes sync, on the network with S3), so the next pieces
-#: are computed meanwhile.
-_CONCURRENT_WRITES = 4
+def _own_key(plan: DatasetPlan) -> str:
+    """A dataset's own object. One folder per timeframe, not per symbol: a new folder per
+    piece (a mkdir, ~0.4 ms on an overlay file system) was a tenth of a piece's cost."""
+    return f"{plan.definition.storage_prefix}/{plan.timeframe.value}/{plan.symbol}.{plan.version_hash}.parquet"
 
 
-def _encoded(ctx: Context, plan: DatasetPlan, frame: pd.DataFrame) -> tuple[FeatureDataset, Callable[[], str]]:
-    """The row to commit (not yet added) once the returned function has written the
-    plan's computed values to the object store (it returns their URI)."""
-    # One folder per timeframe, not per symbol: a new folder per piece (a mkdir, ~0.4 ms on an
-    # overlay file system) was a tenth of a cold panel piece's cost.
-    key = f"{plan.definition.storage_prefix}/{plan.timeframe.value}/{plan.symbol}.{plan.version_hash}.parquet"
-    data = to_parquet_bytes(frame)
-    row = FeatureDataset(
+def _new_row(ctx: Context, plan: DatasetPlan, values: Values, uri: str) -> FeatureDataset:
+    """The row to commit (not yet added) for values stored at ``uri``."""
+    return FeatureDataset(
         id=uuid.uuid4(),
         created_at=utcnow(),
         created_by=actor.current(),
@@ -269,13 +340,12 @@ def _encoded(ctx: Context, plan: DatasetPlan, frame: pd.DataFrame) -> tuple[Feat
         start_date=plan.start,
         end_date=plan.end,
         version_hash=plan.version_hash,
-        storage_uri=ctx.objects.uri(key),
-        row_count=len(frame),
-        columns=list(frame.columns),
+        storage_uri=uri,
+        row_count=len(values.index),
+        columns=list(values.columns),
         source_fingerprint=plan.lineage["source_fingerprint"],
         lineage=plan.lineage,
     )
-    return row, lambda: ctx.objects.put(key, data)
 
 
 def feature_bars(
@@ -372,9 +442,10 @@ def get_dataset(ctx: Context, feature_id: uuid.UUID, dataset_id: uuid.UUID) -> F
 
 
 def dataset_parquet(ctx: Context, dataset: FeatureDataset) -> bytes:
-    """The stored object itself: the timestamp index and the feature's outputs."""
+    """The dataset as one Parquet file: the timestamp index and the feature's outputs."""
     return stored_object(ctx, dataset.storage_uri, "the dataset's", f"regenerate it (POST /api/v1/features/"
-                         f"{dataset.feature_id}/regenerate with its symbol, timeframe and range)")
+                         f"{dataset.feature_id}/regenerate with its symbol, timeframe and range)",
+                         lambda: dataset_objects.read_parquet(ctx, dataset.storage_uri))
 
 
 def dataset_records(ctx: Context, dataset: FeatureDataset) -> list[dict[str, Any]]:
@@ -422,33 +493,39 @@ Job = tuple[pd.DataFrame, int, str, "PluginSources | None"]
 def compute_frames(plugin: FeaturePlugin, jobs: list[Job]) -> list[pd.DataFrame]:
     """``compute_frame`` for several symbols' bars in one ``compute_batch`` call (a plugin
     that vectorises across symbols computes them together)."""
+    return [values.frame() for values in compute_values(plugin, jobs)]
+
+
+def compute_values(plugin: FeaturePlugin, jobs: list[Job]) -> list[Values]:
+    """``compute_frames``' values as arrays (each job's last ``in_range`` rows)."""
     if not jobs:
         return []
     batch = [(sources or PluginSources()).inputs(bars, timeframe) for bars, _, timeframe, sources in jobs]
     columns = plugin.output_columns
-    frames = []
+    out = []
     for (bars, in_range, _, _), values in zip(jobs, plugin.compute_batch(batch), strict=True):
         if list(values) != columns:
             raise RuntimeError(f"plugin {plugin.key} returned columns {list(values)}, declared {columns}")
         for name, array in values.items():
             if len(array) != len(bars):
                 raise RuntimeError(f"plugin {plugin.key} column {name} has {len(array)} rows for {len(bars)} bars")
-        frames.append(_in_range_frame(values, columns, bars.index, in_range))
-    return frames
+        out.append(_in_range(values, columns, bars.index, in_range))
+    return out
 
 
-def _in_range_frame(values: Mapping[str, Any], columns: list[str], index: pd.Index, in_range: int) -> pd.DataFrame:
-    """The last ``in_range`` rows as a frame over one (columns x rows) block, written
-    straight from the plugin's arrays: pandas consolidating a dict of columns copied every
-    value a second time (~20 % of a 157-column batch)."""
+def _in_range(values: Mapping[str, Any], columns: list[str], index: pd.Index, in_range: int) -> Values:
+    """The last ``in_range`` rows as one (columns x rows) block, written straight from the
+    plugin's arrays: pandas consolidating a dict of columns copied every value a second
+    time (~20 % of a 157-column batch)."""
     block = np.empty((len(columns), in_range), dtype="float64")
     for at, name in enumerate(columns):
         block[at] = np.asarray(values[name], dtype="float64")[len(index) - in_range:]
-    return pd.DataFrame(block.T, index=index[len(index) - in_range:], columns=columns, copy=False)
+    return Values(index[len(index) - in_range:], columns, block)
 
 
 def read_frame(ctx: Context, uri: str) -> pd.DataFrame:
-    return from_parquet_bytes(ctx.objects.get(ctx.objects.key_of(uri)))
+    """A stored dataset's values (its own object, or its part of a bundle)."""
+    return dataset_objects.read_frame(ctx, uri)
 
 
 def preview_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

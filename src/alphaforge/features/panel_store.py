@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 
 from alphaforge.context import Context
+from alphaforge.features import dataset_objects
 from alphaforge.features.generation import PREVIEW_ROWS
 from alphaforge.features.panel_objects import MANIFEST_SUFFIX, is_view, stacked_key
 from alphaforge.marketdata.bars import frame_to_records
 from alphaforge.plugins.features.cross_section import SYMBOL, TIMESTAMP
 from alphaforge.storage.object_store import ObjectNotFound
-from alphaforge.storage.parquet import head_arrays, head_of_parquet, index_and_columns, panel_arrays, to_parquet_bytes
+from alphaforge.storage.parquet import head_of_parquet, panel_arrays, to_parquet_bytes
 
 MANIFEST_SCHEMA = "alphaforge.panel-pieces/1"
 
@@ -75,15 +76,14 @@ def all_stored(ctx: Context, uri: str) -> bool:
     key = ctx.objects.key_of(uri)
     if not ctx.objects.exists(key):
         return False
-    return not is_view(uri) or all(ctx.objects.exists_many([ctx.objects.key_of(m.storage_uri) for m in members(ctx, uri)]))
+    return not is_view(uri) or all(dataset_objects.exists_many(ctx, [m.storage_uri for m in members(ctx, uri)]))
 
 
 def read_arrays(ctx: Context, uri: str) -> PanelArrays:
     if not is_view(uri):
         return panel_arrays(ctx.objects.get(ctx.objects.key_of(uri)))
     stored = members(ctx, uri)
-    return stack_arrays([index_and_columns(ctx.objects.get(ctx.objects.key_of(m.storage_uri))) for m in stored],
-                        [m.symbol for m in stored])
+    return stack_arrays(dataset_objects.read_arrays(ctx, [m.storage_uri for m in stored]), [m.symbol for m in stored])
 
 
 def read_frame(ctx: Context, uri: str) -> pd.DataFrame:
@@ -116,9 +116,9 @@ def preview(ctx: Context, uri: str) -> list[dict[str, Any]]:
     return _preview([(m, None) for m in members(ctx, uri)], ctx)
 
 
-def batch_preview(ctx: Context, pieces: Sequence[tuple[Member, pd.DataFrame | None]]) -> list[dict[str, Any]]:
-    """``preview`` of a batch of pieces, from the values at hand (a piece's frame, None: read
-    its head). A panel's preview is the first rows of its batches' (``merge_previews``): the
+def batch_preview(ctx: Context, pieces: Sequence[tuple[Member, PieceArrays | None]]) -> list[dict[str, Any]]:
+    """``preview`` of a batch of pieces, from the values at hand (a piece's first
+    ``PREVIEW_ROWS`` rows, None: read its head). A panel's preview is the first rows of its batches' (``merge_previews``): the
     task workers make them in parallel, and the panel's assembly reads no piece back."""
     return _preview(pieces, ctx)
 
@@ -130,31 +130,23 @@ def merge_previews(previews: Sequence[list[dict[str, Any]]]) -> list[dict[str, A
     return sorted(rows, key=lambda r: (pd.Timestamp(r[TIMESTAMP]), r[SYMBOL]))[:PREVIEW_ROWS]
 
 
-def _preview(pieces: Sequence[tuple[Member, pd.DataFrame | None]], ctx: Context) -> list[dict[str, Any]]:
+def _preview(pieces: Sequence[tuple[Member, PieceArrays | None]], ctx: Context) -> list[dict[str, Any]]:
     order = sorted(pieces, key=lambda p: (p[0].first is not None, p[0].first or 0, p[0].symbol))
     heads: list[PieceArrays] = []
     symbols: list[str] = []
     smallest: list[tuple[int, str]] = []  # the (timestamp, symbol) keys of the rows kept so far
-    for m, frame in order:
+    bundles: dict[str, bytes] = {}
+    for m, head in order:
         if len(smallest) == PREVIEW_ROWS and m.first is not None and (m.first, m.symbol) > smallest[-1]:
             break
-        if frame is None:
-            head = head_arrays(ctx.objects.get(ctx.objects.key_of(m.storage_uri)), PREVIEW_ROWS)
-        else:
-            head = frame_arrays(frame.iloc[:PREVIEW_ROWS])
+        if head is None:
+            head = dataset_objects.head(ctx, m.storage_uri, PREVIEW_ROWS, bundles)
         heads.append(head)
         symbols.append(m.symbol)
         smallest = sorted(smallest + [(int(t), m.symbol) for t in head[0]])[:PREVIEW_ROWS]
     stamps, labels, columns = stack_arrays(heads, symbols)
     first = (stamps[:PREVIEW_ROWS], labels[:PREVIEW_ROWS], {c: v[:PREVIEW_ROWS] for c, v in columns.items()})
     return frame_to_records(to_frame(first))
-
-
-def first_row(frame: pd.DataFrame | None) -> int | None:
-    """A piece's first timestamp in UTC nanoseconds, when its values are at hand."""
-    if frame is None or frame.empty:
-        return None
-    return int(pd.DatetimeIndex(frame.index[:1]).as_unit("ns").asi8[0])
 
 
 def frame_arrays(frame: pd.DataFrame) -> PieceArrays:

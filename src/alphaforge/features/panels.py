@@ -309,8 +309,8 @@ def build_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelReques
     pieces = {
         (r.symbol, utc_iso(r.start_date)): MadePiece(m.dataset.version_hash, m.dataset.storage_uri,
                                                      m.dataset.row_count, list(m.dataset.columns), m.frame,
-                                                     computed=m.frame is not None,
-                                                     first=panel_store.first_row(m.frame))
+                                                     computed=m.values is not None,
+                                                     first=None if m.values is None else m.values.first())
         for r, m in zip(plan.piece_requests(), made, strict=True) if m is not None
     }
     return assemble_panel(ctx, task_request(plan), pieces)

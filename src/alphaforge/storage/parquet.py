@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,34 +19,89 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     write time of a panel's pieces), timestamps delta-encoded (regular steps pack to a few
     bits each: smaller than zstd's output, and a third faster to write and read), everything
     else (symbols, text) zstd with dictionary encoding."""
+    block = _float_block(frame)
+    if block is not None:
+        return float_block_to_parquet(frame.index, frame.columns.tolist(), block)
+    # One thread: pyarrow's default pool starts threads per call, which cost more than a
+    # small frame's conversion.
+    return _write(pa.Table.from_pandas(frame, preserve_index=True, nthreads=1))
+
+
+def float_block_to_parquet(index: pd.DatetimeIndex, columns: list[str], block: np.ndarray) -> bytes:
+    """``to_parquet_bytes`` of the frame ``block.T`` (float64, columns x rows) over
+    ``index`` (named, no NaT), without making that frame: a computed dataset piece is
+    written from its arrays. The schema (with pandas' metadata) is made once per column
+    layout and the columns go over as views of the block; a frame's pandas bookkeeping
+    (``from_pandas``, an Arrow-backed column index's ``tolist``, ``dtypes``) cost more
+    than encoding its values."""
+    return _write(_float_table(index, columns, block))
+
+
+def float_blocks_to_parquet(parts: Sequence[tuple[pd.DatetimeIndex, list[str], np.ndarray]]) -> bytes:
+    """Several ``float_block_to_parquet`` frames of one layout (columns, index name and
+    dtype) as ONE file, each frame one row group, in order: row group ``k`` read back is
+    frame ``k``. ValueError when the layouts differ or a frame has no rows."""
+    if not parts or any(len(index) == 0 for index, _, _ in parts):
+        raise ValueError("every part of a bundle needs rows")
+    layouts = {(tuple(columns), index.name, str(index.dtype)) for index, columns, _ in parts}
+    if len(layouts) != 1:
+        raise ValueError(f"a bundle's parts share one layout; got {len(layouts)}")
+    tables = [_float_table(*part) for part in parts]
     buffer = io.BytesIO()
-    table = _to_arrow(frame)
-    plain = {f.name for f in table.schema if pa.types.is_floating(f.type) or pa.types.is_timestamp(f.type)}
-    compression = {name: "none" if name in plain else "zstd" for name in table.column_names}
-    repeating = [name for name in table.column_names if name not in plain]
-    deltas = {f.name: "DELTA_BINARY_PACKED" for f in table.schema if pa.types.is_timestamp(f.type)}
-    pq.write_table(table, buffer, compression=compression, use_dictionary=repeating, column_encoding=deltas or None)
+    with pq.ParquetWriter(buffer, tables[0].schema, **_write_options(tables[0].schema)) as writer:
+        for table in tables:
+            writer.write_table(table, row_group_size=table.num_rows)  # exactly one row group each
     return buffer.getvalue()
 
 
-def _to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """``pa.Table.from_pandas`` with the index kept. A frame of float64 columns over one
-    datetime index (every dataset piece) takes a short cut: the schema (with pandas'
-    metadata) is made once per column layout, and the columns go over as views of the
-    frame's one block; ``from_pandas`` spent ~1.3 ms per piece on per-column bookkeeping."""
-    block = _float_block(frame)
-    if block is None:
-        # One thread: pyarrow's default pool starts threads per call, which cost more than a
-        # small frame's conversion.
-        return pa.Table.from_pandas(frame, preserve_index=True, nthreads=1)
-    schema = _schema(tuple(frame.columns), frame.index.name, str(frame.index.dtype))
+def _float_table(index: pd.DatetimeIndex, columns: list[str], block: np.ndarray) -> pa.Table:
+    schema = _schema(tuple(columns), index.name, str(index.dtype))
     arrays = [pa.array(block[i], mask=np.isnan(block[i])) for i in range(block.shape[0])]  # NaN -> null, as from_pandas
-    stamps = pa.array(frame.index.asi8, type=schema.field(frame.index.name).type)  # no NaT: see _float_block
+    stamps = pa.array(index.asi8, type=schema.field(index.name).type)
     return pa.Table.from_arrays([*arrays, stamps], schema=schema)
 
 
+def _write(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **_write_options(table.schema))
+    return buffer.getvalue()
+
+
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    plain = {f.name for f in schema if pa.types.is_floating(f.type) or pa.types.is_timestamp(f.type)}
+    compression = {f.name: "none" if f.name in plain else "zstd" for f in schema}
+    repeating = [f.name for f in schema if f.name not in plain]
+    deltas = {f.name: "DELTA_BINARY_PACKED" for f in schema if pa.types.is_timestamp(f.type)}
+    return {"compression": compression, "use_dictionary": repeating, "column_encoding": deltas or None}
+
+
+def row_group(data: bytes, part: int) -> pa.Table:
+    """Row group ``part`` of a file (its pandas metadata kept): one frame of a bundle."""
+    reader = pq.ParquetFile(pa.BufferReader(data))
+    if not 0 <= part < reader.metadata.num_row_groups:
+        raise IndexError(f"the file has {reader.metadata.num_row_groups} row groups, not {part + 1}")
+    return reader.read_row_group(part, use_threads=False).replace_schema_metadata(reader.schema_arrow.metadata)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    frame = _float_frame(table)
+    return table.to_pandas() if frame is None else frame
+
+
+def table_to_parquet(table: pa.Table) -> bytes:
+    """A table (a bundle's row group) as a file of its own, encoded as every stored file is."""
+    return _write(table)
+
+
+def table_index_and_columns(table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``index_and_columns`` of a table already read (a bundle's row group)."""
+    (stamps,), columns = _table_levels_and_columns(table)
+    return stamps, columns
+
+
 def _float_block(frame: pd.DataFrame) -> np.ndarray | None:
-    """The frame's values as (columns, rows), C-contiguous, when the short cut applies."""
+    """The frame's values as (columns, rows), C-contiguous, when ``float_block_to_parquet``
+    applies (float64 columns with distinct string names over a named datetime index)."""
     columns = frame.columns.tolist()  # one conversion: iterating an Arrow-backed index is slow
     if not (isinstance(frame.index, pd.DatetimeIndex) and isinstance(frame.index.name, str) and columns
             and not frame.index.hasnans
@@ -63,9 +119,7 @@ def _schema(columns: tuple[str, ...], index_name: str, index_dtype: str) -> pa.S
 
 
 def from_parquet_bytes(data: bytes) -> pd.DataFrame:
-    table = _read(data)
-    frame = _float_frame(table)
-    return table.to_pandas() if frame is None else frame
+    return table_to_frame(_read(data))
 
 
 def _float_frame(table: pa.Table) -> pd.DataFrame | None:

@@ -96,25 +96,27 @@ def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
 
 def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
     """One batch of a panel's pieces: each member's dataset (a hit, or computed and stored)."""
-    from alphaforge.features.generation import generate_pieces
-    from alphaforge.features.panel_store import Member, batch_preview, first_row
+    from alphaforge.features.generation import PREVIEW_ROWS, generate_pieces
+    from alphaforge.features.panel_store import Member, batch_preview
     from alphaforge.hashing import utc_iso
     from alphaforge.schemas.features import FeatureGenerateRequest
 
     bodies = [FeatureGenerateRequest.model_validate(b) for b in request["bodies"]]
     progress(0.0, f"generating {len(bodies)} symbols")
     made = generate_pieces(ctx, uuid.UUID(request["feature_id"]), bodies)
-    stored = [(Member(body.symbol, m.dataset.storage_uri, m.dataset.row_count, first_row(m.frame)), m.frame)
-              for body, m in zip(bodies, made, strict=True) if m is not None]
+    firsts = [None if m is None or m.values is None else m.values.first() for m in made]
+    stored = [(Member(body.symbol, m.dataset.storage_uri, m.dataset.row_count, first),
+               None if m.values is None else m.values.head(PREVIEW_ROWS))
+              for body, m, first in zip(bodies, made, firsts, strict=True) if m is not None]
     return {"preview": batch_preview(ctx, stored), "pieces": [
         {
             "symbol": body.symbol, "from": utc_iso(body.start_date),
             "dataset": None if m is None else
             {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri,
-             "rows": m.dataset.row_count, "columns": list(m.dataset.columns), "first": first_row(m.frame)},
-            "cached": m is not None and m.frame is None,
+             "rows": m.dataset.row_count, "columns": list(m.dataset.columns), "first": first},
+            "cached": m is not None and m.values is None,
         }
-        for body, m in zip(bodies, made, strict=True)
+        for body, m, first in zip(bodies, made, firsts, strict=True)
     ]}
 
 
