@@ -15,7 +15,7 @@ import talib
 from conftest import post_features
 from fastapi.testclient import TestClient
 from scipy import stats
-from test_panels import SP20, closes, parquet, post_panel  # noqa: F401 - closes: a fixture
+from test_panels import SP20, parquet, post_panel
 from test_tasks import wait_for
 from test_tasks_celery import celery_client, celery_settings, redis_url  # noqa: F401 - fixtures
 

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from alphaforge.tuning import studies
 from conftest import post_features
-from test_pooled_training import FEATURES, HORIZON, closes, per_date_ic, reference_panel  # noqa: F401 - closes is a fixture
+from test_pooled_training import FEATURES, HORIZON, per_date_ic, reference_panel
 from test_tasks import wait_for
 
 START, END = "2014-01-01", "2020-01-01"

@@ -32,7 +32,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,8 @@ PANEL_SCHEMA = "alphaforge.feature-panel/1"
 _EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(microseconds=1)
 #: What a request key is computed from (see ``_plan_from_catalog``).
 PANEL_KEY_SCHEMA = "alphaforge.feature-panel-request/1"
-#: Pieces one generation task computes at most (a panel's batches: one per worker below it).
+#: Members one generation task computes at most (a panel's batches: one per worker below
+#: it); the task computes every requested feature's pieces of its members.
 PIECES_PER_TASK = 64
 #: Rows the JSON form of a panel may hold (tests lower it); bigger panels are read as Parquet.
 JSON_MAX_ROWS = generation.JSON_MAX_ROWS
@@ -290,12 +291,32 @@ def task_request(plan: PanelPlan) -> dict[str, Any]:
     return request if plan.source is None else request | {"input": task_request(plan.source)}
 
 
-def piece_batches(plan: PanelPlan, workers: int) -> list[list[FeatureGenerateRequest]]:
-    """The pieces to generate, split into one batch per task worker (at most
-    ``PIECES_PER_TASK`` each, so big panels still spread and cancel in steps)."""
-    requests = plan.piece_requests()
-    size = max(1, min(PIECES_PER_TASK, -(-len(requests) // max(1, workers))))
-    return [requests[at:at + size] for at in range(0, len(requests), size)]
+#: A batch's pieces of one feature: (the feature whose datasets they are, their requests).
+Part = tuple[uuid.UUID, list[FeatureGenerateRequest]]
+
+
+def piece_batches(plans: Sequence[PanelPlan], workers: int) -> list[list[Part]]:
+    """The pieces these panels are made of, split by member into one batch per task worker
+    (at most ``PIECES_PER_TASK`` members each, so big panels still spread and cancel in
+    steps). A batch holds every feature's pieces of its members: their bars are read once,
+    and two panels of the same pieces (a feature and a cross-sectional transform of it)
+    compute them once."""
+    by_feature: dict[uuid.UUID, list[FeatureGenerateRequest]] = {}
+    for plan in plans:
+        by_feature.setdefault(plan.pieces_feature_id, plan.piece_requests())
+    symbols = list(dict.fromkeys(r.symbol for requests in by_feature.values() for r in requests))
+    size = max(1, min(PIECES_PER_TASK, -(-len(symbols) // max(1, workers))))
+    batches = []
+    for at in range(0, len(symbols), size):
+        members = set(symbols[at:at + size])
+        parts = [(feature_id, [r for r in requests if r.symbol in members]) for feature_id, requests in by_feature.items()]
+        batches.append([(feature_id, requests) for feature_id, requests in parts if requests])
+    return batches
+
+
+def pieces_feature_id(request: dict[str, Any]) -> str:
+    """The feature whose datasets a panel task's request (``task_request``) is made of."""
+    return request["feature_id"] if "input" not in request else pieces_feature_id(request["input"])
 
 
 def build_panel(ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest) -> PanelResult:

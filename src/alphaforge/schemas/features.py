@@ -188,6 +188,37 @@ class FeaturePanelResponse(BaseModel):
     )
 
 
+#: Features one multi-feature panel request may name.
+PANEL_FEATURES_MAX = 50
+
+
+class FeaturePanelsRequest(FeaturePanelRequest):
+    """Several features over the same universe (or symbols) and range, built together: one
+    plan, one task, each batch of members' bars read once for every feature (what a
+    request per feature pays ten times)."""
+
+    feature_ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=PANEL_FEATURES_MAX, description="The features, each answered with its own panel, in this order",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_features(self) -> Self:
+        repeated = sorted({str(f) for f in self.feature_ids if self.feature_ids.count(f) > 1})
+        if repeated:
+            raise PydanticCustomError(
+                "repeated_features", "feature_ids must be unique; repeated: {repeated}", {"repeated": ", ".join(repeated)}
+            )
+        return self
+
+    def one(self) -> FeaturePanelRequest:
+        """The request each feature's panel answers."""
+        return FeaturePanelRequest.model_validate(self.model_dump(exclude={"feature_ids"}))
+
+
+class FeaturePanelsResponse(BaseModel):
+    panels: list[FeaturePanelResponse] = Field(description="One per requested feature, in the request's order")
+
+
 class FeaturePluginCatalog(BaseModel):
     plugins: list[str]
     metadata: dict[str, dict[str, Any]]

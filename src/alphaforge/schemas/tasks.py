@@ -14,7 +14,7 @@ from alphaforge.schemas.request import RequestTime, Symbol, TimeRange
 TaskStatus = Literal["PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED"]
 #: Every registered task kind (``alphaforge.tasks.kinds.TASK_KINDS``; a test keeps the two equal).
 TaskKindName = Literal[
-    "train", "generate", "predict", "evaluate", "generate_batch", "generate_panel", "generate_pieces", "stack_panel",
+    "train", "generate", "predict", "evaluate", "generate_batch", "generate_panel", "generate_panels", "generate_pieces", "stack_panel",
     "tune", "tune_trials", "automl",
 ]
 

@@ -95,29 +95,33 @@ def _batch_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
 
 
 def _generate_pieces(ctx: Context, request: Json, progress: Progress) -> Json:
-    """One batch of a panel's pieces: each member's dataset (a hit, or computed and stored)."""
+    """One batch of panels' pieces: each part's members' datasets of its feature (a hit, or
+    computed and stored), with the part's preview."""
     from alphaforge.features.generation import PREVIEW_ROWS, generate_pieces
     from alphaforge.features.panel_store import Member, batch_preview
     from alphaforge.hashing import utc_iso
     from alphaforge.schemas.features import FeatureGenerateRequest
 
-    bodies = [FeatureGenerateRequest.model_validate(b) for b in request["bodies"]]
-    progress(0.0, f"generating {len(bodies)} symbols")
-    made = generate_pieces(ctx, uuid.UUID(request["feature_id"]), bodies)
-    firsts = [None if m is None or m.values is None else m.values.first() for m in made]
-    stored = [(Member(body.symbol, m.dataset.storage_uri, m.dataset.row_count, first),
-               None if m.values is None else m.values.head(PREVIEW_ROWS))
-              for body, m, first in zip(bodies, made, firsts, strict=True) if m is not None]
-    return {"preview": batch_preview(ctx, stored), "pieces": [
-        {
-            "symbol": body.symbol, "from": utc_iso(body.start_date),
-            "dataset": None if m is None else
-            {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri,
-             "rows": m.dataset.row_count, "columns": list(m.dataset.columns), "first": first},
-            "cached": m is not None and m.values is None,
-        }
-        for body, m, first in zip(bodies, made, firsts, strict=True)
-    ]}
+    parts = []
+    for part in request["parts"]:
+        bodies = [FeatureGenerateRequest.model_validate(b) for b in part["bodies"]]
+        progress(len(parts) / len(request["parts"]), f"generating {len(bodies)} symbols")
+        made = generate_pieces(ctx, uuid.UUID(part["feature_id"]), bodies)
+        firsts = [None if m is None or m.values is None else m.values.first() for m in made]
+        stored = [(Member(body.symbol, m.dataset.storage_uri, m.dataset.row_count, first),
+                   None if m.values is None else m.values.head(PREVIEW_ROWS))
+                  for body, m, first in zip(bodies, made, firsts, strict=True) if m is not None]
+        parts.append({"feature_id": part["feature_id"], "preview": batch_preview(ctx, stored), "pieces": [
+            {
+                "symbol": body.symbol, "from": utc_iso(body.start_date),
+                "dataset": None if m is None else
+                {"id": str(m.dataset.id), "version_hash": m.dataset.version_hash, "storage_uri": m.dataset.storage_uri,
+                 "rows": m.dataset.row_count, "columns": list(m.dataset.columns), "first": first},
+                "cached": m is not None and m.values is None,
+            }
+            for body, m, first in zip(bodies, made, firsts, strict=True)
+        ]})
+    return {"parts": parts}
 
 
 def _stack_panel(ctx: Context, request: Json, progress: Progress) -> Json:
@@ -131,16 +135,34 @@ def _stack_panel(ctx: Context, request: Json, progress: Progress) -> Json:
 
 def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
     """Assemble the panel from its pieces' datasets; one failed batch fails the panel."""
-    from alphaforge.features.panel_store import merge_previews
-    from alphaforge.features.panels import MadePiece, assemble_panel, remember_preview
-    from alphaforge.schemas.features import FeaturePanelRead
+    _refuse_failed(outcomes, "the panel's")
+    return _assembled(ctx, request, outcomes)
 
+
+def _panels_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
+    """Assemble each requested feature's panel, in the request's order; one failed batch
+    fails them all (nothing half-answered: the stored pieces stay hits for a retry)."""
+    _refuse_failed(outcomes, "the panels'")
+    return {"panels": [_assembled(ctx, one, outcomes) for one in request["panels"]]}
+
+
+def _refuse_failed(outcomes: list[Json], whose: str) -> None:
     failed = [o for o in outcomes if o["status"] != "SUCCESS"]
     if failed:
         first = failed[0]
         message = (first["error"] or {}).get("message") or first["status"]
-        raise InvalidInput(f"{len(failed)} of the panel's {len(outcomes)} generation tasks failed; the first: {message}")
-    pieces = [p for o in outcomes for p in o["result"]["pieces"]]
+        raise InvalidInput(f"{len(failed)} of {whose} {len(outcomes)} generation tasks failed; the first: {message}")
+
+
+def _assembled(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
+    """One panel (``panels.task_request``) from the batches' parts of its pieces' feature."""
+    from alphaforge.features.panel_store import merge_previews
+    from alphaforge.features.panels import MadePiece, assemble_panel, pieces_feature_id, remember_preview
+    from alphaforge.schemas.features import FeaturePanelRead
+
+    feature_id = pieces_feature_id(request)
+    parts = [part for o in outcomes for part in o["result"]["parts"] if part["feature_id"] == feature_id]
+    pieces = [p for part in parts for p in part["pieces"]]
     made = {
         (p["symbol"], p["from"]): MadePiece(p["dataset"]["version_hash"], p["dataset"]["storage_uri"],
                                             p["dataset"]["rows"], p["dataset"]["columns"], computed=not p["cached"],
@@ -148,7 +170,7 @@ def _panel_result(ctx: Context, request: Json, outcomes: list[Json]) -> Json:
         for p in pieces if p["dataset"] is not None
     }
     result = assemble_panel(ctx, request, made)
-    previews = [o["result"].get("preview") for o in outcomes]
+    previews = [part.get("preview") for part in parts]
     if "input" not in request and None not in previews:  # a view of these pieces: its first rows are its batches'
         remember_preview(result.panel.storage_uri, merge_previews(previews))
     return {
@@ -206,6 +228,7 @@ TASK_KINDS: dict[str, TaskKind] = {
         TaskKind("evaluate", _evaluate),
         TaskKind("generate_batch", _no_parent_work, finalize=_batch_result),
         TaskKind("generate_panel", _no_parent_work, finalize=_panel_result),
+        TaskKind("generate_panels", _no_parent_work, finalize=_panels_result),
         TaskKind("generate_pieces", _generate_pieces),
         TaskKind("stack_panel", _stack_panel),
         TaskKind("tune", _no_parent_work, finalize=_tune_result),

@@ -26,6 +26,8 @@ from alphaforge.schemas.features import (
     FeaturePanelRead,
     FeaturePanelRequest,
     FeaturePanelResponse,
+    FeaturePanelsRequest,
+    FeaturePanelsResponse,
     FeaturePluginCatalog,
     FeatureRead,
     FeatureUpdate,
@@ -53,6 +55,48 @@ def feature_library() -> FeatureLibrary:
     """Ready-made definitions to copy into POST /api/v1/features (e.g. Alpha158 as one
     automated.expression feature), and the expression language's operators."""
     return FeatureLibrary(templates=library.templates(), operators=library.operators())
+
+
+@router.post(
+    "/panels",
+    response_model=FeaturePanelsResponse,
+    dependencies=[RESEARCH],
+    responses=responses(404, 409, 429, 502),
+)
+async def generate_panels(
+    body: FeaturePanelsRequest, ctx: CtxDep, request: Request, time_limit_s: TimeLimit = None,
+) -> FeaturePanelsResponse:
+    """Several features over the same universe (or symbols) and range, in one request: each
+    answered with its panel, as ``POST /{feature_id}/panels`` would (stored panels at once),
+    the missing ones built by one task whose batches of members compute every feature."""
+    plans = await run_in_threadpool(_plan_panels, ctx, body)
+    hits = await run_in_threadpool(lambda: [panels.cached_panel(ctx, plan) for plan in plans])
+    if all(hit is not None for hit in hits):
+        return FeaturePanelsResponse(panels=[
+            FeaturePanelResponse(panel=FeaturePanelRead.model_validate(h.panel), preview=h.preview, cached=True)
+            for h in hits if h is not None
+        ])
+    result = await run_and_wait(request, ctx, "generate_panels", _panels_request(plans), _panel_children(ctx, plans),
+                                time_limit_s=time_limit_s)
+    response = FeaturePanelsResponse.model_validate(result)
+    for one, answer in zip(response.panels, result["panels"], strict=True):
+        panels.remember_preview(one.panel.storage_uri, answer["preview"])
+    return response
+
+
+@router.post(
+    "/panels/async",
+    response_model=TaskSubmitted,
+    status_code=202,
+    dependencies=[RESEARCH],
+    responses=responses(404, 429, 502),
+)
+def generate_panels_async(body: FeaturePanelsRequest, ctx: CtxDep, time_limit_s: TimeLimit = None) -> TaskSubmitted:
+    """The same panels as one task (its result: ``{"panels": [...]}``): refused now
+    (404/422) exactly as the synchronous call would be."""
+    plans = _plan_panels(ctx, body)
+    return submitted(tasks.submit(ctx, "generate_panels", _panels_request(plans), _panel_children(ctx, plans),
+                                  time_limit_s=time_limit_s))
 
 
 @router.post("", response_model=FeatureRead, status_code=201, dependencies=[RESEARCH])
@@ -207,7 +251,7 @@ async def generate_panel(
     hit = await run_in_threadpool(panels.cached_panel, ctx, plan)
     if hit is not None:
         return FeaturePanelResponse(panel=FeaturePanelRead.model_validate(hit.panel), preview=hit.preview, cached=True)
-    children = _panel_children(ctx, plan)
+    children = _panel_children(ctx, [plan])
     result = await run_and_wait(request, ctx, "generate_panel", panels.task_request(plan), children, time_limit_s=time_limit_s)
     response = FeaturePanelResponse.model_validate(result)
     panels.remember_preview(response.panel.storage_uri, result["preview"])
@@ -226,7 +270,7 @@ def generate_panel_async(
 ) -> TaskSubmitted:
     """The same panel as a task: refused now (404/422) exactly as the synchronous call would be."""
     plan = panels.plan_panel(ctx, feature_id, body)
-    children = _panel_children(ctx, plan)
+    children = _panel_children(ctx, [plan])
     return submitted(tasks.submit(ctx, "generate_panel", panels.task_request(plan), children, time_limit_s=time_limit_s))
 
 
@@ -284,16 +328,32 @@ def _stored(format: str, parquet: Callable[[], bytes], records: Callable[[], lis
     return JSONResponse(records())
 
 
-def _panel_children(ctx: Context, plan: panels.PanelPlan) -> tasks.Children:
+def _panel_children(ctx: Context, plans: list[panels.PanelPlan]) -> tasks.Children:
     """The pieces in one batch per task worker (``panels.piece_batches``); capped before
     anything is submitted."""
-    batches = panels.piece_batches(plan, ctx.settings.task_workers)
+    batches = panels.piece_batches(plans, ctx.settings.task_workers)
     tasks.check_caps(ctx, len(batches))
     return [
-        ("generate_pieces", {"feature_id": str(plan.pieces_feature_id),
-                             "bodies": [piece.model_dump(mode="json") for piece in batch]})
+        ("generate_pieces", {"parts": [
+            {"feature_id": str(feature_id), "bodies": [piece.model_dump(mode="json") for piece in pieces]}
+            for feature_id, pieces in batch
+        ]})
         for batch in batches
     ]
+
+
+def _plan_panels(ctx: Context, body: FeaturePanelsRequest) -> list[panels.PanelPlan]:
+    """Every feature's plan: any refusal (404 naming the unknown ids, 422) before anything
+    is submitted."""
+    unknown = [str(f) for f in body.feature_ids if not _exists(ctx, f)]
+    if unknown:
+        raise NotFound(f"Unknown feature id(s): {', '.join(unknown)}")
+    one = body.one()
+    return [panels.plan_panel(ctx, feature_id, one) for feature_id in body.feature_ids]
+
+
+def _panels_request(plans: list[panels.PanelPlan]) -> dict[str, Any]:
+    return {"panels": [panels.task_request(plan) for plan in plans]}
 
 
 def _generate_request(feature_id: uuid.UUID, body: FeatureGenerateRequest) -> dict[str, Any]:
