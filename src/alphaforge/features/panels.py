@@ -200,18 +200,35 @@ def remember_preview(storage_uri: str, records: list[dict[str, Any]]) -> None:
             _PREVIEWS.pop(next(iter(_PREVIEWS)))
 
 
+@dataclass
+class PlanMemo:
+    """What the panels of one request (several features, the same universe and range) are
+    planned from alike: the membership and the members' series states, read once."""
+
+    membership: tuple[uuid.UUID | None, dict[str, Any] | None, list[Spell]] | None = None
+    states: dict[str, SeriesState] | None = None
+
+
 def plan_panel(
-    ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest, _chain: tuple[uuid.UUID, ...] = ()
+    ctx: Context, feature_id: uuid.UUID, request: FeaturePanelRequest, _chain: tuple[uuid.UUID, ...] = (),
+    memo: PlanMemo | None = None,
 ) -> PanelPlan:
     """Every refusal happens here: unknown feature or universe (404), unknown symbols, a
-    feature some member's bars cannot feed, no member with bars (422)."""
+    feature some member's bars cannot feed, no member with bars (422). ``memo``: shared by
+    the plans of one multi-feature request (same request body)."""
+    memo = memo or PlanMemo()
     definition = load_definition(ctx, feature_id)
     if not definition.plugin.per_symbol:
-        return _plan_cross_section(ctx, definition, request, _chain)
-    universe_id, universe_doc, spells = _membership(ctx, request)
+        return _plan_cross_section(ctx, definition, request, _chain, memo)
+    if memo.membership is None:
+        memo.membership = _membership(ctx, request)
+    universe_id, universe_doc, spells = memo.membership
     base = _base_lineage(definition, universe_doc, request)
-    states = ctx.bars.series_states(sorted({s for s, _, _ in spells}), request.timeframe) if _reads_bars_only(
-        definition.plugin) else None
+    states = None
+    if _reads_bars_only(definition.plugin):
+        if memo.states is None:
+            memo.states = ctx.bars.series_states(sorted({s for s, _, _ in spells}), request.timeframe)
+        states = memo.states
     if states is not None:
         return _plan_from_catalog(ctx, definition, request, universe_id, spells, base, states)
     pieces: list[Piece] = []
@@ -407,7 +424,7 @@ def _record(
 
 
 def _plan_cross_section(
-    ctx: Context, definition: Definition, request: FeaturePanelRequest, chain: tuple[uuid.UUID, ...]
+    ctx: Context, definition: Definition, request: FeaturePanelRequest, chain: tuple[uuid.UUID, ...], memo: PlanMemo,
 ) -> PanelPlan:
     """The input feature's panel plan, and this panel's lineage on top of its hash."""
     plugin = definition.plugin
@@ -416,7 +433,7 @@ def _plan_cross_section(
         raise InvalidInput(f"feature {definition.id} is its own input through {[str(c) for c in chain]}")
     input_id = plugin.input_feature_id()
     try:
-        source = plan_panel(ctx, input_id, request, (*chain, definition.id))
+        source = plan_panel(ctx, input_id, request, (*chain, definition.id), memo)
     except NotFound as exc:
         if str(exc) != NOT_FOUND:
             raise

@@ -35,6 +35,7 @@ from alphaforge.schemas.features import (
 from alphaforge.schemas.request import SymbolPath
 from alphaforge.schemas.tasks import BatchGenerateRequest, TaskSubmitted
 from alphaforge.features import definitions as service
+from alphaforge.features.definitions import NOT_FOUND
 from alphaforge.features import generation, library, panels
 from alphaforge.tasks import service as tasks
 
@@ -345,11 +346,18 @@ def _panel_children(ctx: Context, plans: list[panels.PanelPlan]) -> tasks.Childr
 def _plan_panels(ctx: Context, body: FeaturePanelsRequest) -> list[panels.PanelPlan]:
     """Every feature's plan: any refusal (404 naming the unknown ids, 422) before anything
     is submitted."""
-    unknown = [str(f) for f in body.feature_ids if not _exists(ctx, f)]
+    one, memo = body.one(), panels.PlanMemo()
+    plans, unknown = [], []
+    for feature_id in body.feature_ids:
+        try:
+            plans.append(panels.plan_panel(ctx, feature_id, one, memo=memo))
+        except NotFound as exc:
+            if str(exc) != NOT_FOUND:  # the universe, not the feature
+                raise
+            unknown.append(str(feature_id))
     if unknown:
         raise NotFound(f"Unknown feature id(s): {', '.join(unknown)}")
-    one = body.one()
-    return [panels.plan_panel(ctx, feature_id, one) for feature_id in body.feature_ids]
+    return plans
 
 
 def _panels_request(plans: list[panels.PanelPlan]) -> dict[str, Any]:
