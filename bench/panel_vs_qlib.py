@@ -2,8 +2,10 @@
 features, computed by Qlib's expression engine and by alphaforge's panel API, side by side.
 
 Targets: alphaforge **cold** <= Qlib cold, alphaforge **warm** (every panel a hit) <= 0.1 x
-Qlib cold. Two alphaforge modes are measured against the same Qlib figure: the 10 plugin
-definitions (10 panel requests), and the same 10 features as ONE ``automated.expression``
+Qlib cold. Three alphaforge modes are measured against the same Qlib figure: the 10 plugin
+definitions as 10 panel requests, the same 10 definitions in ONE multi-feature request
+(``POST /api/v1/features/panels`` naming the 10 ids: what Qlib's one ``D.features`` call
+with 10 expressions is), and the same 10 features as ONE ``automated.expression``
 definition of 10 named formulas (one panel request; see "Expression mode" below).
 
 Data. 100 symbols x 5,040 daily OHLCV bars (``bench.common.synthetic_series``: a seeded
@@ -34,6 +36,10 @@ symbol (starts the task workers; reported, not timed in cold); then timed:
   with every piece computed (``pieces[*].cached == false``);
 - **warm**: the same 10 requests again; each answer must say ``cached: true``.
 
+One-request mode: the same setup in another fresh subprocess and data dir; **cold** is ONE
+``POST /api/v1/features/panels`` with the 10 ids (every panel ``cached: false``, every piece
+computed), **warm** the same request again (every panel ``cached: true``).
+
 Expression mode: the same setup in another fresh subprocess and data dir, but the
 definitions are ONE ``automated.expression`` whose 10 named formulas (``EXPRESSIONS``) are
 the Qlib expressions in alphaforge's language; **cold** is its one ``POST .../panels``
@@ -41,8 +47,8 @@ the Qlib expressions in alphaforge's language; **cold** is its one ``POST .../pa
 pass), **warm** the same request again (``cached: true``).
 
 Figures are medians over ``--runs`` (default 3) runs; each run is a Qlib, an alphaforge
-(plugins) and an alphaforge (expression) subprocess, in turn, so that load from other work
-on the machine hits them alike.
+(plugins), an alphaforge (plugins, one request) and an alphaforge (expression) subprocess,
+in turn, so that load from other work on the machine hits them alike.
 
 The 10 features (alphaforge plugin -> Qlib expression). They compute the same quantity,
 with these known differences in definition (none of them matters after the warm-up, which
@@ -441,6 +447,25 @@ def time_panels(client: Any, named_ids: list[tuple[str, str]], n_symbols: int,
     return time.perf_counter() - t_all, per, answers
 
 
+def time_panels_one(client: Any, named_ids: list[tuple[str, str]], n_symbols: int,
+                    expect_cached: bool) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """``time_panels`` as ONE ``POST /api/v1/features/panels`` naming every feature: the
+    request's seconds (as every feature's "per request" figure) and each feature's answer,
+    checked alike."""
+    body = {"feature_ids": [fid for _, fid in named_ids], "universe": UNIVERSE, "start_date": AF_START,
+            "end_date": AF_END}
+    t = time.perf_counter()
+    answers = _ok(client.post("/api/v1/features/panels", json=body), "panels")["panels"]
+    elapsed = time.perf_counter() - t
+    for (label, _), answer in zip(named_ids, answers, strict=True):
+        if answer["cached"] != expect_cached:
+            raise RuntimeError(f"panel {label}: cached={answer['cached']}, expected {expect_cached}")
+        computed = [p for p in answer["pieces"] if not p["cached"]]
+        if not expect_cached and len(computed) != n_symbols:
+            raise RuntimeError(f"panel {label}: {len(computed)} of {n_symbols} pieces computed")
+    return elapsed, [elapsed] * len(named_ids), answers
+
+
 def panel_sample(client: Any, fid: str, panel_id: str, sample: list[str], what: str) -> pd.DataFrame:
     """A stored panel's rows of the ``sample`` symbols (``GET .../panels/{panel_id}/data?format=
     parquet``, only their rows decoded): columns symbol, timestamp (UTC ns, naive) and the
@@ -480,10 +505,11 @@ def save_panel_samples(path: Path, frames: list[tuple[pd.DataFrame, dict[str, st
 
 def af_worker(out_dir: Path, n_symbols: int, sample: list[str], mode: str = "plugins") -> None:
     """In a fresh process: a TestClient over a new app on a fresh data dir; ingest, define,
-    warm-up, then time the panels cold and warm: the 10 plugin definitions' 10 panels
-    (``mode`` plugins), or the one expression definition's panel (``mode`` expression)."""
+    warm-up, then time the panels cold and warm: the 10 plugin definitions' 10 panels, one
+    request each (``mode`` plugins) or all in one request (``mode`` plugins_one), or the one
+    expression definition's panel (``mode`` expression)."""
     result: dict[str, Any] = {"mode": mode}
-    if mode == "plugins":
+    if mode in ("plugins", "plugins_one"):
         definitions = plugin_definitions()
         labels = [f[0] for f in FEATURES]
     else:
@@ -491,8 +517,9 @@ def af_worker(out_dir: Path, n_symbols: int, sample: list[str], mode: str = "plu
         labels = ["expressions"]
     with af_session(n_symbols, definitions, result) as (client, ids):
         named_ids = list(zip(labels, ids, strict=True))
-        cold_s, cold_per, cold_answers = time_panels(client, named_ids, n_symbols, expect_cached=False)
-        warm_s, warm_per, _ = time_panels(client, named_ids, n_symbols, expect_cached=True)
+        timed = time_panels_one if mode == "plugins_one" else time_panels
+        cold_s, cold_per, cold_answers = timed(client, named_ids, n_symbols, expect_cached=False)
+        warm_s, warm_per, _ = timed(client, named_ids, n_symbols, expect_cached=True)
         result.update(
             cold_s=cold_s, warm_s=warm_s,
             cold_per_feature_s=dict(zip(labels, cold_per, strict=True)),
@@ -500,7 +527,7 @@ def af_worker(out_dir: Path, n_symbols: int, sample: list[str], mode: str = "plu
             rows_per_panel={label: a["panel"]["row_count"] for label, a in zip(labels, cold_answers, strict=True)},
         )
         if sample:  # the stored panels' values for the sanity check (not timed)
-            if mode == "plugins":
+            if mode in ("plugins", "plugins_one"):
                 columns = [{f[3]: f[0]} for f in FEATURES]
             else:
                 columns = [{label: label for label in EXPRESSIONS}]
@@ -584,7 +611,7 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
         layout = write_qlib_layout(work / "qlib_data", n_symbols)
         log(f"Qlib layout written ({layout['calendar_days']} days x {n_symbols} symbols, "
             f"{layout['write_s']:.1f} s, not timed)")
-        q_runs, af_runs, ex_runs = [], [], []
+        q_runs, af_runs, one_runs, ex_runs = [], [], [], []
         for i in range(runs):
             keep = work if i == 0 else None
             s = sample if i == 0 else []
@@ -596,21 +623,27 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
             log(f"run {i + 1}/{runs}: alphaforge panels cold {a['cold_s']:.2f} s, warm {a['warm_s']:.2f} s "
                 f"(ingest {a['ingest_s']:.1f} s, warm-up generate {a['warmup_generate_s']:.2f} s) "
                 f"load {os.getloadavg()[0]:.2f}")
+            o = _run_af(n_symbols, s, keep, mode="plugins_one")
+            log(f"run {i + 1}/{runs}: alphaforge 10 panels in one request cold {o['cold_s']:.2f} s, warm "
+                f"{o['warm_s']:.2f} s load {os.getloadavg()[0]:.2f}")
             e = _run_af(n_symbols, s, keep, mode="expression")
             log(f"run {i + 1}/{runs}: alphaforge expression panel (10 formulas, 1 definition) cold {e['cold_s']:.2f} s, "
                 f"warm {e['warm_s']:.2f} s (ingest {e['ingest_s']:.1f} s, warm-up generate "
                 f"{e['warmup_generate_s']:.2f} s) load {os.getloadavg()[0]:.2f}")
             q_runs.append(q)
             af_runs.append(a)
+            one_runs.append(o)
             ex_runs.append(e)
             if i == 0:
                 sanity = compare(work)
+                sanity_one = compare(work, mode="plugins_one")
                 sanity_expr = compare(work, mode="expression")
-                for what, check in (("plugins", sanity), ("expression", sanity_expr)):
+                for what, check in (("plugins", sanity), ("plugins, one request", sanity_one),
+                                    ("expression", sanity_expr)):
                     log(f"sanity check ({what}): " + ("OK" if check["ok"] else "FAILED") + " -- " + ", ".join(
                         f"{k} max rel {v['max_rel_diff']:.1e}" for k, v in check["features"].items()
                         if v["max_rel_diff"] is not None))
-                if not (sanity["ok"] and sanity_expr["ok"]):
+                if not (sanity["ok"] and sanity_one["ok"] and sanity_expr["ok"]):
                     break  # the features are not the same: timing them side by side means nothing
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -620,6 +653,10 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
     af_warm = _med([a["warm_s"] for a in af_runs])
     cold_ratio = af_cold["median"] / q_cold["median"]
     warm_ratio = af_warm["median"] / q_cold["median"]
+    one_cold = _med([o["cold_s"] for o in one_runs])
+    one_warm = _med([o["warm_s"] for o in one_runs])
+    one_cold_ratio = one_cold["median"] / q_cold["median"]
+    one_warm_ratio = one_warm["median"] / q_cold["median"]
     ex_cold = _med([e["cold_s"] for e in ex_runs])
     ex_warm = _med([e["warm_s"] for e in ex_runs])
     expr_cold_ratio = ex_cold["median"] / q_cold["median"]
@@ -670,6 +707,13 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
         "cold_met": cold_ratio <= COLD_TARGET,
         "warm_met": warm_ratio <= WARM_TARGET,
         "sanity": sanity,
+        "af_one_cold_s": one_cold,
+        "af_one_warm_s": one_warm,
+        "one_cold_ratio": one_cold_ratio,
+        "one_warm_ratio": one_warm_ratio,
+        "one_cold_met": one_cold_ratio <= COLD_TARGET,
+        "one_warm_met": one_warm_ratio <= WARM_TARGET,
+        "sanity_one_request": sanity_one,
         "af_expr_cold_s": ex_cold,
         "af_expr_warm_s": ex_warm,
         "af_expr_ingest_s": _med([e["ingest_s"] for e in ex_runs]),
@@ -679,7 +723,8 @@ def run(n_symbols: int, runs: int, qlib_python: str, qlib_repeats: int) -> dict[
         "expr_cold_met": expr_cold_ratio <= COLD_TARGET,
         "expr_warm_met": expr_warm_ratio <= WARM_TARGET,
         "sanity_expression": sanity_expr,
-        "runs_raw": {"qlib": q_runs, "alphaforge": af_runs, "alphaforge_expression": ex_runs},
+        "runs_raw": {"qlib": q_runs, "alphaforge": af_runs, "alphaforge_one_request": one_runs,
+                     "alphaforge_expression": ex_runs},
     }
 
 
@@ -716,6 +761,10 @@ def report(result: dict[str, Any]) -> str:
          runs(result["qlib_in_memory_cache_s"]), result["qlib_in_memory_cache_s"]["median"] / q],
         ["alphaforge 10 panels, cold", result["af_cold_s"]["median"], runs(result["af_cold_s"]), result["cold_ratio"]],
         ["alphaforge 10 panels, warm (all hits)", result["af_warm_s"]["median"], runs(result["af_warm_s"]), result["warm_ratio"]],
+        ["alphaforge 10 panels in ONE request, cold", result["af_one_cold_s"]["median"], runs(result["af_one_cold_s"]),
+         result["one_cold_ratio"]],
+        ["alphaforge 10 panels in ONE request, warm", result["af_one_warm_s"]["median"], runs(result["af_one_warm_s"]),
+         result["one_warm_ratio"]],
         ["alphaforge 1 expression panel (10 formulas), cold", result["af_expr_cold_s"]["median"],
          runs(result["af_expr_cold_s"]), result["expr_cold_ratio"]],
         ["alphaforge 1 expression panel, warm (a hit)", result["af_expr_warm_s"]["median"],
@@ -732,6 +781,10 @@ def report(result: dict[str, Any]) -> str:
         table(rows, ["what", "median s", "per run s", "/ Qlib cold"]),
         f"10 plugin definitions: cold alphaforge / Qlib = {_met(result['cold_ratio'], COLD_TARGET)}; "
         f"warm alphaforge / Qlib cold = {_met(result['warm_ratio'], WARM_TARGET)}",
+        f"10 plugin definitions, one request (POST /features/panels): cold alphaforge / Qlib = "
+        f"{_met(result['one_cold_ratio'], COLD_TARGET)}; warm alphaforge / Qlib cold = "
+        f"{_met(result['one_warm_ratio'], WARM_TARGET)} (sanity check: "
+        f"{'OK' if result['sanity_one_request']['ok'] else 'FAILED'})",
         f"1 expression definition: cold alphaforge / Qlib = {_met(result['expr_cold_ratio'], COLD_TARGET)}; "
         f"warm alphaforge / Qlib cold = {_met(result['expr_warm_ratio'], WARM_TARGET)}",
         f"not timed: Qlib layout write {result['qlib_layout']['write_s']:.1f} s, qlib.init {result['qlib_init_s']['median']:.2f} s; "
@@ -766,6 +819,10 @@ def summary_rows(result: dict[str, Any]) -> list[list[Any]]:
         [NAME, "alphaforge 10 panels warm / Qlib cold", f"{result['warm_ratio']:.3f} "
          f"({result['af_warm_s']['median']:.2f} s)", f"<= {WARM_TARGET}", result["warm_met"]],
         [NAME, "same features (sanity check vs Qlib)", "OK" if result["sanity"]["ok"] else "FAILED", "OK", result["sanity"]["ok"]],
+        [NAME, "alphaforge 10 panels in one request cold / Qlib cold", f"{result['one_cold_ratio']:.2f} "
+         f"({result['af_one_cold_s']['median']:.2f} s)", f"<= {COLD_TARGET}", result["one_cold_met"]],
+        [NAME, "alphaforge 10 panels in one request warm / Qlib cold", f"{result['one_warm_ratio']:.3f} "
+         f"({result['af_one_warm_s']['median']:.2f} s)", f"<= {WARM_TARGET}", result["one_warm_met"]],
         [NAME, "alphaforge 1 expression panel cold / Qlib cold", f"{result['expr_cold_ratio']:.2f} "
          f"({result['af_expr_cold_s']['median']:.1f} s)", f"<= {COLD_TARGET}", result["expr_cold_met"]],
         [NAME, "alphaforge 1 expression panel warm / Qlib cold", f"{result['expr_warm_ratio']:.3f} "
@@ -789,7 +846,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--af-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--provider-uri", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sample", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=["plugins", "expression"], default="plugins", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["plugins", "plugins_one", "expression"], default="plugins",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     n_symbols = args.symbols or (10 if args.quick else 100)
     sample = [s for s in args.sample.split(",") if s]
