@@ -128,6 +128,8 @@ _EVALUATION_URI = {"out_of_fold_uri": "file:///data/objects/studies/s/out_of_fol
 VALID |= {
     ("POST", "/api/v1/features/{feature_id}/panels"): Request({"feature_id": F}, body=_PANEL),
     ("POST", "/api/v1/features/{feature_id}/panels/async"): Request({"feature_id": F}, body=_PANEL),
+    ("POST", "/api/v1/features/panels"): Request(body={"feature_ids": [F]} | _PANEL),
+    ("POST", "/api/v1/features/panels/async"): Request(body={"feature_ids": [F]} | _PANEL),
     ("GET", "/api/v1/models/out-of-fold"): Request(query={"uri": _EVALUATION_URI["out_of_fold_uri"], "format": "json"}),
     ("POST", "/api/v1/evaluations"): Request(body=_EVALUATION),
     ("POST", "/api/v1/evaluations/async"): Request(body=_EVALUATION),
@@ -152,6 +154,8 @@ _EVALUATION_VARIANTS = [Request(body=_EVALUATION_URI)] + [
 VARIANTS: dict[tuple[str, str], list[Request]] = {
     ("POST", "/api/v1/features/{feature_id}/panels"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
     ("POST", "/api/v1/features/{feature_id}/panels/async"): [Request({"feature_id": F}, body=_PANEL_SYMBOLS)],
+    ("POST", "/api/v1/features/panels"): [Request(body={"feature_ids": [F]} | _PANEL_SYMBOLS)],
+    ("POST", "/api/v1/features/panels/async"): [Request(body={"feature_ids": [F]} | _PANEL_SYMBOLS)],
     ("POST", "/api/v1/evaluations"): _EVALUATION_VARIANTS,
     ("POST", "/api/v1/evaluations/async"): _EVALUATION_VARIANTS,
     ("POST", "/api/v1/models/{model_id}/predict"): [

@@ -111,6 +111,17 @@ def test_a_universe_and_its_panel_as_a_dataframe(af: Client) -> None:
     assert len(panel) == panel.attrs["panel"]["row_count"]
     per_symbol = panel.reset_index().groupby("symbol")["timestamp"].min()
     assert per_symbol["IXIC"] >= pd.Timestamp("2016-06-01", tz="UTC") > per_symbol["GSPC"]  # a member only from June
+    sma = af.features.create("sma 5", "technical.sma", {"period": 5})
+    both = af.features.panel_many([feature["id"], sma["id"]], "2016-01-01", "2017-01-01", universe=universe["name"])
+    assert list(both) == [feature["id"], sma["id"]]
+    pd.testing.assert_frame_equal(both[feature["id"]], panel)  # the stored panel its own request made
+    assert both[feature["id"]].attrs["cached"] is True and both[sma["id"]].attrs["cached"] is False
+    closes = af.market_data.bars("GSPC", start="2015-12-01", end="2017-01-01")["close"]
+    expected = closes.rolling(5).mean().loc["2016-01-01":]  # pandas over the bars the client read back
+    got = both[sma["id"]].xs("GSPC", level="symbol")["sma"]
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    later = af.features.panel_many_async([sma["id"]], "2016-01-01", "2017-01-01", universe=universe["name"]).wait(False)
+    assert later[sma["id"]].attrs["cached"] is True
     renamed = af.universes.update(universe["id"], version=universe["version"], description="two indices")
     assert renamed["version"] == universe["version"] + 1
     af.universes.delete(universe["id"])

@@ -87,6 +87,21 @@ class Features(Definitions):
         response = self._transport.json("POST", f"/features/{feature_id}/panels/async", json=body)
         return submitted(self._transport, response, self._panel_frame)
 
+    def panel_many(self, feature_ids: Sequence[str], start: TimeLike, end: TimeLike, *, universe: str | None = None,
+                   symbols: Sequence[str] | None = None, timeframe: str = "1d") -> dict[str, pd.DataFrame]:
+        """Several features over the same members and range in one request (one task, each
+        batch of members' bars read once for all): each feature's panel by its id, as
+        ``panel`` gives it."""
+        body = {"feature_ids": list(feature_ids), **_panel(start, end, universe, symbols, timeframe)}
+        return self._panel_frames(self._transport.json("POST", "/features/panels", json=body, long=True))
+
+    def panel_many_async(self, feature_ids: Sequence[str], start: TimeLike, end: TimeLike, *,
+                         universe: str | None = None, symbols: Sequence[str] | None = None,
+                         timeframe: str = "1d") -> Task[dict[str, pd.DataFrame]]:
+        body = {"feature_ids": list(feature_ids), **_panel(start, end, universe, symbols, timeframe)}
+        response = self._transport.json("POST", "/features/panels/async", json=body)
+        return submitted(self._transport, response, self._panel_frames)
+
     def panels(self, feature_id: str) -> list[dict[str, Any]]:
         """Every stored panel of this feature, oldest first."""
         return self._transport.json("GET", f"/features/{feature_id}/panels")
@@ -106,6 +121,9 @@ class Features(Definitions):
         frame = self.panel_data(panel["feature_id"], panel["id"])
         frame.attrs.update(panel=panel, cached=result.get("cached"))
         return frame
+
+    def _panel_frames(self, result: dict[str, Any]) -> dict[str, pd.DataFrame]:
+        return {one["panel"]["feature_id"]: self._panel_frame(one) for one in result["panels"]}
 
 
 def _range(symbol: str, start: TimeLike, end: TimeLike, timeframe: str) -> dict[str, Any]:
