@@ -183,7 +183,10 @@ class _Slot:
     def _watch(self, running: _Running) -> Outcome:
         settings = self.pool.ctx.settings
         memory_limit = int(settings.task_memory_limit_mb * 1024 * 1024)
-        next_check = 0.0
+        # The first memory and cancel check one interval in, like every later one: checking
+        # at once cost each task a scan of every process (psutil's children) and a query
+        # while its worker started, and a short task never needs one.
+        next_check = time.monotonic() + CHECK_INTERVAL_S
         cancel_seen: float | None = None
         assert self.conn is not None and self.process is not None
         while True:

@@ -258,22 +258,23 @@ def _claim(ctx: Context, task_id: uuid.UUID) -> Task | None:
     if task.status == STARTED and task.attempts >= MAX_ATTEMPTS:
         mark_lost(ctx, task_id, f"its worker died during each of {task.attempts} attempts")
         return None
-    with ctx.db.session() as session:
-        claimed = session.execute(
+    with ctx.db.session() as session:  # one transaction: the claim, and the parent started with its first child
+        claimed = session.scalars(
             update(Task)
             .where(Task.id == task_id, Task.status == task.status, Task.attempts == task.attempts)
             .values(**values)
+            .returning(Task)
             .execution_options(synchronize_session=False)
-        ).rowcount
-    if claimed != 1:
-        return None  # another worker got it first, or it was cancelled meanwhile
-    if task.parent_id is not None:
-        with ctx.db.session() as session:
+        ).one_or_none()
+        if claimed is None:
+            return None  # another worker got it first, or it was cancelled meanwhile
+        if task.parent_id is not None:
             session.execute(
                 update(Task).where(Task.id == task.parent_id, Task.status == PENDING)
                 .values(status=STARTED, started_at=utcnow(), attempts=1)
+                .execution_options(synchronize_session=False)
             )
-    return _get(ctx, task_id)
+    return claimed
 
 
 def _worker_gone(ctx: Context, task: Task) -> bool:
