@@ -1,11 +1,12 @@
 """Heavy work runs in isolated, bounded worker processes: a worker's death fails only its own
 task, cancel ends a task mid-fold, limits end tasks with a message naming the limit, one key
-cannot flood the queue, and a client that leaves a synchronous call leaves a task row behind.
+cannot flood the queue, a worker that hangs is ended with its stacks logged, and a client that leaves a synchronous call leaves a task row behind.
 Real processes, killed for real, on both storage backends (the embedded executor; the
 Celery executor runs the same checks in test_tasks_celery.py)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ import httpx
 import psutil
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from alphaforge.settings import Settings
 from alphaforge.storage.db import Database
@@ -294,3 +295,30 @@ def _task_and_children(db: Database, task_id: uuid.UUID) -> list[Task]:
     with db.session() as session:
         return list(session.scalars(select(Task).where((Task.id == task_id) | (Task.parent_id == task_id))
                                     .order_by(Task.parent_id.is_not(None))))
+
+
+def test_a_worker_that_stops_reporting_is_ended_with_its_stacks_logged_and_its_slot_serves_again(
+    make_settings: SettingsFactory, create_feature: CreateFeature, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker alive but silent (here its heartbeat waits behind a lock the test holds on its
+    task's row) is ended once task_stale_after_s passes, not left to hold its slot until the
+    time limit: its threads' stacks are logged, the task ends WorkerLost, and the pool's one
+    slot runs the next task."""
+    settings = make_settings(task_workers=1, task_stale_after_s=3, task_heartbeat_s=0.5)
+    with app_client(settings) as client, caplog.at_level(logging.ERROR, logger="alphaforge.tasks.pool"):
+        feature = create_feature(client, "statistical.returns")
+        task_id = _slow_training(client, feature["id"])
+        wait_for(client, task_id, {"STARTED"})
+        pid = _worker_pid(client, task_id)
+        engine = client.app.state.ctx.db.engine  # type: ignore[attr-defined]
+        with engine.connect() as conn:  # an update left uncommitted: the row (SQLite: the file) stays locked
+            conn.execute(update(Task).where(Task.id == uuid.UUID(task_id)).values(progress_message="held by the test"))
+            assert _gone(pid, within=60), "the silent worker was not ended"
+            conn.rollback()
+        task = wait_for(client, task_id)
+        assert task["status"] == "FAILURE" and task["error"]["type"] == "WorkerLost", task
+        assert "stopped reporting" in task["error"]["message"]
+        logged = [r.getMessage() for r in caplog.records if task_id in r.getMessage()]
+        assert any("Its threads:" in m and "_heartbeat" in m for m in logged), logged  # where it waited
+        again = client.post(f"/api/v1/features/{feature['id']}/generate/async", json=RANGE).json()["task_id"]
+        assert wait_for(client, again)["status"] == "SUCCESS"

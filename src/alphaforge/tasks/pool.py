@@ -10,7 +10,10 @@ watches it until the task is done, enforcing what the task itself cannot:
   is ended and the task FAILURE with a message naming the limit;
 - the task is cancelled: it gets a moment to stop at its next progress report, then its
   process is ended (objects are written before rows, so nothing is half-written) and the
-  task REVOKED.
+  task REVOKED;
+- the worker hangs (alive, but its heartbeat stopped for ``task_stale_after_s``): its
+  threads' stacks go to the log under the task's id, the process is ended and the task
+  FAILURE, so the slot is free again (not held until the time limit).
 
 Workers are forked from a fork server that has imported the libraries once, so a new one
 starts in milliseconds; they die with the pool's process (``tasks.worker``).
@@ -18,16 +21,20 @@ starts in milliseconds; they die with the pool's process (``tasks.worker``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import queue
+import signal
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import psutil
@@ -39,6 +46,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from alphaforge.context import Context
+    from alphaforge.tasks.runner import Watched
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,9 @@ CANCEL_GRACE_S = 1.0
 #: How long a new worker may take to report ready.
 START_TIMEOUT_S = 120.0
 
-Outcome = Literal["done", "died", "time_limit", "memory_limit", "cancelled", "closed"]
+Outcome = Literal["done", "died", "hung", "time_limit", "memory_limit", "cancelled", "closed"]
+#: How long a hung worker may take to write its threads' stacks before it is ended.
+STACKS_WAIT_S = 2.0
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -133,6 +143,8 @@ class _Slot:
         self.index = index
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
+        #: The file the process writes its threads' stacks to when asked (``_dump_stacks``).
+        self.stacks: str | None = None
         self.thread = threading.Thread(target=self._serve, name=f"worker-slot-{index}", daemon=True)
 
     # -- the slot's thread ------------------------------------------------------------------
@@ -213,8 +225,13 @@ class _Slot:
             if memory_limit and self._rss() > memory_limit and not self._finished(running.task_id):
                 self._stop_process()
                 return "memory_limit"
+            watched = self._look(running.task_id)
+            if watched is not None and (watched.lost or watched.silent_s > settings.task_stale_after_s):
+                self._dump_stacks(running.task_id)
+                self._stop_process()
+                return "hung"
             if cancel_seen is None:
-                if self._cancel_requested(running.task_id):
+                if watched is not None and watched.cancel:
                     cancel_seen = now
             elif now - cancel_seen > CANCEL_GRACE_S and not self._finished(running.task_id):
                 self._stop_process()
@@ -239,6 +256,10 @@ class _Slot:
             self._stop_process()
             end_task(ctx, task_id, "FAILURE", "WorkerLost",
                      "its worker process died (killed, or out of memory) while running it")
+        elif outcome == "hung":
+            end_task(ctx, task_id, "FAILURE", "WorkerLost",
+                     f"its worker stopped reporting for over {ctx.settings.task_stale_after_s:g} s (it hung) and was "
+                     "stopped; submit it again (the server log holds what it was doing, under this task's id)")
         elif outcome == "time_limit":
             end_task(ctx, task_id, "FAILURE", "TimeLimitExceeded",
                      f"the task ran past its wall-clock limit of {limit_s:g} s and was stopped; ask for less work "
@@ -261,8 +282,10 @@ class _Slot:
             return
         self._stop_process()
         parent_conn, child_conn = self.pool._mp.Pipe()
+        handle, self.stacks = tempfile.mkstemp(prefix=f"alphaforge-worker-{self.index}-", suffix=".stacks")
+        os.close(handle)
         process = self.pool._mp.Process(
-            target=worker.main, args=(self.pool.ctx.settings, child_conn, os.getpid()),
+            target=worker.main, args=(self.pool.ctx.settings, child_conn, os.getpid(), self.stacks),
             name=f"alphaforge-worker-{self.index}",
             daemon=True,
         )
@@ -275,14 +298,17 @@ class _Slot:
         self.process, self.conn = process, parent_conn
 
     def _stop_process(self) -> None:
-        process, conn = self.process, self.conn
-        self.process = self.conn = None
+        process, conn, stacks = self.process, self.conn, self.stacks
+        self.process = self.conn = self.stacks = None
         if conn is not None:
             conn.close()
         if process is not None:
             if process.is_alive():
                 process.kill()
             process.join(timeout=10)
+        if stacks is not None:
+            with contextlib.suppress(OSError):
+                os.remove(stacks)
 
     def _rss(self) -> int:
         assert self.process is not None and self.process.pid is not None
@@ -292,13 +318,32 @@ class _Slot:
         except psutil.Error:
             return 0
 
-    def _cancel_requested(self, task_id: uuid.UUID) -> bool:
-        from alphaforge.tasks.runner import cancel_requested
+    def _look(self, task_id: uuid.UUID) -> Watched | None:
+        from alphaforge.tasks.runner import watch
 
         try:
-            return cancel_requested(self.pool.ctx, task_id)
-        except Exception:  # noqa: BLE001 - the database may be down; ask again next time
-            return False
+            return watch(self.pool.ctx, task_id)
+        except Exception:  # noqa: BLE001 - the database may be down; look again next time
+            return None
+
+    def _dump_stacks(self, task_id: uuid.UUID) -> None:
+        """Log what a hung worker's threads are doing: it writes their stacks on SIGUSR1
+        (``faulthandler``, which runs even while a thread holds the GIL)."""
+        assert self.process is not None and self.process.pid is not None
+        stacks = ""
+        if self.stacks is not None and hasattr(signal, "SIGUSR1"):
+            os.kill(self.process.pid, signal.SIGUSR1)
+            deadline, seen = time.monotonic() + STACKS_WAIT_S, None
+            while time.monotonic() < deadline and not (stacks and stacks == seen):  # written, and complete
+                time.sleep(0.1)
+                seen = stacks
+                with contextlib.suppress(OSError):
+                    stacks = Path(self.stacks).read_text(errors="replace")
+        log.error(
+            "task %s: worker %d (pid %d) stopped reporting for over %g s; ending it. Its threads:\n%s",
+            task_id, self.index, self.process.pid, self.pool.ctx.settings.task_stale_after_s,
+            stacks.strip() or "(it wrote no stacks: stopped, or stuck in the kernel)",
+        )
 
     def _finished(self, task_id: uuid.UUID) -> bool:
         """Did the task write its own outcome already (then it is only reporting back)?"""

@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -100,17 +101,31 @@ def task_limits(ctx: Context, task_id: uuid.UUID) -> float | None:
     return row[1] or ctx.settings.task_time_limit_s
 
 
-def cancel_requested(ctx: Context, task_id: uuid.UUID) -> bool:
-    """Was the task, or its parent, asked to stop?"""
+@dataclass(frozen=True)
+class Watched:
+    """What the slot supervising a task's worker reads of the task at each check."""
+
+    #: The task, or its parent, was asked to stop.
+    cancel: bool
+    #: Seconds since its worker last reported (0 unless the task is STARTED).
+    silent_s: float
+    #: Someone else ended it because its worker stopped reporting (the reaper).
+    lost: bool
+
+
+def watch(ctx: Context, task_id: uuid.UUID) -> Watched | None:
+    """The task's cancel flag and its worker's silence; None when the task is gone."""
     with ctx.db.session() as session:
         task = session.get(Task, task_id)
         if task is None:
-            return False
-        if task.cancel_requested:
-            return True
-        if task.parent_id is None:
-            return False
-        return bool(session.scalar(select(Task.cancel_requested).where(Task.id == task.parent_id)))
+            return None
+        cancel = task.cancel_requested or (
+            task.parent_id is not None
+            and bool(session.scalar(select(Task.cancel_requested).where(Task.id == task.parent_id)))
+        )
+    beat = task.heartbeat_at
+    silent = (utcnow() - beat).total_seconds() if task.status == STARTED and beat is not None else 0.0
+    return Watched(cancel=cancel, silent_s=silent, lost=task.status == FAILURE and task.error_type == "WorkerLost")
 
 
 def status_of(ctx: Context, task_id: uuid.UUID) -> str | None:

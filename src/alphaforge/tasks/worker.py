@@ -9,6 +9,7 @@ from (``preload``), so a new worker is ready in milliseconds.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -35,11 +36,15 @@ _PR_SET_PDEATHSIG = 1
 WATCHDOG_INTERVAL_S = 0.5
 
 
-def main(settings: Settings, conn: Connection, owner: int) -> None:
+def main(settings: Settings, conn: Connection, owner: int, stacks: str | None = None) -> None:
     """Serve ``("run", task_id)`` messages until the pipe closes; answer ``("done", task_id)``.
-    ``owner``: the pid of the process whose pool this worker serves."""
+    ``owner``: the pid of the process whose pool this worker serves; ``stacks``: the file
+    this worker writes its threads' stacks to on SIGUSR1 (the pool asks when it hangs)."""
     _release_fork_server()
     _die_with_parent(os.getppid(), owner)
+    if stacks is not None and hasattr(signal, "SIGUSR1"):
+        # faulthandler keeps the file open; it writes from its C handler, GIL or not.
+        faulthandler.register(signal.SIGUSR1, file=open(stacks, "w"), all_threads=True)  # noqa: SIM115
     from alphaforge import logs
     from alphaforge.context import Context
     from alphaforge.tasks.runner import run_task
