@@ -35,6 +35,7 @@ Missing values in the bundled data (holidays in VIX/WTI) are dropped.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 from collections.abc import Callable
@@ -80,9 +81,7 @@ def load_sample_bars(store: LocalBarStore) -> list[str]:
     for symbol in SAMPLE_SYMBOLS:
         if (symbol, Timeframe.DAY.value) in held:
             continue
-        frame, report = parse_bars_upload(sample_bars(symbol))
-        if not report.ok:  # the bundled data is clean; this guards against a package change
-            raise report.error(symbol)
+        frame = _gated(symbol)
         store.append(symbol, Timeframe.DAY, frame)
         loaded.append(symbol)
         log.info("loaded bundled sample bars for %s (%d bars)", symbol, len(frame))
@@ -114,14 +113,35 @@ def load_sp20_bars(store: LocalBarStore) -> list[str]:
     missing = [symbol for symbol in SP20_SYMBOLS if (symbol, Timeframe.DAY.value) not in held]
     if not missing:
         return []
-    closes = sp20_closes()
     for symbol in missing:
-        frame, report = parse_bars_upload(pd.DataFrame({"timestamp": closes.index, "close": closes[symbol].to_numpy()}))
-        if not report.ok:  # the bundled data is clean; this guards against a package change
-            raise report.error(symbol)
-        store.append(symbol, Timeframe.DAY, frame)
+        store.append(symbol, Timeframe.DAY, _gated(symbol))
     log.info("loaded the bundled SP20 close-only bars (%d symbols)", len(missing))
     return missing
+
+
+@functools.lru_cache(maxsize=len(SAMPLE_SYMBOLS) + len(SP20_SYMBOLS))
+def _gated_once(symbol: str) -> pd.DataFrame:
+    if symbol in SAMPLE_SYMBOLS:
+        raw = sample_bars(symbol)
+    else:
+        closes = _sp20_closes_once()
+        raw = pd.DataFrame({"timestamp": closes.index, "close": closes[symbol].to_numpy()})
+    frame, report = parse_bars_upload(raw)
+    if not report.ok:  # the bundled data is clean; this guards against a package change
+        raise report.error(symbol)
+    return frame
+
+
+@functools.cache
+def _sp20_closes_once() -> pd.DataFrame:
+    return sp20_closes()
+
+
+def _gated(symbol: str) -> pd.DataFrame:
+    """A bundled symbol's bars through the upload gate, parsed once per process (the files
+    never change): every app a process starts on a new store reuses them. A copy each
+    time, so no caller can change what the next one gets."""
+    return _gated_once(symbol).copy()
 
 
 def _next_day(obs: pd.DatetimeIndex) -> pd.DatetimeIndex:
