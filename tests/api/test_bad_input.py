@@ -8,6 +8,7 @@ symbol-like value letters whose case mapping is ASCII ('ı' -> 'I', 'ß' -> 'SS'
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import pkgutil
@@ -18,7 +19,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 import alphaforge.api.routes as route_modules
 from alphaforge.api.app import API_PREFIX
@@ -84,16 +85,22 @@ def send(client: TestClient, method: str, path: str, request: Request, ids: dict
     return client.request(method, url, params=request.query, content=content, headers=headers)
 
 
+@functools.cache
+def _count_every_table(engine: Engine) -> str:
+    """One query counting the rows of every table (read from the schema once per app: the
+    ~1,900 cases each take two snapshots)."""
+    quote_name = engine.dialect.identifier_preparer.quote
+    # the audit trail records every mutating request, refused ones included: that is its job
+    tables = [t for t in inspect(engine).get_table_names() if t != "audit_events"]
+    return " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {quote_name(t)}" for t in tables)
+
+
 def snapshot(client: TestClient, ids: dict[str, str]) -> dict[str, Any]:
     """Everything a request could have created or changed: the rows of every table, the
     stored bar series, and the two definitions the requests aim at."""
     engine = client.app.state.ctx.db.engine  # type: ignore[attr-defined]
-    quote_name = engine.dialect.identifier_preparer.quote
-    # the audit trail records every mutating request, refused ones included: that is its job
-    tables = [t for t in inspect(engine).get_table_names() if t != "audit_events"]
-    query = " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {quote_name(t)}" for t in tables)
     with engine.connect() as conn:
-        counts = dict(conn.execute(text(query)).all())
+        counts = dict(conn.execute(text(_count_every_table(engine))).all())
     return {
         "rows": counts,
         "symbols": client.get("/api/v1/market-data/symbols").json(),
