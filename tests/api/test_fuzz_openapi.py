@@ -44,7 +44,7 @@ def started(make_settings: SettingsFactory) -> Iterator[None]:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_answer_is_one_the_schema_declares(case: schemathesis.Case, backend: str) -> None:
     response = case.call(headers=ADMIN_HEADERS)
     case.validate_response(response, checks=CHECKS, headers=ADMIN_HEADERS)
