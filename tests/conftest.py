@@ -14,6 +14,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -119,9 +120,14 @@ class PostgresServer:
         return self.templates[kind]
 
     def drop_all(self) -> None:
-        with self.engine.connect() as conn:
-            for name in self.created:
+        """Four at a time: a drop is ~0.1 s of file removal, and a test process creates hundreds."""
+
+        def drop(name: str) -> None:
+            with self.engine.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(drop, self.created))
         self.engine.dispose()
 
 
